@@ -1,0 +1,444 @@
+"""The files that cross steps, as pydantic models: ShapeMetrics, CalibratedConfig, FidelityReport.
+
+Every model forbids unknown keys (a reader names them), keeps the seed's JSON keys, and carries
+`schema_version`. A file in the seed's published example form (no `schema_version`, only the
+seed's keys) still reads as version 1: everything the seed did not have is optional.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+PRIVACY_LEVEL = "ANONYMIZED_SHAPE_ONLY"
+
+# Percentile keys in ascending order; a stats block may carry any subset of them.
+PERCENTILE_KEYS: tuple[str, ...] = ("p1", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "p99")
+
+
+def percentile_level(key: str) -> float:
+    """'p95' -> 0.95."""
+    return int(key[1:]) / 100.0
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_version(value: int) -> int:
+    if value != SCHEMA_VERSION:
+        raise ValueError(
+            f"schema_version {value} is not supported (this tool reads version {SCHEMA_VERSION})"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Shape metrics (exported from production: aggregates only)
+# --------------------------------------------------------------------------------------
+
+
+class Histogram(Strict):
+    """Buckets [edges[i], edges[i+1]) with counts[i] rows each; len(edges) == len(counts) + 1.
+
+    Integer metrics use integer edges; log-spaced edges for heavy tails. After small-cell
+    suppression every count is 0 or at least the export's `min_cell_count`.
+    """
+
+    edges: list[float]
+    counts: list[int]
+
+    @model_validator(mode="after")
+    def _shape(self) -> Histogram:
+        if len(self.edges) != len(self.counts) + 1:
+            raise ValueError("edges must have exactly one more entry than counts")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must be strictly increasing")
+        if any(c < 0 for c in self.counts):
+            raise ValueError("counts must not be negative")
+        return self
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.counts))
+
+
+class Percentiles(Strict):
+    """Discrete percentiles (`percentile_disc`: the smallest value with F(x) >= p) and a rounded max."""
+
+    p1: float | None = None
+    p5: float | None = None
+    p10: float | None = None
+    p25: float | None = None
+    p50: float | None = None
+    p75: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None  # rounded UP to two significant digits (privacy: a raw max is one person's value)
+
+    @model_validator(mode="after")
+    def _monotone(self) -> Percentiles:
+        seen: list[tuple[str, float]] = [
+            (k, v) for k in (*PERCENTILE_KEYS, "max") if (v := getattr(self, k)) is not None
+        ]
+        for (ka, va), (kb, vb) in zip(seen, seen[1:], strict=False):
+            if vb < va:
+                raise ValueError(f"percentiles must not decrease ({kb}={vb} < {ka}={va})")
+        return self
+
+    def knots(self) -> list[tuple[float, float]]:
+        """[(0.5, p50), (0.75, p75), ...] for the percentiles present (max excluded)."""
+        return [
+            (percentile_level(k), float(v))
+            for k in PERCENTILE_KEYS
+            if (v := getattr(self, k)) is not None
+        ]
+
+
+class DistributionStats(Percentiles):
+    """Summary of one numeric metric: count, moments, percentiles and (optionally) a histogram."""
+
+    count: int | None = None
+    mean: float | None = None
+    median: float | None = None
+    stddev: float | None = None
+    histogram: Histogram | None = None
+
+    @model_validator(mode="after")
+    def _median_is_p50(self) -> DistributionStats:
+        if self.median is not None and self.p50 is not None and self.median != self.p50:
+            raise ValueError(f"median ({self.median}) and p50 ({self.p50}) disagree")
+        return self
+
+    def knots(self) -> list[tuple[float, float]]:
+        out = super().knots()
+        if self.p50 is None and self.median is not None:
+            out.append((0.5, float(self.median)))
+            out.sort()
+        return out
+
+
+class Totals(Strict):
+    users: int = Field(ge=0)
+    conversations: int = Field(ge=0)
+    messages: int = Field(ge=0)
+
+
+class UserMetrics(Strict):
+    username_length: DistributionStats | None = None
+    profile_completeness: dict[str, float] = Field(default_factory=dict)  # field -> share set (0..1)
+
+    @field_validator("profile_completeness")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        for field, share in value.items():
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"share of '{field}' must be between 0 and 1")
+        return value
+
+
+class ConversationMetrics(Strict):
+    messages_per_conversation_percentiles: Percentiles | None = None
+    messages_per_conversation_histogram: Histogram | None = None
+    messages_per_conversation_mean: float | None = None
+    type_distribution: dict[str, int] = Field(default_factory=dict)  # category -> conversations
+    members_per_conversation: dict[str, DistributionStats] = Field(default_factory=dict)  # by type
+
+
+class MessageMetrics(Strict):
+    content_length_stats: DistributionStats | None = None
+    type_distribution: dict[str, int] = Field(default_factory=dict)  # category -> messages
+    hourly_counts: list[int] | None = None  # 24 entries, UTC hour 0..23
+    day_of_week_counts: list[int] | None = None  # 7 entries, Monday=0 .. Sunday=6 (UTC)
+    hour_by_day_of_week: list[list[int]] | None = None  # 7 rows (Monday first) x 24 hours
+    inter_message_gap_seconds: DistributionStats | None = None  # gaps between consecutive messages of a conversation
+    messages_per_sender: DistributionStats | None = None  # messages written per active sender
+
+    @field_validator("hourly_counts")
+    @classmethod
+    def _hours(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(value) != 24:
+            raise ValueError("must have 24 entries (UTC hours 0-23)")
+        return value
+
+    @field_validator("day_of_week_counts")
+    @classmethod
+    def _days(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(value) != 7:
+            raise ValueError("must have 7 entries (Monday first)")
+        return value
+
+    @field_validator("hour_by_day_of_week")
+    @classmethod
+    def _grid(cls, value: list[list[int]] | None) -> list[list[int]] | None:
+        if value is not None and (len(value) != 7 or any(len(row) != 24 for row in value)):
+            raise ValueError("must be 7 rows (Monday first) of 24 hours")
+        return value
+
+
+class PrivacyReport(Strict):
+    min_cell_count: int
+    suppressed_cells: int = 0  # cells dropped (counts below the threshold with no neighbour to absorb them)
+    merged_cells: int = 0  # histogram buckets merged into a neighbour, categories merged into OTHER
+    max_rounding: str = "up to 2 significant digits"
+    notes: list[str] = Field(default_factory=list)
+
+
+class ShapeMetrics(Strict):
+    """The exported shape file: the only thing that leaves the production boundary."""
+
+    schema_version: int = SCHEMA_VERSION
+    extracted_at: datetime
+    sample_window_days: int = Field(gt=0)
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    privacy_level: Literal["ANONYMIZED_SHAPE_ONLY"] = PRIVACY_LEVEL
+    tool_version: str | None = None
+    totals: Totals | None = None
+    users: UserMetrics | None = None
+    conversations: ConversationMetrics = Field(default_factory=ConversationMetrics)
+    messages: MessageMetrics = Field(default_factory=MessageMetrics)
+    privacy: PrivacyReport | None = None
+
+    _version = field_validator("schema_version")(_check_version)
+
+
+# --------------------------------------------------------------------------------------
+# Calibrated generator configuration
+# --------------------------------------------------------------------------------------
+
+Knot = tuple[float, float]  # (cumulative probability p in (0, 1), value q): Q(p) = q
+
+
+class FitError(Strict):
+    """One exported percentile (or moment) against the fitted model's value."""
+
+    metric: str  # e.g. "p99" or "mean"
+    target: float
+    fitted: float
+    relative_error: float
+    within_goal: bool = True
+
+
+class _Fitted(Strict):
+    """Common to every fitted model: where its numbers came from and how well it fits."""
+
+    source: str | None = None  # e.g. "percentiles p50-p99 + histogram", "default (shape lacks it)"
+    fit_errors: list[FitError] = Field(default_factory=list)
+
+
+def _check_knots(value: list[Knot]) -> list[Knot]:
+    for p, _ in value:
+        if not 0.0 < p < 1.0:
+            raise ValueError(f"knot probability {p} must be inside (0, 1)")
+    for (pa, qa), (pb, qb) in zip(value, value[1:], strict=False):
+        if pb <= pa:
+            raise ValueError("knot probabilities must be strictly increasing")
+        if qb < qa:
+            raise ValueError(f"knot values must not decrease ({qb} after {qa})")
+    return value
+
+
+class QuantileSplineModel(_Fitted):
+    """A distribution known by its quantile function through knots.
+
+    Sampling: monotone PCHIP through (probit(p), log1p(q)), extended linearly beyond the outer
+    knots; `integer` models take the ceiling, so each knot value is exactly that percentile.
+    With `tail_alpha`, values above the last knot follow a Pareto tail of that exponent.
+    """
+
+    distribution: Literal["quantile_spline"] = "quantile_spline"
+    knots: list[Knot]
+    min: float
+    max: float
+    integer: bool = True
+    tail_alpha: float | None = Field(default=None, gt=1.0)
+    mean: float | None = None
+
+    _k = field_validator("knots")(_check_knots)
+
+
+class NormalModel(_Fitted):
+    """Normal, rounded to integers and clipped to [min, max] (username length)."""
+
+    distribution: Literal["normal"] = "normal"
+    mean: float
+    stddev: float = Field(ge=0.0)
+    min: int
+    max: int
+    knots: list[Knot] | None = None  # optional body correction from the histogram/percentiles
+
+    _k = field_validator("knots")(_check_knots)
+
+
+class LogNormalModel(_Fitted):
+    """Log-normal content length: mean, median and p95 as in the seed; mu/sigma of ln(length).
+
+    `knots`, when present, correct the body so that every exported percentile is matched;
+    delete them to sample from the pure log-normal (mu, sigma).
+    """
+
+    distribution: Literal["log_normal"] = "log_normal"
+    mean: float
+    median: float
+    p95: float
+    mu: float
+    sigma: float = Field(gt=0.0)
+    min: int = 0
+    max: int
+    knots: list[Knot] | None = None
+
+    _k = field_validator("knots")(_check_knots)
+
+
+class PowerLawTailModel(_Fitted):
+    """Messages per conversation: a body through the percentiles and a power-law tail.
+
+    Below `tail_start` (a knot (p_t, q_t)) the quantile function is the spline through
+    `body_knots`; above it Q(u) = q_t * ((1 - p_t) / (1 - u)) ** (1 / (alpha - 1)), capped at
+    `max`. Lower alpha: heavier tail, more huge rooms. The seed's keys (`alpha`, `min`, `max`,
+    `p50`, `p90`, `p99`) keep their meaning.
+    """
+
+    distribution: Literal["power_law"] = "power_law"
+    alpha: float = Field(gt=1.0)
+    min: int = Field(ge=0)
+    max: int
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    body_knots: list[Knot] = Field(default_factory=list)
+    tail_start: Knot | None = None
+    mean: float | None = None
+
+    _k = field_validator("body_knots")(_check_knots)
+
+
+class CalibrationMetadata(Strict):
+    source_shape_file: str  # the shape's `extracted_at` (seed key), or the file name
+    calibrated_at: datetime
+    production_sample_window_days: int
+    window_start: datetime
+    window_end: datetime
+    source_shape_path: str | None = None
+    source_shape_sha256: str | None = None
+    tool_version: str | None = None
+    warnings: list[str] = Field(default_factory=list)  # each fallback to a default, each fit off its goal
+
+
+class UserGeneration(Strict):
+    username_length: NormalModel
+    profile_field_probabilities: dict[str, float] = Field(default_factory=dict)
+
+
+class ConversationGeneration(Strict):
+    type_distribution: dict[str, float]
+    messages_per_conversation: PowerLawTailModel
+    members_per_conversation: dict[str, QuantileSplineModel] = Field(default_factory=dict)  # by type
+
+
+class TemporalWeights(Strict):
+    hourly: list[float]  # 24, sum 1
+    day_of_week: list[float]  # 7, Monday first, sum 1
+    hour_by_day_of_week: list[list[float]] | None = None  # 7 x 24, sum 1
+
+
+class MessageGeneration(Strict):
+    content_length: LogNormalModel
+    type_distribution: dict[str, float]
+    temporal: TemporalWeights
+    inter_message_gap_seconds: QuantileSplineModel
+    messages_per_sender: QuantileSplineModel
+
+
+def _check_probabilities(value: dict[str, float]) -> dict[str, float]:
+    if any(p < 0 for p in value.values()):
+        raise ValueError("probabilities must not be negative")
+    total = sum(value.values())
+    if value and abs(total - 1.0) > 1e-6:
+        raise ValueError(f"probabilities must sum to 1 (they sum to {total:.6f})")
+    return value
+
+
+class CalibratedConfig(Strict):
+    """Generator parameters fitted to one shape file."""
+
+    schema_version: int = SCHEMA_VERSION
+    calibration_metadata: CalibrationMetadata
+    totals: Totals
+    user_generation: UserGeneration
+    conversation_generation: ConversationGeneration
+    message_generation: MessageGeneration
+
+    _version = field_validator("schema_version")(_check_version)
+
+    @model_validator(mode="after")
+    def _distributions_sum_to_one(self) -> CalibratedConfig:
+        _check_probabilities(self.conversation_generation.type_distribution)
+        _check_probabilities(self.message_generation.type_distribution)
+        return self
+
+
+# --------------------------------------------------------------------------------------
+# Fidelity report
+# --------------------------------------------------------------------------------------
+
+Verdict = Literal["PASS", "WARNING", "FAIL"]
+TestVerdict = Literal["PASS", "WARNING", "FAIL", "SKIPPED"]
+
+
+class Recommendation(Strict):
+    """A concrete, computed edit: which config key, from what, to what, and why."""
+
+    text: str
+    config_key: str | None = None
+    current_value: float | str | None = None
+    suggested_value: float | str | None = None
+
+
+class TestResult(Strict):
+    """One fidelity test. Seed keys kept; effect size decides the verdict, p-values are reported."""
+
+    title: str
+    verdict: TestVerdict
+    statistic: str | None = None  # name of the deciding effect size, e.g. "total_variation_distance"
+    effect_size: float | None = None
+    tolerance: float | None = None
+    reason: str | None = None  # why skipped / why warned / why failed
+    # seed keys
+    chi_square_statistic: float | None = None
+    p_value: float | None = None
+    ks_statistic: float | None = None
+    max_percentile_error: float | None = None
+    mean_error: float | None = None
+    median_error: float | None = None
+    # detail for humans and charts
+    percentile_errors: dict[str, float] = Field(default_factory=dict)
+    production: dict[str, Any] = Field(default_factory=dict)
+    synthetic: dict[str, Any] = Field(default_factory=dict)
+    recommendations: list[Recommendation] = Field(default_factory=list)
+
+
+class FidelitySummary(Strict):
+    passed_tests: int
+    failed_tests: int
+    warning_tests: int = 0
+    skipped_tests: int = 0
+    recommendations: list[str]
+
+
+class FidelityReport(Strict):
+    schema_version: int = SCHEMA_VERSION
+    validation_timestamp: datetime
+    tolerance_threshold: float
+    overall_verdict: Verdict
+    shape_extracted_at: datetime | None = None
+    synthetic_source: str | None = None  # redacted URL or Parquet folder
+    tests: dict[str, TestResult]
+    summary: FidelitySummary
+
+    _version = field_validator("schema_version")(_check_version)
