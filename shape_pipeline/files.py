@@ -90,3 +90,12 @@ def load_json_model(path: str | os.PathLike[str], model: type[M], *, what: str) 
         return model.model_validate(data)
     except ValidationError as exc:
         raise ShapePipelineError(f"{file}: {describe_validation_error(exc)}") from None
+
+
+def newest_file(folder: str | os.PathLike[str], pattern: str) -> Path | None:
+    """The most recently modified file in `folder` matching `pattern` (None if there is none)."""
+    base = Path(folder)
+    if not base.is_dir():
+        return None
+    candidates = [p for p in base.glob(pattern) if p.is_file() and not p.name.startswith(".")]
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name), default=None)
