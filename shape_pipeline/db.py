@@ -7,9 +7,8 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.exc import DBAPIError as SADBAPIError
-from sqlalchemy.exc import OperationalError
 
 from shape_pipeline.errors import DatabaseError, ShapePipelineError
 

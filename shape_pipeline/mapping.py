@@ -147,9 +147,7 @@ class SchemaMapping(_Strict):
                     continue
                 if isinstance(value, str):
                     cols.append(value)
-                elif isinstance(value, TimeColumn):
-                    cols.append(value.column)
-                elif isinstance(value, EnumColumn) and value.column:
+                elif isinstance(value, TimeColumn) or isinstance(value, EnumColumn) and value.column:
                     cols.append(value.column)
                 elif isinstance(value, list):
                     cols.extend(value)
