@@ -1,0 +1,189 @@
+"""What a user does in the Dagster UI, through the real webserver, daemon and a real browser.
+
+1. Both code locations load; the lineage runs shape_metrics (production_boundary) ->
+   calibrated_config -> synthetic_dataset -> fidelity_report (development), checks attached.
+2. Launching the production extraction through GraphQL makes the development side calibrate,
+   generate and validate by itself (automation), ending in a fidelity verdict.
+3. Headless Chromium (Debian's chromium + chromedriver) clicks "Materialize all" on the
+   development assets and waits for the run to succeed; a screenshot is saved.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient
+
+from shape_pipeline_tests.e2e.conftest import DagsterStack
+
+pytestmark = pytest.mark.e2e
+
+DEV_ASSETS = ["calibrated_config", "synthetic_dataset", "fidelity_report"]
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+LOCATIONS = """
+{ workspaceOrError { ... on Workspace { locationEntries {
+    name
+    locationOrLoadError { __typename ... on PythonError { message } }
+} } } }
+"""
+
+ASSET_NODES = """
+query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) {
+  assetKey { path }
+  repository { location { name } }
+  isMaterializable
+  dependencyKeys { path }
+  assetChecksOrError { ... on AssetChecks { checks {
+      name blocking
+      executionForLatestMaterialization { status evaluation { success severity } }
+  } } }
+  assetMaterializations(limit: 1) { runId metadataEntries {
+      label ... on TextMetadataEntry { text } ... on PathMetadataEntry { path }
+  } }
+} }
+"""
+
+RUNS = """
+{ runsOrError(limit: 50) { ... on Runs { results {
+  runId status jobName assetSelection { path } tags { key value }
+} } } }
+"""
+
+
+def client(stack: DagsterStack) -> DagsterGraphQLClient:
+    return DagsterGraphQLClient("127.0.0.1", port_number=stack.port, timeout=120)
+
+
+def wait_for_run(stack: DagsterStack, run_id: str, timeout: float = 900) -> DagsterRunStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client(stack).get_run_status(run_id)
+        if status in FINISHED:
+            return status
+        time.sleep(2)
+    pytest.fail(f"run {run_id} did not finish in {timeout:.0f}s", pytrace=False)
+
+
+def runs_selecting(stack: DagsterStack, asset: str) -> list[dict]:
+    results = stack.graphql(RUNS)["runsOrError"]["results"]
+    return [r for r in results if [asset] in [a["path"] for a in (r["assetSelection"] or [])]]
+
+
+def asset_nodes(stack: DagsterStack, names: list[str]) -> dict[str, dict]:
+    data = stack.graphql(ASSET_NODES, {"keys": [{"path": [n]} for n in names]})
+    return {node["assetKey"]["path"][0]: node for node in data["assetNodes"]}
+
+
+def metadata(node: dict) -> dict[str, str]:
+    [latest] = node["assetMaterializations"]
+    return {e["label"]: e.get("text") or e.get("path") for e in latest["metadataEntries"]}
+
+
+def ensure_shape_extracted(stack: DagsterStack) -> None:
+    if list((stack.shape_home / "exchange").glob("shape-metrics-prod-*.json")):
+        return
+    run_id = client(stack).submit_job_execution(
+        "extract_production_shape", repository_location_name="production_boundary"
+    )
+    assert wait_for_run(stack, run_id) == DagsterRunStatus.SUCCESS, (stack.logs / "daemon.log").read_text()[-3000:]
+
+
+def test_both_locations_load_with_one_lineage(dagster_stack: DagsterStack) -> None:
+    entries = dagster_stack.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+    loaded = {e["name"]: e["locationOrLoadError"] for e in entries}
+    assert set(loaded) == {"production_boundary", "development"}
+    for name, state in loaded.items():
+        assert state["__typename"] == "RepositoryLocation", f"{name}: {state}"
+
+    nodes = asset_nodes(dagster_stack, ["shape_metrics", *DEV_ASSETS])
+    assert nodes["shape_metrics"]["isMaterializable"]
+    assert nodes["shape_metrics"]["repository"]["location"]["name"] == "production_boundary"
+    upstream = {name: {tuple(k["path"]) for k in node["dependencyKeys"]} for name, node in nodes.items()}
+    assert ("shape_metrics",) in upstream["calibrated_config"]
+    assert ("calibrated_config",) in upstream["synthetic_dataset"]
+    assert {("shape_metrics",), ("synthetic_dataset",)} <= upstream["fidelity_report"]
+    for name in DEV_ASSETS:
+        assert nodes[name]["repository"]["location"]["name"] == "development"
+    assert nodes["shape_metrics"]["assetChecksOrError"]["checks"], "shape_metrics has its export audit check"
+    assert len(nodes["fidelity_report"]["assetChecksOrError"]["checks"]) >= 4
+
+
+def test_production_extraction_triggers_calibrate_generate_validate(dagster_stack: DagsterStack) -> None:
+    ensure_shape_extracted(dagster_stack)
+    shapes = list((dagster_stack.shape_home / "exchange").glob("shape-metrics-prod-*.json"))
+    assert len(shapes) == 1
+
+    # The development side reacts by itself (automation condition sensor in the daemon).
+    deadline = time.monotonic() + 900
+    finished: list[dict] = []
+    while time.monotonic() < deadline and not finished:
+        finished = [
+            r for r in runs_selecting(dagster_stack, "fidelity_report")
+            if DagsterRunStatus(r["status"]) in FINISHED
+        ]
+        time.sleep(3)
+    assert finished, "no automatic calibrate -> generate -> validate run:\n" + (
+        dagster_stack.logs / "daemon.log"
+    ).read_text()[-3000:]
+    run = finished[0]
+    assert {tuple(a["path"]) for a in run["assetSelection"]} >= {(n,) for n in DEV_ASSETS}
+    assert run["status"] == "SUCCESS"
+
+    nodes = asset_nodes(dagster_stack, ["calibrated_config", "fidelity_report"])
+    report = metadata(nodes["fidelity_report"])
+    assert report["overall_verdict"] in {"PASS", "WARNING"}
+    checks = nodes["fidelity_report"]["assetChecksOrError"]["checks"]
+    executed = [c for c in checks if c["executionForLatestMaterialization"]]
+    assert len(executed) == len(checks)
+    assert all(c["executionForLatestMaterialization"]["status"] == "SUCCEEDED" for c in executed)
+    assert Path(report["html_report"]).is_file()
+
+
+def test_materialize_all_in_a_real_browser(dagster_stack: DagsterStack, tmp_path: Path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ensure_shape_extracted(dagster_stack)
+    before = {r["runId"] for r in runs_selecting(dagster_stack, "fidelity_report")}
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", "--window-size=1600,1000", f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(f"{dagster_stack.url}/locations/development/asset-groups/development")
+        wait = WebDriverWait(driver, 120)
+        button = wait.until(
+            ec.element_to_be_clickable((By.XPATH, "//button[.//span[text()='Materialize all']]"))
+        )
+        driver.save_screenshot(str(tmp_path / "asset-graph.png"))
+        button.click()
+
+        deadline = time.monotonic() + 900
+        new: list[dict] = []
+        while time.monotonic() < deadline:
+            new = [r for r in runs_selecting(dagster_stack, "fidelity_report") if r["runId"] not in before]
+            if new and DagsterRunStatus(new[0]["status"]) in FINISHED:
+                break
+            time.sleep(3)
+        assert new, "clicking Materialize all launched no run"
+        assert new[0]["status"] == "SUCCESS"
+        driver.get(f"{dagster_stack.url}/runs/{new[0]['runId']}")
+        wait.until(ec.presence_of_element_located((By.XPATH, "//*[contains(text(), 'Success')]")))
+        driver.save_screenshot(str(tmp_path / "run-succeeded.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "asset-graph.png").stat().st_size > 10_000
+    assert (tmp_path / "run-succeeded.png").stat().st_size > 10_000
