@@ -1,0 +1,298 @@
+"""Frequency tables -> ShapeMetrics: pure functions, shared by sampling and fidelity.
+
+Percentiles are discrete (`percentile_disc`: the smallest value v with F(v) >= p), so every
+exported percentile is a value somebody really has and integer metrics stay integers.
+Histogram edges come from fixed, data-independent grids (linear for short lengths,
+log-spaced for heavy tails), so an edge never reveals a value; only the last edge depends on
+the (rounded) maximum.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from shape_pipeline import __version__
+from shape_pipeline.contracts import (
+    PERCENTILE_KEYS,
+    ConversationMetrics,
+    DistributionStats,
+    Histogram,
+    MessageMetrics,
+    Percentiles,
+    PrivacyReport,
+    ShapeMetrics,
+    Totals,
+    UserMetrics,
+    percentile_level,
+)
+from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER
+from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
+from shape_pipeline.sampling.privacy import (
+    NOTE_EMPTY_WINDOW,
+    NOTE_SMALL_DISTRIBUTION,
+    NOTE_TAIL_ROUNDING,
+    NOTE_TIME_CELLS,
+    PrivacyTally,
+    merge_small_buckets,
+    merge_small_categories,
+    round_up_2sig,
+    zero_small_cells,
+)
+
+LINEAR_GRID_CAP = 64  # username lengths: 1-wide buckets up to here, log-spaced beyond
+
+
+# ------------------------------------------------------------------------------ frequency maths
+
+
+def percentile_from_frequency(freq: Frequency, p: float) -> float:
+    """Discrete percentile: the smallest value v with F(v) >= p (NaN for an empty table)."""
+    total = freq.total
+    if total == 0:
+        return float("nan")
+    rank = max(1, int(np.ceil(p * total - 1e-9)))  # 1-based position, as percentile_disc
+    index = int(np.searchsorted(np.cumsum(freq.counts), rank, side="left"))
+    return float(freq.values[min(index, len(freq.values) - 1)])
+
+
+def cdf_at(freq: Frequency, x: np.ndarray) -> np.ndarray:
+    """F(x): share of entities with value <= x (0 for an empty table)."""
+    x = np.asarray(x, dtype=np.float64)
+    if freq.total == 0:
+        return np.zeros_like(x)
+    cum = np.concatenate([[0], np.cumsum(freq.counts)])
+    return cum[np.searchsorted(freq.values, x, side="right")] / freq.total
+
+
+def _mean_std(freq: Frequency) -> tuple[float, float]:
+    w = freq.counts.astype(np.float64)
+    mean = float(np.average(freq.values, weights=w))
+    var = float(np.average((freq.values - mean) ** 2, weights=w))
+    return mean, float(np.sqrt(var))
+
+
+def log_grid(upper: float) -> np.ndarray:
+    """0, 1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 20, 25, 32, ... (10 steps a decade) up to the first
+    edge above `upper`."""
+    edges = [0.0]
+    i = 0
+    while edges[-1] <= upper:
+        value = float(round(10 ** (i / 10)))
+        if value > edges[-1]:
+            edges.append(value)
+        i += 1
+    return np.asarray(edges)
+
+
+def linear_grid(upper: float) -> np.ndarray:
+    """1-wide integer buckets up to LINEAR_GRID_CAP, log-spaced beyond; ends above `upper`."""
+    if upper < LINEAR_GRID_CAP:
+        return np.arange(0.0, np.floor(upper) + 2.0)
+    tail = log_grid(upper)
+    return np.concatenate([np.arange(0.0, LINEAR_GRID_CAP), tail[tail >= LINEAR_GRID_CAP]])
+
+
+def histogram(freq: Frequency, edges: np.ndarray) -> np.ndarray:
+    """Counts per bucket [edges[i], edges[i+1])."""
+    index = np.searchsorted(edges, freq.values, side="right") - 1
+    return np.bincount(index, weights=freq.counts, minlength=len(edges) - 1).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------ stats blocks
+
+
+def _percentiles(freq: Frequency, tally: PrivacyTally | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    n = freq.total
+    for key in PERCENTILE_KEYS:
+        p = percentile_level(key)
+        value = percentile_from_frequency(freq, p)
+        if tally is not None and min(p, 1 - p) * n < tally.min_cell_count:
+            rounded = round_up_2sig(value)
+            if rounded != value:
+                tally.note(NOTE_TAIL_ROUNDING)
+            value = rounded
+        out[key] = value
+    raw_max = float(freq.values[-1])
+    out["max"] = round_up_2sig(raw_max) if tally is not None else raw_max
+    return out
+
+
+def _histogram(freq: Frequency, grid, upper: float, tally: PrivacyTally | None) -> Histogram | None:
+    edges = grid(upper)
+    counts = histogram(freq, edges)
+    if tally is not None:
+        edges, counts, merged, suppressed = merge_small_buckets(edges, counts, tally.min_cell_count)
+        tally.merged_cells += merged
+        tally.suppressed_cells += suppressed
+        if len(counts) == 0:
+            return None
+    return Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts])
+
+
+def _too_small(freq: Frequency, tally: PrivacyTally | None) -> bool:
+    if freq.total == 0:
+        return True
+    if tally is not None and freq.total < tally.min_cell_count:
+        tally.suppressed_cells += 1
+        tally.note(NOTE_SMALL_DISTRIBUTION)
+        return True
+    return False
+
+
+def distribution_stats(
+    freq: Frequency, tally: PrivacyTally | None, *, grid=log_grid
+) -> DistributionStats | None:
+    """Count, moments, discrete percentiles and a histogram; None for an empty (or, with
+    privacy, too small) table."""
+    if _too_small(freq, tally):
+        return None
+    mean, std = _mean_std(freq)
+    pct = _percentiles(freq, tally)
+    return DistributionStats(
+        count=freq.total,
+        mean=mean,
+        median=pct["p50"],
+        stddev=std,
+        histogram=_histogram(freq, grid, pct["max"], tally),
+        **pct,
+    )
+
+
+def _categories(counts: dict[str, int], known: tuple[str, ...], tally: PrivacyTally | None) -> tuple[dict[str, int], list[str]]:
+    full = {name: int(counts.get(name, 0)) for name in known}
+    if counts.get(OTHER):
+        full[OTHER] = int(counts[OTHER])
+    if tally is None:
+        return full, []
+    out, merged_names, merged, suppressed = merge_small_categories(full, tally.min_cell_count)
+    tally.merged_cells += merged
+    tally.suppressed_cells += suppressed
+    return out, merged_names
+
+
+def _combine(freqs: list[Frequency]) -> Frequency:
+    if not freqs:
+        return Frequency.empty()
+    values = np.concatenate([f.values for f in freqs])
+    counts = np.concatenate([f.counts for f in freqs])
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return Frequency(uniq, np.bincount(inverse, weights=counts).astype(np.int64))
+
+
+def _members(freq: FrequencyTables, types: dict[str, int], merged_names: list[str], tally: PrivacyTally | None) -> dict[str, DistributionStats]:
+    """Members per conversation, by the exported conversation categories (merged ones in OTHER)."""
+    groups: dict[str, list[Frequency]] = {}
+    for name, table in freq.members_per_conversation.items():
+        target = OTHER if name in merged_names else name
+        groups.setdefault(target, []).append(table)
+    out: dict[str, DistributionStats] = {}
+    for name in types:
+        stats = distribution_stats(_combine(groups.get(name, [])), tally)
+        if stats is not None:
+            out[name] = stats
+    return out
+
+
+def _time_arrays(grid: np.ndarray, tally: PrivacyTally | None) -> tuple[list[int], list[int], list[list[int]]]:
+    grid = np.asarray(grid, dtype=np.int64)
+    hourly, daily = grid.sum(axis=0), grid.sum(axis=1)
+    if tally is not None:
+        k = tally.min_cell_count
+        (hourly, a), (daily, b), (grid, c) = (zero_small_cells(x, k) for x in (hourly, daily, grid))
+        tally.suppressed_cells += a + b + c
+        if a + b + c:
+            tally.note(NOTE_TIME_CELLS)
+    return [int(x) for x in hourly], [int(x) for x in daily], [[int(x) for x in row] for row in grid]
+
+
+def _profile(freq: FrequencyTables, tally: PrivacyTally | None) -> dict[str, float]:
+    n = freq.users_total
+    if n == 0 or (tally is not None and n < tally.min_cell_count):
+        if n and freq.profile_fields_set:
+            tally.suppressed_cells += len(freq.profile_fields_set)  # type: ignore[union-attr]
+            tally.note(NOTE_SMALL_DISTRIBUTION)  # type: ignore[union-attr]
+        return {}
+    out: dict[str, float] = {}
+    for name, set_count in freq.profile_fields_set.items():
+        if tally is not None and 0 < set_count < tally.min_cell_count:
+            set_count, tally.suppressed_cells = 0, tally.suppressed_cells + 1
+        elif tally is not None and 0 < n - set_count < tally.min_cell_count:
+            set_count, tally.suppressed_cells = n, tally.suppressed_cells + 1
+        out[name] = set_count / n
+    return out
+
+
+# ------------------------------------------------------------------------------ the shape
+
+
+def shape_from_frequencies(
+    freq: FrequencyTables,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    extracted_at: datetime,
+    min_cell_count: int | None,
+) -> ShapeMetrics:
+    """The shape of one window. `min_cell_count=None`: exact, no privacy rules (synthetic data);
+    a number: small cells merged or suppressed, maxima rounded up, a `privacy` block added.
+
+    An empty window is a well-defined empty shape: totals of 0 (users still counted), zero
+    type counts and hour/day arrays, no distribution blocks, and a note saying so.
+    """
+    tally = PrivacyTally(min_cell_count) if min_cell_count is not None else None
+    conv_types, merged_conv = _categories(freq.conversation_types, CONVERSATION_TYPES, tally)
+    msg_types, _ = _categories(freq.message_types, MESSAGE_TYPES, tally)
+    per_conv = distribution_stats(freq.messages_per_conversation, tally)
+    hourly, daily, grid = _time_arrays(freq.hour_by_day_of_week, tally)
+    conversations = ConversationMetrics(
+        messages_per_conversation_percentiles=(
+            Percentiles(**per_conv.model_dump(include={*PERCENTILE_KEYS, "max"})) if per_conv else None
+        ),
+        messages_per_conversation_histogram=per_conv.histogram if per_conv else None,
+        messages_per_conversation_mean=per_conv.mean if per_conv else None,
+        type_distribution=conv_types,
+        members_per_conversation=_members(freq, conv_types, merged_conv, tally),
+    )
+    messages = MessageMetrics(
+        content_length_stats=distribution_stats(freq.content_length, tally),
+        type_distribution=msg_types,
+        hourly_counts=hourly,
+        day_of_week_counts=daily,
+        hour_by_day_of_week=grid,
+        inter_message_gap_seconds=distribution_stats(freq.gap_seconds, tally),
+        messages_per_sender=distribution_stats(freq.messages_per_sender, tally),
+    )
+    users = UserMetrics(
+        username_length=distribution_stats(freq.username_length, tally, grid=linear_grid),
+        profile_completeness=_profile(freq, tally),
+    )
+    privacy = None
+    if tally is not None:
+        if freq.messages_total == 0:
+            tally.note(NOTE_EMPTY_WINDOW)
+        privacy = PrivacyReport(
+            min_cell_count=tally.min_cell_count,
+            suppressed_cells=tally.suppressed_cells,
+            merged_cells=tally.merged_cells,
+            notes=tally.notes,
+        )
+    days = max(1, round((window_end - window_start).total_seconds() / 86_400))
+    return ShapeMetrics(
+        extracted_at=extracted_at,
+        sample_window_days=days,
+        window_start=window_start,
+        window_end=window_end,
+        tool_version=__version__,
+        totals=Totals(
+            users=freq.users_total,
+            conversations=freq.conversations_total,
+            messages=freq.messages_total,
+        ),
+        users=users,
+        conversations=conversations,
+        messages=messages,
+        privacy=privacy,
+    )
