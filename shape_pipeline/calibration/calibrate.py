@@ -1,0 +1,293 @@
+"""The calibrator: one shape file in, one generator configuration out.
+
+`calibrate` is pure (a ShapeMetrics in, a CalibratedConfig out); `calibrate_file` adds the
+file handling and the seed-style console summary used by the CLI and the Dagster asset. Every
+metric the shape lacks falls back to a documented default (`defaults.py`) and is listed in
+`calibration_metadata.warnings`, as is every fitted percentile off its 5% goal.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shape_pipeline import __version__
+from shape_pipeline.calibration import defaults, summary
+from shape_pipeline.calibration.categorical import normalize
+from shape_pipeline.calibration.checks import check_shape, metric
+from shape_pipeline.calibration.content_length import PURE_PREFIX, fit_content_length
+from shape_pipeline.calibration.fit_report import GOAL, named_models
+from shape_pipeline.calibration.heavy_tail import fit_messages_per_conversation
+from shape_pipeline.calibration.spline_fit import fit_spline
+from shape_pipeline.calibration.temporal import fit_temporal
+from shape_pipeline.calibration.users import fit_username_length, profile_probabilities
+from shape_pipeline.console import Emit, Reporter
+from shape_pipeline.contracts import (
+    CalibratedConfig,
+    CalibrationMetadata,
+    ConversationGeneration,
+    DistributionStats,
+    MessageGeneration,
+    QuantileSplineModel,
+    ShapeMetrics,
+    Totals,
+    UserGeneration,
+)
+from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.files import load_json_model, sha256_file, write_model_atomic
+from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES
+
+DEFAULT = "default (shape lacks it)"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _default_warning(field: str, what: str) -> str:
+    return f"{field} not in shape: using the default {what}"
+
+
+def window(shape: ShapeMetrics) -> tuple[datetime, datetime, list[str]]:
+    """The sample window; a seed-form shape's window ends at `extracted_at`."""
+    notes: list[str] = []
+    end = shape.window_end
+    if end is None:
+        end = shape.extracted_at
+        notes.append("window_end not in shape: the window ends at extracted_at")
+    start = shape.window_start or end - timedelta(days=shape.sample_window_days)
+    return start, end, notes
+
+
+def totals(shape: ShapeMetrics) -> tuple[Totals, list[str]]:
+    """Exported totals; else conversations from the type counts and the seed's ratios per conversation."""
+    if shape.totals is not None:
+        return shape.totals, []
+    base = defaults.TOTALS
+    conversations = sum(shape.conversations.type_distribution.values()) or base.conversations
+    scale = conversations / base.conversations
+    derived = Totals(
+        users=round(base.users * scale),
+        conversations=conversations,
+        messages=round(base.messages * scale),
+    )
+    note = (
+        "totals not in shape: conversations from the type counts, users and messages at the "
+        f"seed's ratios ({base.users / base.conversations:.3g} users and "
+        f"{base.messages / base.conversations:.3g} messages per conversation)"
+    )
+    return derived, [note]
+
+
+def _spline(
+    where: str,
+    field: str,
+    stats: DistributionStats | None,
+    fallback: DistributionStats,
+    warnings: list[str],
+    *,
+    natural_min: float,
+    heavy_tail: bool,
+) -> QuantileSplineModel:
+    if stats is None:
+        warnings.append(_default_warning(field, "distribution (see defaults.py)"))
+        return fit_spline(fallback, natural_min=natural_min, heavy_tail=heavy_tail, source=DEFAULT)
+    with metric(where, field):
+        return fit_spline(
+            stats, natural_min=natural_min, heavy_tail=heavy_tail, source=f"shape {field}"
+        )
+
+
+def _members(
+    where: str, shape: ShapeMetrics, kinds: list[str], warnings: list[str]
+) -> dict[str, QuantileSplineModel]:
+    exported = shape.conversations.members_per_conversation
+    out: dict[str, QuantileSplineModel] = {}
+    defaulted: list[str] = []
+    for kind in dict.fromkeys([*kinds, *exported]):
+        field = f"conversations.members_per_conversation.{kind}"
+        if kind in exported:
+            with metric(where, field):
+                out[kind] = fit_spline(exported[kind], natural_min=1, source=f"shape {field}")
+            continue
+        base = kind if kind in defaults.MEMBERS_PER_CONVERSATION else "GROUP_CHAT"
+        defaulted.append(kind if base == kind else f"{kind} (as GROUP_CHAT)")
+        out[kind] = fit_spline(
+            defaults.MEMBERS_PER_CONVERSATION[base],
+            natural_min=defaults.MEMBERS_MIN[base],
+            source=DEFAULT,
+        )
+    if defaulted:
+        warnings.append(
+            _default_warning(
+                "conversations.members_per_conversation", f"members for {', '.join(defaulted)}"
+            )
+        )
+    return out
+
+
+def _conversation_generation(
+    where: str, shape: ShapeMetrics, warnings: list[str]
+) -> ConversationGeneration:
+    conv = shape.conversations
+    if conv.type_distribution:
+        with metric(where, "conversations.type_distribution"):
+            types = normalize(conv.type_distribution, CONVERSATION_TYPES)
+    else:
+        warnings.append(_default_warning("conversations.type_distribution", "seed shares"))
+        types = normalize(defaults.CONVERSATION_TYPES, CONVERSATION_TYPES)
+    percentiles = conv.messages_per_conversation_percentiles
+    field = "conversations.messages_per_conversation_percentiles"
+    if percentiles is None:
+        warnings.append(
+            _default_warning(field, "seed percentiles (p50 45 ... p99 5000, max 15000)")
+        )
+        mpc, notes = fit_messages_per_conversation(
+            defaults.MESSAGES_PER_CONVERSATION, source=DEFAULT
+        )
+    else:
+        with metric(where, field):
+            mpc, notes = fit_messages_per_conversation(
+                percentiles,
+                conv.messages_per_conversation_histogram,
+                conv.messages_per_conversation_mean,
+                source="shape percentiles"
+                + (" + histogram" if conv.messages_per_conversation_histogram else ""),
+            )
+    warnings.extend(notes)
+    return ConversationGeneration(
+        type_distribution=types,
+        messages_per_conversation=mpc,
+        members_per_conversation=_members(where, shape, list(types), warnings),
+    )
+
+
+def _message_generation(where: str, shape: ShapeMetrics, warnings: list[str]) -> MessageGeneration:
+    msg = shape.messages
+    field = "messages.content_length_stats"
+    if msg.content_length_stats is None:
+        warnings.append(
+            _default_warning(field, "seed content length (mean 85, median 42, p95 280)")
+        )
+        content = fit_content_length(
+            defaults.CONTENT_LENGTH, fallback_sigma=defaults.CONTENT_SIGMA, source=DEFAULT
+        )
+    else:
+        with metric(where, field):
+            content = fit_content_length(
+                msg.content_length_stats,
+                fallback_sigma=defaults.CONTENT_SIGMA,
+                source=f"shape {field}",
+            )
+    if msg.type_distribution:
+        with metric(where, "messages.type_distribution"):
+            types = normalize(msg.type_distribution, MESSAGE_TYPES)
+    else:
+        warnings.append(_default_warning("messages.type_distribution", "seed shares"))
+        types = normalize(defaults.MESSAGE_TYPES, MESSAGE_TYPES)
+    with metric(where, "messages"):
+        temporal, temporal_defaults = fit_temporal(msg)
+    warnings.extend(
+        _default_warning(f, "diurnal wave" if "hourly" in f else "weekday/weekend weights")
+        for f in temporal_defaults
+    )
+    gaps = _spline(
+        where, "messages.inter_message_gap_seconds", msg.inter_message_gap_seconds,
+        defaults.gap_seconds(shape.sample_window_days), warnings, natural_min=0, heavy_tail=True,
+    )  # fmt: skip
+    senders = _spline(
+        where, "messages.messages_per_sender", msg.messages_per_sender,
+        defaults.MESSAGES_PER_SENDER, warnings, natural_min=1, heavy_tail=True,
+    )  # fmt: skip
+    return MessageGeneration(
+        content_length=content,
+        type_distribution=types,
+        temporal=temporal,
+        inter_message_gap_seconds=gaps,
+        messages_per_sender=senders,
+    )
+
+
+def _user_generation(where: str, shape: ShapeMetrics, warnings: list[str]) -> UserGeneration:
+    users = shape.users
+    with metric(where, "users.username_length"):
+        username, defaulted = fit_username_length(users.username_length if users else None)
+    if defaulted:
+        warnings.append(_default_warning("users.username_length", "normal (mean 8.5, sd 2.3)"))
+    profile, defaulted = profile_probabilities(users.profile_completeness if users else None)
+    if defaulted:
+        warnings.append(_default_warning("users.profile_completeness", "fill rates"))
+    return UserGeneration(username_length=username, profile_field_probabilities=profile)
+
+
+def off_goal_warnings(config: CalibratedConfig) -> list[str]:
+    """One warning per fitted percentile or mean the model misses by more than the goal."""
+    return [
+        f"{name} {e.metric}: model {e.fitted:,.6g} vs shape {e.target:,.6g} "
+        f"({e.relative_error:+.1%}), off the {GOAL:.0%} goal"
+        for name, model in named_models(config)
+        for e in model.fit_errors
+        if not e.within_goal and not e.metric.startswith(PURE_PREFIX)
+    ]
+
+
+def calibrate(
+    shape: ShapeMetrics, *, source_path: Path | None = None, now: datetime | None = None
+) -> CalibratedConfig:
+    """Fit every generator model to `shape`; raises ShapePipelineError naming file and field."""
+    where = str(source_path) if source_path is not None else "shape"
+    check_shape(shape, where)
+    start, end, warnings = window(shape)
+    total, notes = totals(shape)
+    warnings += notes
+    conversation = _conversation_generation(where, shape, warnings)
+    message = _message_generation(where, shape, warnings)
+    user = _user_generation(where, shape, warnings)
+    path = Path(source_path) if source_path is not None else None
+    metadata = CalibrationMetadata(
+        source_shape_file=_iso(shape.extracted_at),
+        calibrated_at=now or datetime.now(UTC),
+        production_sample_window_days=shape.sample_window_days,
+        window_start=start,
+        window_end=end,
+        source_shape_path=path.name if path is not None else None,
+        source_shape_sha256=sha256_file(path) if path is not None and path.is_file() else None,
+        tool_version=__version__,
+        warnings=warnings,
+    )
+    config = CalibratedConfig(
+        calibration_metadata=metadata,
+        totals=total,
+        user_generation=user,
+        conversation_generation=conversation,
+        message_generation=message,
+    )
+    metadata.warnings.extend(off_goal_warnings(config))
+    return config
+
+
+def load_shape(shape_path: str | Path) -> ShapeMetrics:
+    return load_json_model(shape_path, ShapeMetrics, what="shape metrics")
+
+
+def calibrate_file(
+    shape_path: str | Path, output_path: str | Path, *, emit: Emit | None = print
+) -> CalibratedConfig:
+    """Load, calibrate, print the seed-style summary, then write the config atomically.
+
+    Nothing is written when any step fails.
+    """
+    reporter = Reporter("Calibrator", emit)
+    summary.start(reporter)
+    shape = load_shape(shape_path)
+    config = calibrate(shape, source_path=Path(shape_path))
+    summary.report(config, reporter)
+    try:
+        written = write_model_atomic(output_path, config)
+    except OSError as exc:
+        raise ShapePipelineError(
+            f"{output_path}: cannot write the calibrated config ({exc.strerror or exc})"
+        ) from None
+    reporter.blank()
+    reporter.ok(f"Written to {written}", tag="Output")
+    return config

@@ -1,0 +1,98 @@
+"""Fit errors: every exported percentile against the fitted model's own quantile function.
+
+The model's value is measured with `distributions.quantile`, the same function the generator
+samples with, so a reported error is the error the generated data will carry (up to sampling
+noise), not the error of some idealised curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from shape_pipeline.contracts import CalibratedConfig, FitError, Knot
+from shape_pipeline.distributions import Model, quantile
+
+GOAL = 0.05  # every percentile within 5% in the model (issue 3)
+_MEAN_GRID = 1 << 17  # midpoints for E[X] = integral of Q(u) du
+
+
+def relative_error(fitted: float, target: float) -> float:
+    """Signed (fitted - target) / target; a zero target is compared on an absolute scale of 1."""
+    scale = abs(target) if target != 0 else 1.0
+    return (fitted - target) / scale
+
+
+def fit_error(metric: str, target: float, fitted: float, goal: float = GOAL) -> FitError:
+    error = relative_error(fitted, target)
+    return FitError(
+        metric=metric,
+        target=float(target),
+        fitted=float(fitted),
+        relative_error=round(error, 6),
+        within_goal=bool(abs(error) <= goal + 1e-12),
+    )
+
+
+def percentile_key(p: float) -> str:
+    """0.95 -> 'p95', 0.999 -> 'p99.9' (histogram CDF points keep their own level)."""
+    text = f"{p * 100:.4f}".rstrip("0").rstrip(".")
+    return f"p{text}"
+
+
+def model_mean(model: Model) -> float:
+    """E[X] as the integral of the quantile function (midpoint rule; models are capped at max)."""
+    u = (np.arange(_MEAN_GRID, dtype=np.float64) + 0.5) / _MEAN_GRID
+    return float(np.mean(quantile(model, u)))
+
+
+def percentile_errors(model: Model, targets: Sequence[Knot], goal: float = GOAL) -> list[FitError]:
+    """One FitError per exported percentile (p, q): Q_model(p) against q."""
+    if not targets:
+        return []
+    levels = np.array([p for p, _ in targets], dtype=np.float64)
+    fitted = quantile(model, levels)
+    return [
+        fit_error(percentile_key(p), q, float(f), goal)
+        for (p, q), f in zip(targets, fitted, strict=True)
+    ]
+
+
+def model_errors(
+    model: Model,
+    targets: Sequence[Knot],
+    *,
+    mean: float | None = None,
+    goal: float = GOAL,
+) -> list[FitError]:
+    """Percentile errors, plus the mean's error when the shape exported a mean."""
+    errors = percentile_errors(model, targets, goal)
+    if mean is not None:
+        errors.append(fit_error("mean", mean, model_mean(model), goal))
+    return errors
+
+
+def off_goal(errors: Iterable[FitError]) -> list[FitError]:
+    return [e for e in errors if not e.within_goal]
+
+
+def worst(errors: Iterable[FitError]) -> FitError | None:
+    return max(errors, key=lambda e: abs(e.relative_error), default=None)
+
+
+def named_models(config: CalibratedConfig) -> list[tuple[str, Model]]:
+    """Every fitted numeric model of a config, under its config key (summary, metadata, warnings)."""
+    conv, msg = config.conversation_generation, config.message_generation
+    out: list[tuple[str, Model]] = [
+        ("user_generation.username_length", config.user_generation.username_length),
+        ("conversation_generation.messages_per_conversation", conv.messages_per_conversation),
+        ("message_generation.content_length", msg.content_length),
+        ("message_generation.inter_message_gap_seconds", msg.inter_message_gap_seconds),
+        ("message_generation.messages_per_sender", msg.messages_per_sender),
+    ]
+    out += [
+        (f"conversation_generation.members_per_conversation.{kind}", model)
+        for kind, model in conv.members_per_conversation.items()
+    ]
+    return out

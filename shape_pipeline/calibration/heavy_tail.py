@@ -1,0 +1,113 @@
+"""Messages per conversation: a spline body through the percentiles and a Pareto tail.
+
+A pure power law from 1 cannot carry a median of 45 (with alpha 1.85 its median is about 2),
+so the body is the monotone quantile spline through every exported percentile and agreeing
+histogram CDF point; above the second-highest distinct percentile (p_a, q_a) the quantile
+function is Pareto, Q(u) = q_a ((1 - p_a) / (1 - u)) ** (1 / (alpha - 1)), capped at `max`.
+With alpha estimated from the two top percentiles,
+
+    alpha = 1 + ln((1 - p_a) / (1 - p_b)) / ln(q_b / q_a),
+
+the tail passes exactly through the top percentile (p_b, q_b). Editing `alpha` in the JSON
+moves everything above p_a: lower alpha, heavier tail, a higher p99 and more huge rooms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from shape_pipeline.calibration import defaults
+from shape_pipeline.calibration.fit_report import model_errors, model_mean
+from shape_pipeline.calibration.knots import (
+    exported_cap,
+    extrapolation_level,
+    round_up_2sig,
+    shape_knots,
+    value_floor,
+)
+from shape_pipeline.contracts import Histogram, Knot, Percentiles, PowerLawTailModel
+from shape_pipeline.distributions import pareto_tail
+
+
+def estimate_alpha(low: Knot, high: Knot) -> float:
+    """Pareto exponent (pdf x^-alpha) through two upper percentiles; needs 0 < q_a < q_b."""
+    (p_a, q_a), (p_b, q_b) = low, high
+    if not (0.0 < q_a < q_b and p_a < p_b < 1.0):
+        raise ValueError(f"cannot estimate alpha from {low} and {high}")
+    return 1.0 + math.log((1.0 - p_a) / (1.0 - p_b)) / math.log(q_b / q_a)
+
+
+def tail_pair(knots: Sequence[Knot]) -> tuple[Knot, Knot] | None:
+    """The two knots alpha is read from: the first knot reaching the top value, and the last
+    knot below it (so a plateau at the top, common for small integers, is kept in the body)."""
+    if len(knots) < 2:
+        return None
+    top_value = knots[-1][1]
+    first_top = next(i for i, (_, q) in enumerate(knots) if q == top_value)
+    if first_top == 0 or knots[first_top - 1][1] <= 0:
+        return None
+    return knots[first_top - 1], knots[first_top]
+
+
+def split_body_tail(knots: Sequence[Knot]) -> tuple[list[Knot], Knot]:
+    """Body knots and the tail's start: the second-highest knot when the top two differ (the
+    tail then runs through the top percentile), else the top knot itself."""
+    if len(knots) >= 2 and 0 < knots[-2][1] < knots[-1][1]:
+        return list(knots[:-2]), knots[-2]
+    return list(knots[:-1]), knots[-1]
+
+
+def fit_messages_per_conversation(
+    percentiles: Percentiles,
+    histogram: Histogram | None = None,
+    mean: float | None = None,
+    *,
+    source: str = "shape",
+) -> tuple[PowerLawTailModel, list[str]]:
+    """Fit the body-plus-tail model; returns it and any notes (e.g. a default alpha)."""
+    notes: list[str] = []
+    knots = shape_knots(percentiles, histogram, integer=True)
+    if not knots:
+        raise ValueError("needs at least one percentile")
+    pair = tail_pair(knots)
+    if pair is None:
+        alpha = defaults.TAIL_ALPHA
+        notes.append(
+            f"messages_per_conversation: alpha cannot be estimated from {len(knots)} distinct "
+            f"upper percentile(s); using the default alpha {alpha}"
+        )
+    else:
+        alpha = estimate_alpha(*pair)
+    body, start = split_body_tail(knots)
+    low = int(value_floor(histogram, knots, natural_min=1.0))
+    cap = exported_cap(percentiles, histogram, integer=True)
+    if cap is None:
+        u = np.array([extrapolation_level(knots)])
+        cap = round_up_2sig(float(pareto_tail(start, alpha, u)[0]))
+        notes.append(
+            f"messages_per_conversation: no max exported; capped at {cap:,.0f} "
+            "(the tail's value 100 times rarer than the top percentile)"
+        )
+    model = PowerLawTailModel(
+        alpha=round(alpha, 4),
+        min=low,
+        max=int(math.ceil(max(cap, knots[-1][1]))),
+        p50=percentiles.p50,
+        p90=percentiles.p90,
+        p99=percentiles.p99,
+        body_knots=body,
+        tail_start=start,
+        source=source,
+    )
+    return finish(model, percentiles.knots(), mean), notes
+
+
+def finish(
+    model: PowerLawTailModel, targets: Sequence[Knot], mean: float | None
+) -> PowerLawTailModel:
+    """Attach the model's own mean and its errors against the exported percentiles."""
+    errors = model_errors(model, targets, mean=mean)
+    return model.model_copy(update={"mean": round(model_mean(model), 3), "fit_errors": errors})
