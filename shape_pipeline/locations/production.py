@@ -1,0 +1,167 @@
+"""The `production_boundary` code location: the `shape_metrics` asset and nothing else.
+
+It runs inside the production boundary, so it imports no generation, calibration or
+fidelity code (a test checks `sys.modules`). The asset writes the audited shape file itself
+and returns only metadata: no value is pickled by an IO manager, and the metadata holds
+counts, the file path and its sha256, never a URL password or the salt.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.files import sha256_file
+from shape_pipeline.locations.resources import ProductionSource, production_source_from_env
+from shape_pipeline.sampling.audit import audit_file
+from shape_pipeline.sampling.export import sample_to_file
+from shape_pipeline.sampling.privacy import SALT_REQUIRED, random_salt
+
+ASSET_KEY = dg.AssetKey("shape_metrics")
+GROUP = "production_boundary"
+CHECK_NAME = "export_audit"
+
+
+class ShapeMetricsConfig(dg.Config):
+    """Run parameters of one extraction."""
+
+    window_days: int = Field(default=30, ge=1, description="Days in the sampling window.")
+    as_of: str | None = Field(
+        default=None,
+        description="The window ends at 00:00 UTC of this date (YYYY-MM-DD); empty: now.",
+    )
+    min_cell_count: int = Field(
+        default=10, ge=1, description="Counts below this are merged or suppressed."
+    )
+    allow_salt_reuse: bool = Field(
+        default=False, description="Allow the salt of the previous extraction (not recommended)."
+    )
+
+
+def ensure_demo_production_database(production: ProductionSource, emit) -> None:
+    """Demo mode only: the place where the embedded demo 'production' database is built
+    when it is missing. The lead adds that call here (without importing generation code at
+    module level: this location must not load it)."""
+    return None
+
+
+def _salt_for_run(production: ProductionSource, emit) -> str:
+    """The configured salt; in demo mode without one, a fresh random salt per run (the demo
+    data is synthetic, and the salt then rotates with every extraction)."""
+    if production.salt:
+        return production.salt
+    if production.is_demo():
+        emit("[Sampler] Demo mode: no ANONYMIZATION_SALT set, using a fresh random salt for this run")
+        return random_salt()
+    raise dg.Failure(description=SALT_REQUIRED)
+
+
+@dg.asset(
+    key=ASSET_KEY,
+    group_name=GROUP,
+    description="Aggregate-only shape of the production chat data (counts, percentiles, histograms).",
+    kinds={"python", "json"},
+)
+def shape_metrics(
+    context: dg.AssetExecutionContext, config: ShapeMetricsConfig, production: ProductionSource
+) -> dg.MaterializeResult:
+    emit = context.log.info
+    if production.is_demo():
+        ensure_demo_production_database(production, emit)
+    try:
+        result = sample_to_file(
+            production.resolved_database_url(),
+            output_dir=production.resolved_export_dir(),
+            mapping_path=production.mapping_path,
+            window_days=config.window_days,
+            as_of=config.as_of or None,
+            min_cell_count=config.min_cell_count,
+            salt=_salt_for_run(production, emit),
+            audit_log=production.resolved_audit_log(),
+            allow_salt_reuse=config.allow_salt_reuse,
+            statement_timeout_ms=production.statement_timeout_ms,
+            emit=emit,
+        )
+    except ShapePipelineError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    shape = result.shape
+    totals = shape.totals
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(result.path.absolute())),
+            "sha256": result.sha256,
+            "users": totals.users if totals else 0,
+            "conversations": totals.conversations if totals else 0,
+            "messages": totals.messages if totals else 0,
+            "suppressed_cells": result.suppressed_cells,
+            "merged_cells": result.merged_cells,
+            "min_cell_count": config.min_cell_count,
+            "window_start": (shape.window_start or shape.extracted_at).isoformat(),
+            "window_end": (shape.window_end or shape.extracted_at).isoformat(),
+            "sample_window_days": shape.sample_window_days,
+            "database": result.database,
+            "demo": production.is_demo(),
+            "seconds": round(result.seconds, 2),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=shape_metrics,
+    name=CHECK_NAME,
+    blocking=True,
+    description="Re-runs the export audit (contract + allow-list) on the written shape file.",
+)
+def export_audit_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(ASSET_KEY)
+    materialization = event.asset_materialization if event else None
+    if materialization is None or "path" not in materialization.metadata:
+        return dg.AssetCheckResult(passed=False, description="no materialization with a file path yet")
+    path = Path(str(materialization.metadata["path"].value))
+    expected = materialization.metadata.get("sha256")
+    try:
+        audit_file(path)
+    except ShapePipelineError as exc:
+        return dg.AssetCheckResult(passed=False, description=str(exc), metadata={"path": str(path)})
+    actual = sha256_file(path)
+    same = expected is not None and actual == expected.value
+    return dg.AssetCheckResult(
+        passed=same,
+        description="export audit passed" if same else "file changed since it was written (sha256 differs)",
+        metadata={"path": dg.MetadataValue.path(str(path)), "sha256": actual,
+                  "checked_at": datetime.now(UTC).isoformat()},
+    )
+
+
+extract_production_shape = dg.define_asset_job(
+    "extract_production_shape",
+    selection=dg.AssetSelection.assets(shape_metrics),
+    description="Extract the production shape (asset and its blocking export audit).",
+)
+
+quarterly_shape_extraction = dg.ScheduleDefinition(
+    name="quarterly_shape_extraction",
+    job=extract_production_shape,
+    cron_schedule="0 2 1 1,4,7,10 *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="02:00 UTC on the 1st of January, April, July and October.",
+)
+
+ASSETS = [shape_metrics]
+ASSET_CHECKS = [export_audit_check]
+SENSORS: list = []
+JOBS = [extract_production_shape]
+SCHEDULES = [quarterly_shape_extraction]
+
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
+    jobs=JOBS,
+    schedules=SCHEDULES,
+    resources={"production": production_source_from_env()},
+)

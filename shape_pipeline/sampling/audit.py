@@ -1,0 +1,206 @@
+"""Export audit and the extraction audit log.
+
+The audit is an allow-list, not a PII scanner: a shape file may only hold the contract's
+keys, known category names, identifier-like profile field names, ISO timestamps and the
+tool's own fixed phrases. Anything else blocks the export; the error names the JSON path and
+what the value looks like, never the value itself (it may be the very PII we stopped).
+
+The audit log (JSON lines, append-only, inside the boundary) records every extraction with
+a keyed fingerprint of the salt, so that an extraction reusing the previous salt is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from shape_pipeline.contracts import PRIVACY_LEVEL, PrivacyReport, ShapeMetrics
+from shape_pipeline.errors import PrivacyError, ShapePipelineError
+from shape_pipeline.files import describe_validation_error
+from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER
+from shape_pipeline.sampling.privacy import ALLOWED_NOTES
+
+CATEGORY_NAMES = frozenset((*CONVERSATION_TYPES, *MESSAGE_TYPES, OTHER))
+CATEGORY_PARENTS = frozenset({"type_distribution", "members_per_conversation"})
+FIELD_NAME_PARENTS = frozenset({"profile_completeness"})
+MAX_ROUNDING = PrivacyReport.model_fields["max_rounding"].default
+
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_VERSION = re.compile(r"^\d{1,4}(\.\d{1,4}){1,3}([.+-]?[a-z]{1,8}\d{0,4})?$")
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_TOKENISH = re.compile(r"[0-9a-fA-F]{16,}|\d{7,}")  # a column name never looks like a hash or a phone
+
+# What a blocked string looks like (the order matters: most specific first).
+_LOOKS_LIKE: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("an e-mail address", re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")),
+    ("a UUID", re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")),
+    ("an IP address", re.compile(r"\b\d{1,3}(\.\d{1,3}){3}\b|\b[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{0,4}){2,7}\b")),
+    ("a phone number", re.compile(r"(\+?\d[\d ()./-]{6,}\d)")),
+    ("a long hex run (a token or hash)", re.compile(r"[0-9a-fA-F]{16,}")),
+    ("a long base32/base64 run (a token)", re.compile(r"[A-Za-z0-9+/=_-]{20,}")),
+)
+
+
+def _known_keys(model: type[BaseModel], seen: set[type] | None = None) -> set[str]:
+    """Every field name of the contract, recursively (the allow-list of keys)."""
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        keys.add(info.alias or name)
+        for arg in _types_in(info.annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                keys |= _known_keys(arg, seen)
+    return keys
+
+
+def _types_in(annotation: Any) -> Iterator[Any]:
+    yield annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        yield from _types_in(arg)
+
+
+KNOWN_KEYS = frozenset(_known_keys(ShapeMetrics))
+
+
+def describe_string(text: str) -> str:
+    """What a disallowed string looks like (for the error; never the string itself)."""
+    for label, pattern in _LOOKS_LIKE:
+        if pattern.search(text):
+            return label
+    return "free text"
+
+
+def _string_allowed(path: tuple[str, ...], text: str) -> bool:
+    leaf = path[-1] if path else ""
+    if leaf in {"extracted_at", "window_start", "window_end"}:
+        return bool(_ISO_DATETIME.match(text))
+    if leaf == "privacy_level":
+        return text == PRIVACY_LEVEL
+    if leaf == "tool_version":
+        return bool(_VERSION.match(text))
+    if leaf == "max_rounding":
+        return text == MAX_ROUNDING
+    if len(path) >= 2 and path[-2] == "notes":
+        return text in ALLOWED_NOTES
+    return False
+
+
+def _key_allowed(parent: str, key: str) -> bool:
+    if parent in CATEGORY_PARENTS:
+        return key in CATEGORY_NAMES
+    if parent in FIELD_NAME_PARENTS:
+        return bool(_FIELD_NAME.match(key)) and not _TOKENISH.search(key)
+    return key in KNOWN_KEYS
+
+
+def scan_allow_list(data: Any, path: tuple[str, ...] = ()) -> None:
+    """Raise PrivacyError at the first key or string that the allow-list does not know."""
+    where = ".".join(path) or "(top level)"
+    if isinstance(data, Mapping):
+        parent = path[-1] if path else ""
+        for key, value in data.items():
+            if not isinstance(key, str) or not _key_allowed(parent, key):
+                looks = describe_string(str(key))
+                raise PrivacyError(
+                    f"export audit failed: {where} has a key that is not allowed ({looks}); nothing was written"
+                )
+            scan_allow_list(value, (*path, key))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            scan_allow_list(item, (*path, str(i)))
+    elif isinstance(data, str):
+        # list items are addressed as (..., "notes", "0"): check against the list's name
+        if not _string_allowed(path, data):
+            raise PrivacyError(
+                f"export audit failed: {where} holds a string that is not allowed "
+                f"(looks like {describe_string(data)}); nothing was written"
+            )
+    elif data is not None and not isinstance(data, bool | int | float):
+        raise PrivacyError(f"export audit failed: {where} holds an unexpected {type(data).__name__}")
+
+
+def audit_export(data: Mapping[str, Any] | str | bytes) -> ShapeMetrics:
+    """Validate a shape (parsed JSON or its text) against the contract, then the allow-list.
+
+    Also requires the `privacy` block: an exported shape must say which rules it passed.
+    """
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise PrivacyError(f"export audit failed: not valid JSON ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise PrivacyError("export audit failed: a shape file must hold a JSON object")
+    try:
+        shape = ShapeMetrics.model_validate(dict(data))
+    except ValidationError as exc:
+        raise PrivacyError(f"export audit failed: {describe_validation_error(exc)}") from None
+    if shape.privacy is None:
+        raise PrivacyError("export audit failed: privacy: the block is missing (min_cell_count not applied)")
+    scan_allow_list(data)
+    return shape
+
+
+def audit_file(path: str | os.PathLike[str]) -> ShapeMetrics:
+    """Re-run the export audit on a written shape file (the Dagster asset check)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ShapePipelineError(f"No such file or directory: {file} (shape metrics)")
+    try:
+        return audit_export(file.read_bytes())
+    except PrivacyError as exc:
+        raise PrivacyError(f"{file}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ audit log
+
+
+def read_audit_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every entry of the audit log (empty when the log does not exist yet)."""
+    file = Path(path)
+    if not file.exists():
+        return []
+    entries: list[dict[str, Any]] = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ShapePipelineError(f"{file}: line {number} is not valid JSON (audit log)") from None
+    return entries
+
+
+def check_salt_reuse(path: str | os.PathLike[str], fingerprint: str, *, allow_reuse: bool) -> bool:
+    """True when the previous extraction used the same salt; refuse unless `allow_reuse`."""
+    entries = read_audit_log(path)
+    reused = bool(entries) and entries[-1].get("salt_fingerprint") == fingerprint
+    if reused and not allow_reuse:
+        raise PrivacyError(
+            f"ANONYMIZATION_SALT was already used by the previous extraction (audit log {path}); "
+            "rotate the salt, or pass --allow-salt-reuse"
+        )
+    return reused
+
+
+def append_audit_entry(path: str | os.PathLike[str], entry: Mapping[str, Any]) -> Path:
+    """Append one JSON line (O_APPEND, fsync): earlier entries are never rewritten."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode("utf-8")
+    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return file

@@ -1,0 +1,186 @@
+"""`sample_to_file`: one production extraction, from URL to audited shape file and audit log.
+
+Shared by the `sample` command and the `shape_metrics` asset, which therefore print the same
+lines. Order matters for privacy and for production: the salt and the audit log are checked
+before the database is touched; the export audit runs on the exact bytes before they are
+written; the file appears atomically or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from shape_pipeline import __version__, settings
+from shape_pipeline.console import Emit, Reporter, fmt_int
+from shape_pipeline.contracts import ShapeMetrics
+from shape_pipeline.db import check_connection, create_engine, redact, short_reason
+from shape_pipeline.errors import DatabaseError, ShapePipelineError
+from shape_pipeline.files import model_json, write_text_atomic
+from shape_pipeline.mapping import load_mapping
+from shape_pipeline.sampling.audit import append_audit_entry, audit_export, check_salt_reuse
+from shape_pipeline.sampling.extract import extract_frequencies
+from shape_pipeline.sampling.privacy import require_salt, salt_fingerprint
+from shape_pipeline.sampling.shape import shape_from_frequencies
+
+APPLICATION_NAME = "shape-pipeline-sampler"
+FILE_PREFIX = "shape-metrics-prod-"
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """What one extraction produced (nothing in it identifies a person, a URL password or the salt)."""
+
+    path: Path
+    sha256: str
+    shape: ShapeMetrics
+    suppressed_cells: int
+    merged_cells: int
+    audit_log: Path
+    salt_reused: bool
+    database: str  # redacted URL
+    seconds: float
+
+
+def parse_as_of(value: date | str | None, *, option: str = "--as-of") -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ShapePipelineError(f"{option}: expected a date YYYY-MM-DD, got '{value}'") from None
+
+
+def resolve_window(window_days: int, as_of: date | str | None, now: datetime) -> tuple[datetime, datetime]:
+    """[end - window_days, end): end is 00:00 UTC of `as_of` (that day excluded), else now."""
+    if window_days < 1:
+        raise ShapePipelineError(f"--window-days: must be at least 1, got {window_days}")
+    day = parse_as_of(as_of)
+    end = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else now.astimezone(UTC)
+    return end - timedelta(days=window_days), end
+
+
+def default_output_path(folder: str | Path, extracted_at: datetime) -> Path:
+    """`shape-metrics-prod-YYYYMMDD.json`; a second file on the same day gets `-HHMMSS`."""
+    base = Path(folder)
+    path = base / f"{FILE_PREFIX}{extracted_at:%Y%m%d}.json"
+    if path.exists():
+        path = base / f"{FILE_PREFIX}{extracted_at:%Y%m%d-%H%M%S}.json"
+    return path
+
+
+def _output_path(output: str | Path | None, output_dir: str | Path | None, extracted_at: datetime) -> Path:
+    if output is not None and not Path(output).is_dir():
+        return Path(output)
+    return default_output_path(output or output_dir or Path.cwd(), extracted_at)
+
+
+def sample_to_file(
+    database_url: str,
+    *,
+    output: str | Path | None = None,
+    output_dir: str | Path | None = None,
+    mapping_path: str | Path | None = None,
+    window_days: int = 30,
+    as_of: date | str | None = None,
+    min_cell_count: int = 10,
+    salt: str | None = None,
+    audit_log: str | Path | None = None,
+    allow_salt_reuse: bool = False,
+    statement_timeout_ms: int | None = 600_000,
+    emit: Emit | None = None,
+    now: datetime | None = None,
+) -> SampleResult:
+    """Extract the shape of one window and write it as an audited, exportable JSON file.
+
+    `salt=None` reads `ANONYMIZATION_SALT`. Every failure is one `ShapePipelineError` line and
+    leaves no shape file and no audit-log entry behind.
+    """
+    out = Reporter("Sampler", emit)
+    started = time.perf_counter()
+    if min_cell_count < 1:
+        raise ShapePipelineError(f"--min-cell-count: must be at least 1, got {min_cell_count}")
+    key = require_salt(salt)
+    fingerprint = salt_fingerprint(key)
+    log_path = Path(audit_log or settings.default_audit_log())
+    reused = check_salt_reuse(log_path, fingerprint, allow_reuse=allow_salt_reuse)
+    mapping = load_mapping(mapping_path)
+    extracted_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    window_start, window_end = resolve_window(window_days, as_of, extracted_at)
+
+    out.header("PRODUCTION SHAPE SAMPLING")
+    engine = create_engine(database_url, application_name=APPLICATION_NAME, poolclass=sa.pool.NullPool)
+    where = redact(engine.url)
+    try:
+        out.line(f"Connecting to {where}...")
+        check_connection(engine)
+        out.ok("Connected (read-only snapshot" + (f", statement_timeout {statement_timeout_ms} ms)" if statement_timeout_ms else ")"))
+        out.line(f"Window: {window_start:%Y-%m-%d %H:%M} to {window_end:%Y-%m-%d %H:%M} UTC ({window_days} days)")
+        out.line("Extracting aggregates (counts and lengths only)...")
+        try:
+            freq = extract_frequencies(
+                engine, mapping, window_start=window_start, window_end=window_end,
+                statement_timeout_ms=statement_timeout_ms,
+            )
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(f"sampling query failed on {where}: {short_reason(exc)}") from None
+    finally:
+        engine.dispose()
+    out.ok(f"Extracted in {time.perf_counter() - started:.1f} s")
+    out.detail(f"Users: {fmt_int(freq.users_total)}")
+    out.detail(f"Conversations: {fmt_int(freq.conversations_total)}")
+    out.detail(f"Messages: {fmt_int(freq.messages_total)}")
+    if freq.messages_total == 0:
+        out.warn("No messages in the window: the shape is empty (totals 0, no distributions)")
+
+    shape = shape_from_frequencies(
+        freq, window_start=window_start, window_end=window_end,
+        extracted_at=extracted_at, min_cell_count=min_cell_count,
+    )
+    privacy = shape.privacy
+    assert privacy is not None  # min_cell_count is a number here
+    out.ok(
+        f"Small cells (< {min_cell_count}): {privacy.merged_cells} merged, "
+        f"{privacy.suppressed_cells} suppressed; max rounded up to 2 significant digits",
+        tag="Privacy",
+    )
+    text = model_json(shape)
+    audit_export(text)
+    out.ok("Export audit passed (contract and allow-list)", tag="Audit")
+
+    path = _output_path(output, output_dir, extracted_at)
+    write_text_atomic(path, text)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        append_audit_entry(log_path, {
+            "time": extracted_at.isoformat(),
+            "window_start": window_start.isoformat(),
+            "window_end": window_end.isoformat(),
+            "window_days": window_days,
+            "min_cell_count": min_cell_count,
+            "totals": shape.totals.model_dump() if shape.totals else None,
+            "suppressed_cells": privacy.suppressed_cells,
+            "merged_cells": privacy.merged_cells,
+            "output": str(path.absolute()),
+            "sha256": digest,
+            "tool_version": __version__,
+            "database": where,
+            "salt_fingerprint": fingerprint,
+            "salt_reused": reused,
+        })
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise ShapePipelineError(f"{log_path}: cannot append to the audit log ({exc.strerror}); nothing was exported") from None
+    out.ok(f"Written to {path} (sha256 {digest[:12]})", tag="Output")
+    out.ok(f"Extraction recorded in {log_path}" + (" (salt reused: allowed)" if reused else ""), tag="Audit")
+    return SampleResult(
+        path=path, sha256=digest, shape=shape,
+        suppressed_cells=privacy.suppressed_cells, merged_cells=privacy.merged_cells,
+        audit_log=log_path, salt_reused=reused, database=where,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,182 @@
+"""extract_frequencies against the known dataset: hand-computed answers, both schemas, both engines."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from shape_pipeline.db import create_engine
+from shape_pipeline.errors import MappingError
+from shape_pipeline.mapping import CANONICAL_MAPPING, canonical_metadata, load_mapping
+from shape_pipeline.sampling.extract import extract_frequencies
+from shape_pipeline.sampling.frequencies import FrequencyTables
+from shape_pipeline_tests.sampling import dataset as ds
+
+
+@contextmanager
+def engine_for(url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def extract(url: str, mapping=CANONICAL_MAPPING, start=ds.WINDOW_START, end=ds.WINDOW_END) -> FrequencyTables:
+    with engine_for(url) as engine:
+        return extract_frequencies(engine, mapping, window_start=start, window_end=end)
+
+
+def pairs(freq) -> dict[int, int]:
+    return {int(v): int(c) for v, c in zip(freq.values, freq.counts, strict=True)}
+
+
+def assert_known_answers(f: FrequencyTables, fields: tuple[str, str, str]) -> None:
+    """The answers worked out by hand in dataset.py."""
+    assert (f.users_total, f.conversations_total, f.messages_total) == (12, 4, 10)
+    assert pairs(f.username_length) == {3: 2, 4: 3, 5: 5, 7: 1, 16: 1}
+    assert f.profile_fields_set == dict(zip(fields, (10, 3, 6), strict=True))
+    assert pairs(f.messages_per_conversation) == {1: 1, 2: 1, 3: 1, 4: 1}
+    assert pairs(f.messages_per_sender) == {1: 3, 2: 2, 3: 1}
+    assert pairs(f.gap_seconds) == {0: 1, 5: 1, 30: 1, 60: 1, 7200: 1, 561599: 1}
+    lengths = [2, len(ds.CANARY_CONTENT), 0, 11, 6, 100, 2, 3, 7, 2]
+    assert pairs(f.content_length) == {v: lengths.count(v) for v in set(lengths)}
+    assert f.message_types == {"TEXT": 5, "IMAGE": 1, "FILE": 1, "AUDIO": 1, "VIDEO": 1, "OTHER": 1}
+    assert f.conversation_types == {"DIRECT_MESSAGE": 1, "GROUP_CHAT": 1, "CHANNEL": 1, "OTHER": 1}
+    assert {k: pairs(v) for k, v in f.members_per_conversation.items()} == {
+        "DIRECT_MESSAGE": {2: 1}, "GROUP_CHAT": {4: 1}, "CHANNEL": {10: 1}, "OTHER": {3: 1},
+    }
+    grid = np.zeros((7, 24), dtype=int)
+    for dow, hour, n in [(2, 0, 3), (0, 10, 2), (0, 12, 1), (6, 23, 1), (3, 23, 1), (2, 8, 2)]:
+        grid[dow, hour] = n
+    np.testing.assert_array_equal(f.hour_by_day_of_week, grid)
+
+
+CANONICAL_FIELDS = ("display_name", "avatar_url", "bio")
+MAPPED_FIELDS = ("displayName", "avatarUrl", "bio")
+
+
+def test_postgres_canonical_schema_gives_the_hand_computed_answers(canonical_pg: str) -> None:
+    assert_known_answers(extract(canonical_pg), CANONICAL_FIELDS)
+
+
+def test_postgres_mapped_schema_quoted_names_varchar_ids_epoch_ms(mapped_pg: str, mapping_file) -> None:
+    assert_known_answers(extract(mapped_pg, load_mapping(mapping_file)), MAPPED_FIELDS)
+
+
+def test_sqlite_runs_the_same_queries_with_the_same_answers(canonical_sqlite: str, mapped_sqlite: str, mapping_file) -> None:
+    assert_known_answers(extract(canonical_sqlite), CANONICAL_FIELDS)
+    assert_known_answers(extract(mapped_sqlite, load_mapping(mapping_file)), MAPPED_FIELDS)
+
+
+@pytest.mark.parametrize("engine_fixture", ["canonical_pg", "canonical_sqlite"])
+def test_window_edges_are_half_open(engine_fixture: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(engine_fixture)
+    tick = timedelta(milliseconds=1)
+    # Moving the start 1 ms later drops message 1 (at exactly window_start): 9 messages, and
+    # conversation 1's first gap (30 s) disappears because message 2 is now its first.
+    later = extract(url, start=ds.WINDOW_START + tick)
+    assert later.messages_total == 9
+    assert pairs(later.gap_seconds) == {0: 1, 5: 1, 60: 1, 7200: 1, 561599: 1}
+    # Moving the end 1 ms later takes in message 12 (at exactly window_end): conversation 4 joins.
+    wider = extract(url, end=ds.WINDOW_END + tick)
+    assert (wider.messages_total, wider.conversations_total) == (11, 5)
+    assert wider.conversation_types["DIRECT_MESSAGE"] == 2
+
+
+def test_an_empty_window_gives_zero_totals_but_counts_users(canonical_pg: str) -> None:
+    f = extract(canonical_pg, start=ds.WINDOW_START.replace(year=2030), end=ds.WINDOW_END.replace(year=2030))
+    assert (f.users_total, f.conversations_total, f.messages_total) == (13, 0, 0)
+    assert f.content_length.total == 0 and f.gap_seconds.total == 0
+    assert f.hour_by_day_of_week.sum() == 0 and f.conversation_types == {} and f.message_types == {}
+
+
+def test_empty_tables_give_an_empty_frequency_set(make_pg_database: Callable[[str], str]) -> None:
+    url = make_pg_database("empty")
+    with engine_for(url) as engine:
+        canonical_metadata().create_all(engine)
+    f = extract(url)
+    assert (f.users_total, f.conversations_total, f.messages_total) == (0, 0, 0)
+    assert f.profile_fields_set == {"display_name": 0, "avatar_url": 0, "bio": 0}
+
+
+def test_a_bad_mapping_is_refused_before_any_aggregate_runs(mapped_pg: str, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        ds.MAPPING_YAML.replace("content: body", "content: text").replace("table: ConversationParticipant", "table: Members"),
+        encoding="utf-8",
+    )
+    statements: list[str] = []
+    with engine_for(mapped_pg) as engine:
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        with pytest.raises(MappingError) as err:
+            extract_frequencies(engine, load_mapping(bad), window_start=ds.WINDOW_START, window_end=ds.WINDOW_END)
+    message = str(err.value)
+    assert "table Members (members)" in message and "column Message.text (messages)" in message
+    assert "\n" not in message
+    assert not [s for s in statements if re.search(r'FROM "?Message"?\b', s)]
+
+
+# -------------------------------------------------------------------------- privacy of results
+
+NUMERIC_OIDS = {16, 20, 21, 23, 700, 701, 1700}  # bool, int8, int2, int4, float4, float8, numeric
+_DATA_TABLE = re.compile(r'\b(FROM|JOIN)\s+"?(users|conversations|conversation_members|messages|User|Conversation|ConversationParticipant|Message)"?\b')
+
+
+def table_text_values(url: str) -> set[str]:
+    """Every text value stored in the mapped tables (the things no result may carry)."""
+    values: set[str] = set()
+    with engine_for(url) as engine, engine.connect() as conn:
+        md = sa.MetaData()
+        md.reflect(conn)
+        for table in md.tables.values():
+            text_cols = [c for c in table.c if isinstance(c.type, sa.String)]
+            for row in conn.execute(sa.select(*text_cols)) if text_cols else []:
+                values.update(v for v in row if v)
+    return values
+
+
+@pytest.mark.parametrize("which", ["canonical", "mapped"])
+def test_no_result_of_any_sampler_statement_carries_a_text_value(
+    which: str, canonical_pg: str, mapped_pg: str, mapping_file
+) -> None:
+    url, mapping = (canonical_pg, CANONICAL_MAPPING) if which == "canonical" else (mapped_pg, load_mapping(mapping_file))
+    forbidden = table_text_values(url)
+    assert ds.CANARY_EMAIL in " ".join(forbidden)  # the fixture really holds the canaries
+    recorded: list[tuple[str, list[int], list[list[str | None]]]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        result = cursor.pgresult  # psycopg 3 keeps the whole result client-side: read, don't fetch
+        if result is None or result.nfields == 0:
+            recorded.append((statement, [], []))
+            return
+        types = [result.ftype(j) for j in range(result.nfields)]
+        rows = [
+            [None if (v := result.get_value(i, j)) is None else bytes(v).decode() for j in range(result.nfields)]
+            for i in range(result.ntuples)
+        ]
+        recorded.append((statement, types, rows))
+
+    with engine_for(url) as engine:
+        sa.event.listen(engine, "after_cursor_execute", record)
+        f = extract_frequencies(engine, mapping, window_start=ds.WINDOW_START, window_end=ds.WINDOW_END)
+    assert f.messages_total == 10
+    data_statements = [r for r in recorded if _DATA_TABLE.search(r[0]) and "pg_catalog" not in r[0]]
+    # One statement scans messages for every message, conversation and member metric; one reads users.
+    assert len(data_statements) == 2
+    assert "GROUPING SETS" in data_statements[0][0] or "GROUPING SETS" in data_statements[1][0]
+    for statement, types, rows in data_statements:
+        assert rows, statement
+        assert set(types) <= NUMERIC_OIDS, f"non-numeric result column in: {statement}"
+        cells = {cell for row in rows for cell in row if cell is not None}
+        assert not cells & forbidden
+    every_cell = " ".join(str(c) for _, _, rows in recorded for row in rows for c in row)
+    for canary in ds.CANARIES:
+        assert canary not in every_cell
+    assert any("SET TRANSACTION READ ONLY" in s for s, _, _ in recorded)
