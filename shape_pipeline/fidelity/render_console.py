@@ -1,0 +1,64 @@
+"""The validator's console output in the seed's style (`=== FIDELITY VALIDATION ===`, `[Test 1] ...`).
+
+The CLI prints these lines; the Dagster asset sends the same lines to `context.log.info`.
+"""
+
+from __future__ import annotations
+
+from shape_pipeline.console import Emit, Reporter, fmt_pct
+from shape_pipeline.contracts import FidelityReport, TestResult
+
+
+def statistic_lines(result: TestResult) -> list[str]:
+    """The statistic lines of one test (without the `[Test N]` tag)."""
+    lines: list[str] = []
+    if result.chi_square_statistic is not None:
+        p = f"{result.p_value:.3f}" if result.p_value is not None else "n/a"
+        lines.append(f"Chi-Square: {result.chi_square_statistic:.2f}, p-value: {p}")
+    if result.statistic == "total_variation_distance" and result.effect_size is not None:
+        lines.append(f"Total Variation Distance: {result.effect_size:.3f} (tolerance {result.tolerance:.2f})")
+    if result.ks_statistic is not None:
+        lines.append(f"KS Statistic: {result.ks_statistic:.3f}")
+    if result.max_percentile_error is not None:
+        lines.append(f"Max Percentile Error: {fmt_pct(result.max_percentile_error)}")
+    if result.mean_error is not None:
+        lines.append(f"Mean Error: {fmt_pct(result.mean_error)}")
+    if result.median_error is not None:
+        lines.append(f"Median Error: {fmt_pct(result.median_error)}")
+    if result.statistic == "integrity_breaches":
+        lines.append(f"Breaches: {int(result.effect_size or 0):,}")
+    verdict = f"Verdict: {result.verdict}"
+    if result.verdict != "PASS" and result.reason:
+        verdict += f" ({result.reason})"
+    lines.append(verdict)
+    return lines
+
+
+def render(report: FidelityReport, emit: Emit | None = None) -> None:
+    """Every test, the summary and the recommendations, as the seed printed them."""
+    out = Reporter("Test", emit)
+    out.header("FIDELITY VALIDATION")
+    for number, result in enumerate(report.tests.values(), start=1):
+        tag = f"Test {number}"
+        out.line(f"{result.title}...", tag=tag)
+        for line in statistic_lines(result):
+            out.detail(line, tag=tag)
+        out.blank()
+    counted = [t for t in report.tests.values() if t.verdict != "SKIPPED"]
+    s = report.summary
+    out.header("VALIDATION SUMMARY")
+    for line in (
+        f"Overall Verdict: {report.overall_verdict}",
+        f"Passed: {s.passed_tests}/{len(counted)} tests",
+        f"Failed: {s.failed_tests}/{len(counted)} tests",
+    ):
+        out.emit(line)
+    if s.warning_tests:
+        out.emit(f"Warnings: {s.warning_tests}/{len(counted)} tests")
+    if s.skipped_tests:
+        out.emit(f"Skipped: {s.skipped_tests} tests (the shape lacks their metrics)")
+    out.blank()
+    out.emit("Recommendations:")
+    for line in s.recommendations:
+        out.emit(f"  • {line}")
+    out.blank()

@@ -1,0 +1,159 @@
+"""The HTML report: one self-contained page people can open from an alert or the Dagster UI.
+
+Verdict at the top; then per test the production and synthetic distributions side by side
+(matplotlib, inline SVG): bars for categories, lines for the hourly and weekly waves, log axes
+for heavy tails; with the statistic, the tolerance, the verdict's reason and the recommendations.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no global state, safe in Dagster's threads
+
+from shape_pipeline.contracts import FidelityReport, TestResult
+from shape_pipeline.fidelity.render_console import statistic_lines
+
+PROD, SYN = "#1f77b4", "#ff7f0e"
+COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "WARNING": "#ef6c00", "SKIPPED": "#757575"}
+LINE_TESTS = {"hourly_pattern", "day_of_week_pattern"}
+HEAVY_TAILS = {"messages_per_conversation", "inter_message_gaps", "messages_per_sender", "content_length"}
+
+
+def _svg(fig: Figure) -> str:
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "fidelity"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _figure() -> tuple[Figure, Any]:
+    fig = Figure(figsize=(7.0, 3.0))
+    return fig, fig.add_subplot()
+
+
+def category_chart(prod: dict[str, float], syn: dict[str, float], *, lines: bool = False) -> str:
+    """Shares side by side: bars (categories) or lines (hourly/weekly waves)."""
+    labels = list(prod.keys() | syn.keys()) if not lines else list(prod.keys())
+    if not lines:
+        labels.sort(key=lambda k: -prod.get(k, 0.0))
+    fig, ax = _figure()
+    x = list(range(len(labels)))
+    p = [prod.get(k, 0.0) for k in labels]
+    s = [syn.get(k, 0.0) for k in labels]
+    if lines:
+        ax.plot(x, p, marker="o", color=PROD, label="production")
+        ax.plot(x, s, marker="s", color=SYN, label="synthetic")
+    else:
+        ax.bar([i - 0.2 for i in x], p, width=0.4, color=PROD, label="production")
+        ax.bar([i + 0.2 for i in x], s, width=0.4, color=SYN, label="synthetic")
+    ax.set_xticks(x, labels, rotation=0 if len(labels) < 10 else 90)
+    ax.set_ylabel("share")
+    ax.legend()
+    return _svg(fig)
+
+
+def distribution_chart(prod: dict[str, Any], syn: dict[str, Any], *, log: bool) -> str | None:
+    """Histogram shares per bucket (log x for heavy tails), else the percentiles (log y)."""
+    fig, ax = _figure()
+    ph, sh = prod.get("histogram"), syn.get("histogram")
+    if ph and sh:
+        edges = ph["edges"]
+        for counts, color, label in ((ph["counts"], PROD, "production"), (sh["counts"], SYN, "synthetic")):
+            total = sum(counts) or 1
+            ax.stairs([c / total for c in counts], edges, color=color, label=label, linewidth=1.5)
+        if log and edges[0] >= 0:
+            ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel("value (bucket)")
+        ax.set_ylabel("share")
+    elif prod.get("percentiles"):
+        keys = list(prod["percentiles"].keys())
+        levels = [int(k[1:]) for k in keys]
+        ax.plot(levels, [prod["percentiles"][k] for k in keys], marker="o", color=PROD, label="production")
+        syn_pct = syn.get("percentiles", {})
+        if syn_pct:
+            ax.plot(levels, [syn_pct.get(k) for k in keys], marker="s", color=SYN, label="synthetic")
+        if log:
+            ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("value")
+    else:
+        return None
+    ax.legend()
+    return _svg(fig)
+
+
+def chart_for(key: str, result: TestResult) -> str | None:
+    if result.verdict == "SKIPPED" or key == "integrity":
+        return None
+    if "shares" in result.production:
+        return category_chart(result.production["shares"], result.synthetic.get("shares", {}), lines=key in LINE_TESTS)
+    if key == "members_per_conversation":
+        worst = result.synthetic.get("worst_type")
+        if not worst:
+            return None
+        return distribution_chart(result.production.get(worst, {}), result.synthetic.get(worst, {}), log=False)
+    return distribution_chart(result.production, result.synthetic, log=key in HEAVY_TAILS)
+
+
+def _section(number: int, key: str, result: TestResult) -> str:
+    esc = html.escape
+    color = COLORS[result.verdict]
+    stats = "".join(f"<li>{esc(line)}</li>" for line in statistic_lines(result))
+    tolerance = "" if result.tolerance is None else f"<p>Tolerance: {result.tolerance:g}</p>"
+    recs = "".join(f"<li>{esc(r.text)}</li>" for r in result.recommendations)
+    chart = chart_for(key, result)
+    parts = [
+        f'<section id="{esc(key)}"><h2>Test {number}: {esc(result.title)} '
+        f'<span class="badge" style="background:{color}">{result.verdict}</span></h2>',
+        f"<ul>{stats}</ul>",
+        tolerance,
+        f'<div class="chart">{chart}</div>' if chart else "",
+        f"<h3>Recommendation</h3><ul>{recs}</ul>" if recs else "",
+    ]
+    if key == "integrity" and result.synthetic.get("counts"):
+        rows = "".join(
+            f"<tr><td>{esc(k)}</td><td>{v:,}</td></tr>" for k, v in result.synthetic["counts"].items()
+        )
+        parts.append(f"<table><tr><th>rule</th><th>breaches</th></tr>{rows}</table>")
+    return "".join(parts) + "</section>"
+
+
+def render_html(report: FidelityReport, *, shape_path: str | None = None) -> str:
+    """The whole page as one string (no external files, scripts or fonts)."""
+    esc = html.escape
+    color = COLORS[report.overall_verdict]
+    s = report.summary
+    summary = "".join(f"<li>{esc(line)}</li>" for line in s.recommendations)
+    sections = "".join(_section(n, k, r) for n, (k, r) in enumerate(report.tests.items(), start=1))
+    rows = "".join(
+        f'<tr><td><a href="#{esc(k)}">{esc(r.title)}</a></td>'
+        f'<td style="color:{COLORS[r.verdict]}">{r.verdict}</td>'
+        f"<td>{esc(r.statistic or '')}</td><td>{'' if r.effect_size is None else f'{r.effect_size:.3f}'}</td></tr>"
+        for k, r in report.tests.items()
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Fidelity report: {report.overall_verdict}</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}}
+.verdict{{font-size:2em;color:#fff;background:{color};padding:.4em .8em;border-radius:.3em}}
+.badge{{color:#fff;padding:.1em .5em;border-radius:.3em;font-size:.8em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
+section{{border-top:1px solid #ddd;margin-top:1.5em}} .chart svg{{max-width:100%;height:auto}}
+</style></head><body>
+<h1>Fidelity validation</h1>
+<p class="verdict">Overall verdict: {report.overall_verdict}</p>
+<p>Validated {report.validation_timestamp:%Y-%m-%d %H:%M UTC} against the shape extracted
+{'' if report.shape_extracted_at is None else f'{report.shape_extracted_at:%Y-%m-%d %H:%M UTC}'}
+{f'({esc(shape_path)})' if shape_path else ''}; synthetic data: {esc(report.synthetic_source or '')};
+tolerance {report.tolerance_threshold:g}. Passed {s.passed_tests}, warnings {s.warning_tests},
+failed {s.failed_tests}, skipped {s.skipped_tests}.</p>
+<table><tr><th>test</th><th>verdict</th><th>deciding statistic</th><th>value</th></tr>{rows}</table>
+<h2>Recommendations</h2><ul>{summary}</ul>
+{sections}
+</body></html>
+"""

@@ -1,0 +1,182 @@
+"""The validator: extract the synthetic data's own shape, compare, decide, recommend, write.
+
+The synthetic side is reduced to frequency tables by the sampler's own aggregate code
+(`extract_frequencies`, same window as the shape file, same mapping) or, for a Parquet folder,
+by Arrow group-bys with the same definitions. The comparison itself (`compare`) is pure.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shape_pipeline.console import Emit, Reporter
+from shape_pipeline.contracts import CalibratedConfig, FidelityReport, FidelitySummary, ShapeMetrics
+from shape_pipeline.db import check_connection, create_engine, redact
+from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.fidelity import integrity, parquet_source
+from shape_pipeline.fidelity.integrity import IntegrityFindings
+from shape_pipeline.fidelity.recommendations import Commands, recommend, summary_lines
+from shape_pipeline.fidelity.render_console import render
+from shape_pipeline.fidelity.tests_catalog import Inputs, run_tests
+from shape_pipeline.fidelity.verdict import overall
+from shape_pipeline.files import load_json_model, model_json, write_text_atomic
+from shape_pipeline.mapping import load_mapping
+from shape_pipeline.sampling.extract import extract_frequencies
+from shape_pipeline.sampling.frequencies import FrequencyTables
+
+
+def shape_window(shape: ShapeMetrics) -> tuple[datetime, datetime]:
+    """The shape's window; a seed-form shape's window ends at `extracted_at`."""
+    end = shape.window_end or shape.extracted_at
+    start = shape.window_start or end - timedelta(days=shape.sample_window_days)
+    return _utc(start), _utc(end)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def check_tolerance(tolerance: float) -> float:
+    if not 0.0 < tolerance < 1.0:
+        raise ShapePipelineError(f"--tolerance: {tolerance} must be between 0 and 1 (e.g. 0.15)")
+    return tolerance
+
+
+def read_synthetic(
+    shape: ShapeMetrics,
+    *,
+    database_url: str | None = None,
+    mapping_path: str | Path | None = None,
+    parquet_dir: str | Path | None = None,
+) -> tuple[FrequencyTables, IntegrityFindings, str]:
+    """(frequency tables, integrity findings, printable source) of the synthetic dataset."""
+    if (database_url is None) == (parquet_dir is None):
+        raise ShapePipelineError("give exactly one of --database-url and --parquet-dir")
+    start, end = shape_window(shape)
+    if parquet_dir is not None:
+        folder = Path(parquet_dir)
+        if not folder.is_dir():
+            raise ShapePipelineError(f"No such directory: {folder} (--parquet-dir)")
+        freq = parquet_source.frequencies_from_parquet(folder, window_start=start, window_end=end)
+        found = integrity.check_parquet(folder, window_start=start, window_end=end)
+        source = str(folder)
+    else:
+        mapping = load_mapping(mapping_path)
+        engine = create_engine(database_url or "")
+        try:
+            check_connection(engine)
+            freq = extract_frequencies(engine, mapping, window_start=start, window_end=end)
+            found = integrity.check_database(engine, mapping, window_start=start, window_end=end)
+        finally:
+            engine.dispose()
+        source = redact(engine.url)
+    if freq.messages_total == 0:
+        raise ShapePipelineError(
+            f"{source}: no messages between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC "
+            "(the shape's window): nothing to validate (empty dataset, or generated for another window?)"
+        )
+    return freq, found, source
+
+
+def compare(
+    shape: ShapeMetrics,
+    synthetic: FrequencyTables,
+    found: IntegrityFindings | None,
+    *,
+    tolerance: float = 0.15,
+    config: CalibratedConfig | None = None,
+    commands: Commands | None = None,
+    source: str | None = None,
+    now: datetime | None = None,
+) -> FidelityReport:
+    """Run every test, attach recommendations, decide the overall verdict (pure)."""
+    check_tolerance(tolerance)
+    tests = run_tests(Inputs(shape, synthetic, found, tolerance))
+    for key, result in tests.items():
+        result.recommendations = recommend(key, result, config)
+    verdicts = [t.verdict for t in tests.values()]
+    return FidelityReport(
+        validation_timestamp=now or datetime.now(UTC),
+        tolerance_threshold=tolerance,
+        overall_verdict=overall(verdicts),
+        shape_extracted_at=shape.extracted_at,
+        synthetic_source=source,
+        tests=tests,
+        summary=FidelitySummary(
+            passed_tests=verdicts.count("PASS"),
+            failed_tests=verdicts.count("FAIL"),
+            warning_tests=verdicts.count("WARNING"),
+            skipped_tests=verdicts.count("SKIPPED"),
+            recommendations=summary_lines(tests, commands or Commands()),
+        ),
+    )
+
+
+def validate(
+    shape: ShapeMetrics,
+    *,
+    database_url: str | None = None,
+    mapping_path: str | Path | None = None,
+    parquet_dir: str | Path | None = None,
+    tolerance: float = 0.15,
+    config: CalibratedConfig | None = None,
+    commands: Commands | None = None,
+) -> FidelityReport:
+    """Validate one synthetic dataset (database or Parquet folder) against a production shape."""
+    check_tolerance(tolerance)
+    freq, found, source = read_synthetic(
+        shape, database_url=database_url, mapping_path=mapping_path, parquet_dir=parquet_dir
+    )
+    return compare(shape, freq, found, tolerance=tolerance, config=config, commands=commands, source=source)
+
+
+def validate_to_files(
+    shape_path: str | Path,
+    output_path: str | Path,
+    *,
+    database_url: str | None = None,
+    mapping_path: str | Path | None = None,
+    parquet_dir: str | Path | None = None,
+    tolerance: float = 0.15,
+    html_path: str | Path | None = None,
+    config_path: str | Path | None = None,
+    emit: Emit | None = None,
+) -> FidelityReport:
+    """Read the shape (and config), validate, print the seed's console report, write JSON (+ HTML).
+
+    Both files are rendered in full before either is written, each by an atomic rename.
+    """
+    shape = load_json_model(shape_path, ShapeMetrics, what="shape metrics")
+    config = load_json_model(config_path, CalibratedConfig, what="calibrated config") if config_path else None
+    target = f"--parquet-dir {parquet_dir}" if parquet_dir is not None else f"--database-url {redact(database_url or '')}"
+    if mapping_path and parquet_dir is None:
+        target += f" --mapping {mapping_path}"
+    commands = Commands(
+        config=str(config_path or "calibrated-config.json"),
+        shape=str(shape_path),
+        target=target,
+        output=str(output_path),
+    )
+    report = validate(
+        shape,
+        database_url=database_url,
+        mapping_path=mapping_path,
+        parquet_dir=parquet_dir,
+        tolerance=tolerance,
+        config=config,
+        commands=commands,
+    )
+    render(report, emit)
+    html = None
+    if html_path is not None:
+        from shape_pipeline.fidelity.report_html import render_html
+
+        html = render_html(report, shape_path=str(shape_path))
+    write_text_atomic(output_path, model_json(report))
+    out = Reporter("Output", emit)
+    out.ok(f"Written to {output_path}")
+    if html is not None and html_path is not None:
+        write_text_atomic(html_path, html)
+        out.ok(f"HTML report written to {html_path}")
+    return report
