@@ -32,7 +32,7 @@ FIELD_NAME_PARENTS = frozenset({"profile_completeness"})
 MAX_ROUNDING = PrivacyReport.model_fields["max_rounding"].default
 
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
-_VERSION = re.compile(r"^\d{1,4}(\.\d{1,4}){1,3}([.+-]?[a-z]{1,8}\d{0,4})?$")
+_VERSION = re.compile(r"^\d{1,4}\.\d{1,4}\.\d{1,4}([.+-]?[a-z]{1,8}\d{0,4})?$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TOKENISH = re.compile(r"[0-9a-fA-F]{16,}|\d{7,}")  # a column name never looks like a hash or a phone
 
@@ -40,9 +40,9 @@ _TOKENISH = re.compile(r"[0-9a-fA-F]{16,}|\d{7,}")  # a column name never looks 
 _LOOKS_LIKE: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("an e-mail address", re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")),
     ("a UUID", re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")),
+    ("a long hex run (a token or hash)", re.compile(r"[0-9a-fA-F]{16,}")),
     ("an IP address", re.compile(r"\b\d{1,3}(\.\d{1,3}){3}\b|\b[0-9a-fA-F]{1,4}(:[0-9a-fA-F]{0,4}){2,7}\b")),
     ("a phone number", re.compile(r"(\+?\d[\d ()./-]{6,}\d)")),
-    ("a long hex run (a token or hash)", re.compile(r"[0-9a-fA-F]{16,}")),
     ("a long base32/base64 run (a token)", re.compile(r"[A-Za-z0-9+/=_-]{20,}")),
 )
 
