@@ -1,0 +1,210 @@
+"""`generate_dataset`: plan, generate shard by shard, load into a database and/or Parquet.
+
+Generation runs in a background thread one or two chunks ahead of loading (numpy, Arrow and
+the database driver release the GIL in their heavy parts), so drawing rows overlaps with COPY.
+Chunk size only groups shards: the rows are the same whatever it is.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from shape_pipeline import db
+from shape_pipeline.console import Emit, Reporter, fmt_int
+from shape_pipeline.contracts import CalibratedConfig
+from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.generation import seeds, text
+from shape_pipeline.generation.columns import ENTITIES, Chunk, concat_chunks
+from shape_pipeline.generation.conversations import conversation_chunk
+from shape_pipeline.generation.load import DatabaseSink, refuse_production
+from shape_pipeline.generation.load_parquet import ParquetSink
+from shape_pipeline.generation.plan import Plan, make_plan
+from shape_pipeline.generation.users import user_chunk
+
+DEFAULT_CHUNK_MESSAGES = 250_000
+LOG_EVERY_S = 15.0
+QUEUE_CHUNKS = 2
+
+
+@dataclass
+class GenerationResult:
+    """What was generated and how fast (no URL passwords: destinations are redacted)."""
+
+    rows: dict[str, int]
+    seed: str
+    seconds: float
+    target_messages: int
+    destinations: list[str] = field(default_factory=list)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total_rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.rows.get("messages", 0) / self.seconds if self.seconds > 0 else 0.0
+
+
+def iter_chunks(plan: Plan, chunk_messages: int) -> Iterator[Chunk]:
+    """Users first, then conversations with their members and messages, grouped into chunks.
+
+    Shards are fixed units with their own random streams, so the grouping changes nothing in
+    the rows.
+    """
+    pool = text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
+    group: list[Chunk] = []
+    size = 0
+    for shard in range(plan.user_shards):
+        group.append(user_chunk(plan, shard, pool))
+        size += group[-1].tables["users"].num_rows
+        if size >= chunk_messages:
+            yield concat_chunks(group)
+            group, size = [], 0
+    if group:
+        yield concat_chunks(group)
+    group, size = [], 0
+    for shard in range(plan.conversation_shards):
+        group.append(conversation_chunk(plan, shard, pool))
+        size += group[-1].messages
+        if size >= chunk_messages:
+            yield concat_chunks(group)
+            group, size = [], 0
+    if group:
+        yield concat_chunks(group)
+
+
+def background(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """Run `chunks` in a thread, at most QUEUE_CHUNKS ahead of the consumer."""
+    box: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        box.put(chunk, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            box.put(exc)
+
+    thread = threading.Thread(target=produce, name="shape-pipeline-generator", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                thread.join(0.1)
+
+
+def generate_dataset(
+    config: CalibratedConfig,
+    *,
+    target_messages: int,
+    seed: str = seeds.DEFAULT_SEED,
+    database_url: str | None = None,
+    mapping_path: str | Path | None = None,
+    replace: bool = False,
+    parquet_dir: str | Path | None = None,
+    production_url: str | None = None,
+    content_style: Literal["filler", "pii_demo"] = "filler",
+    chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
+    emit: Emit | None = print,
+    progress: bool = False,
+) -> GenerationResult:
+    """Generate `target_messages` messages (and the users, conversations and members they imply)
+    from `config` and `seed`, into a database and/or a Parquet folder, all or nothing."""
+    if not database_url and not parquet_dir:
+        raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
+    if chunk_messages < 1:
+        raise ShapePipelineError("chunk_messages must be at least 1")
+    if database_url:
+        db.parse_url(database_url)
+        refuse_production(database_url, production_url)
+    report = Reporter("Generator", emit)
+    report.header("SYNTHETIC DATA GENERATION")
+    started = time.perf_counter()
+    database = DatabaseSink(database_url, mapping_path=mapping_path, replace=replace) if database_url else None
+    parquet = ParquetSink(parquet_dir, replace=replace) if parquet_dir else None
+    try:
+        extras = database.extra_profile_fields() if database else []
+        plan = make_plan(
+            config, target_messages=target_messages, seed=seed, extra_profile_fields=extras, content_style=content_style
+        )
+        report.line(f"Seed: {seed}")
+        report.detail(f"Users: {fmt_int(plan.users)}")
+        report.detail(f"Conversations: {fmt_int(plan.conversations)}")
+        report.detail(f"Members: {fmt_int(plan.members)}")
+        report.detail(f"Messages: {fmt_int(plan.target_messages)}")
+        destinations: list[str] = []
+        if database is not None:
+            database.open(plan)
+            destinations.append(db.redact(database.url))
+        if parquet is not None:
+            parquet.open()
+            destinations.append(str(parquet.directory))
+        report.line(f"Writing to {', '.join(destinations)}")
+        rows = dict.fromkeys(ENTITIES, 0)
+        last_log = time.perf_counter()
+        with tqdm(total=plan.target_messages, unit="msg", unit_scale=True, disable=not progress) as bar:
+            for chunk in background(iter_chunks(plan, chunk_messages)):
+                if database is not None:
+                    database.write(chunk)
+                if parquet is not None:
+                    parquet.write(chunk)
+                for name, count in chunk.rows().items():
+                    rows[name] += count
+                bar.update(chunk.messages)
+                now = time.perf_counter()
+                if now - last_log >= LOG_EVERY_S and rows["messages"]:
+                    last_log = now
+                    share = rows["messages"] / plan.target_messages
+                    report.detail(
+                        f"{fmt_int(rows['messages'])} / {fmt_int(plan.target_messages)} messages "
+                        f"({share:.0%}), {fmt_int(sum(rows.values()) / (now - started))} rows/s"
+                    )
+        if database is not None:
+            report.line("Adding keys and committing...")
+            database.commit()
+        if parquet is not None:
+            parquet.commit()
+    finally:
+        if database is not None:
+            database.close()
+        if parquet is not None:
+            parquet.close()
+    result = GenerationResult(rows, seed, time.perf_counter() - started, plan.target_messages, destinations)
+    report.ok(
+        f"Generated {fmt_int(result.total_rows)} rows in {result.seconds:.1f}s "
+        f"({fmt_int(result.rows_per_second)} rows/s)"
+    )
+    report.blank()
+    return result

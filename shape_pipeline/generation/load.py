@@ -1,0 +1,162 @@
+"""The database side of a load: one transaction, refusals first, the schema prepared, rows streamed.
+
+Order: refuse the production database; connect; begin; create the canonical schema (without a
+mapping) or reflect the mapped tables; work out every column (`schema_writer`), refusing a bad
+mapping; refuse tables that hold rows unless `replace` (which empties them in the same
+transaction); stream chunks; add the canonical keys; commit. Any failure or interrupt rolls
+the whole transaction back, so the tables are as they were.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from shape_pipeline import db
+from shape_pipeline.errors import DatabaseError, ShapePipelineError
+from shape_pipeline.generation import load_postgres, load_sqlalchemy
+from shape_pipeline.generation.columns import ENTITIES, Chunk
+from shape_pipeline.generation.plan import Plan
+from shape_pipeline.generation.schema_writer import TableWriter, build_writers
+from shape_pipeline.mapping import (
+    CANONICAL_MAPPING,
+    SchemaMapping,
+    canonical_metadata,
+    load_mapping,
+    reflect_tables,
+)
+
+
+def refuse_production(database_url: str, production_url: str | None) -> None:
+    """A target that is the configured production database is never written."""
+    if production_url and db.same_database(database_url, production_url):
+        raise ShapePipelineError(
+            f"--database-url: {db.redact(database_url)} is the configured production database; refusing to write"
+        )
+
+
+def bare_copy(md: sa.MetaData) -> sa.MetaData:
+    """The same tables with columns only (keys are added after the rows: faster bulk load)."""
+    bare = sa.MetaData(schema=md.schema)
+    for table in md.sorted_tables:
+        sa.Table(table.name, bare, *[sa.Column(c.name, c.type, nullable=c.nullable) for c in table.columns])
+    return bare
+
+
+class DatabaseSink:
+    """Loads chunks into one database inside a single transaction (use as a context manager)."""
+
+    def __init__(self, database_url: str, *, mapping_path: str | Path | None, replace: bool) -> None:
+        self.url = database_url
+        self.mapping: SchemaMapping = load_mapping(mapping_path)
+        self.canonical = mapping_path is None or str(mapping_path) == ""
+        self.replace = replace
+        self.engine = db.create_engine(database_url, poolclass=sa.pool.NullPool)
+        self.conn: sa.Connection | None = None
+        self.transaction: sa.RootTransaction | None = None
+        self.writers: dict[str, TableWriter] = {}
+        self.pending_keys: list[sa.Table] = []
+        self.postgres = db.is_postgres(self.engine)
+
+    def __enter__(self) -> DatabaseSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def extra_profile_fields(self) -> list[str]:
+        from shape_pipeline.generation.schema_writer import extra_profile_fields
+
+        return extra_profile_fields(self.mapping)
+
+    def open(self, plan: Plan) -> None:
+        """Connect, begin, prepare the schema and refuse what must be refused (nothing written yet)."""
+        db.check_connection(self.engine)
+        self.conn = self.engine.connect()
+        self.transaction = self.conn.begin()
+        if self.canonical:
+            self._create_canonical()
+        tables = reflect_tables(self.conn, self.mapping)
+        self.writers = build_writers(self.mapping, tables, plan)
+        self._refuse_or_empty(tables)
+
+    def _create_canonical(self) -> None:
+        assert self.conn is not None
+        md = canonical_metadata(CANONICAL_MAPPING.schema_)
+        inspector = sa.inspect(self.conn)
+        missing = [t for t in md.sorted_tables if not inspector.has_table(t.name, schema=t.schema)]
+        if not missing:
+            return
+        if self.postgres and len(missing) == len(md.tables):
+            bare = bare_copy(md)
+            bare.create_all(self.conn)
+            self.pending_keys = list(md.sorted_tables)
+        else:
+            md.create_all(self.conn, tables=missing)
+
+    def _refuse_or_empty(self, tables: dict[str, sa.Table]) -> None:
+        assert self.conn is not None
+        busy = [
+            t for t in tables.values()
+            if self.conn.execute(sa.select(sa.literal(1)).select_from(t).limit(1)).first() is not None
+        ]
+        if not busy:
+            return
+        names = ", ".join(t.name for t in busy)
+        if not self.replace:
+            raise ShapePipelineError(
+                f"target tables already hold rows ({names}) in {db.redact(self.url)}; use --replace to empty them"
+            )
+        prep = self.conn.dialect.identifier_preparer
+        if self.postgres:
+            listed = ", ".join(prep.format_table(t) for t in tables.values())
+            self.conn.execute(sa.text(f"TRUNCATE {listed}"))
+        else:
+            for entity in reversed(ENTITIES):
+                self.conn.execute(tables[entity].delete())
+
+    def write(self, chunk: Chunk) -> None:
+        """Append one chunk's rows, parents first."""
+        assert self.conn is not None
+        for entity in ENTITIES:
+            logical = chunk.tables.get(entity)
+            if logical is None:
+                continue
+            writer = self.writers[entity]
+            rows = writer.convert(logical)
+            try:
+                if self.postgres:
+                    load_postgres.copy_rows(self.conn, writer.table, rows)
+                else:
+                    load_sqlalchemy.insert_rows(self.conn, writer.table, rows)
+            except sa.exc.DBAPIError as exc:
+                raise DatabaseError(f"loading {writer.table.name} failed: {db.short_reason(exc)}") from None
+            except Exception as exc:
+                if type(exc).__module__.startswith("psycopg"):
+                    raise DatabaseError(f"loading {writer.table.name} failed: {db.short_reason(exc)}") from None
+                raise
+
+    def commit(self) -> None:
+        """Add the canonical keys (when the tables were created bare) and commit."""
+        assert self.conn is not None and self.transaction is not None
+        try:
+            for table in self.pending_keys:
+                self.conn.execute(sa.schema.AddConstraint(table.primary_key))
+                for constraint in table.constraints:
+                    if isinstance(constraint, sa.UniqueConstraint):
+                        self.conn.execute(sa.schema.AddConstraint(constraint))
+            for table in self.pending_keys:
+                for fk in table.foreign_key_constraints:
+                    self.conn.execute(sa.schema.AddConstraint(fk))
+            self.transaction.commit()
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(f"finishing the load failed: {db.short_reason(exc)}") from None
+
+    def close(self) -> None:
+        """Roll back anything uncommitted and release the connection."""
+        if self.transaction is not None and self.transaction.is_active:
+            self.transaction.rollback()
+        if self.conn is not None:
+            self.conn.close()
+        self.engine.dispose()

@@ -1,0 +1,71 @@
+"""Parquet: `DIR/users/`, `DIR/conversations/`, `DIR/members/`, `DIR/messages/`, each a dataset of
+`part-NNNNN.parquet` files in the canonical columns (ids int64, times `timestamp[us, tz=UTC]`,
+logical type names).
+
+Parts are written into a hidden staging folder next to the targets and moved into place only
+when the whole dataset is written, so readers never see a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.generation.columns import ENTITIES, SCHEMAS, Chunk
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+class ParquetSink:
+    """Writes chunks as Parquet parts; `commit` swaps the staged datasets in."""
+
+    def __init__(self, directory: str | Path, *, replace: bool) -> None:
+        self.directory = Path(directory)
+        self.replace = replace
+        self.staging = self.directory / f".staging-{uuid.uuid4().hex[:8]}"
+        self.parts: dict[str, int] = dict.fromkeys(ENTITIES, 0)
+
+    def __enter__(self) -> ParquetSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Refuse non-empty datasets unless `replace`; create the staging folder."""
+        busy = [n for n in ENTITIES if (self.directory / n).is_dir() and any((self.directory / n).iterdir())]
+        if busy and not self.replace:
+            raise ShapePipelineError(
+                f"--parquet-dir: {self.directory} already holds {', '.join(busy)}; use --replace to overwrite"
+            )
+        for name in ENTITIES:
+            (self.staging / name).mkdir(parents=True, exist_ok=True)
+
+    def write(self, chunk: Chunk) -> None:
+        for name in ENTITIES:
+            table = chunk.tables.get(name)
+            if table is None:
+                continue
+            table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+            pq.write_table(table, self.staging / name / part_name(self.parts[name]), compression="snappy")
+            self.parts[name] += 1
+
+    def commit(self) -> None:
+        """Move each staged dataset into place (the old one, if any, is removed afterwards)."""
+        for name in ENTITIES:
+            target = self.directory / name
+            old = self.directory / f".old-{name}-{uuid.uuid4().hex[:8]}"
+            if target.exists():
+                target.rename(old)
+            (self.staging / name).rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)

@@ -1,0 +1,174 @@
+"""When things happen: daily and weekly waves from the config's weights, bursts from its gaps.
+
+Conversations are laid out on an "activity clock" that runs fast in busy hours and slowly at
+night (a time warp built from the 24x7 grid, or from hourly x day-of-week weights), so start
+times follow the waves. Inside a conversation, gaps come from the gap model: gaps shorter than
+`SESSION_BREAK_S` are kept exactly in real seconds (bursts), longer gaps start a new session and
+are laid out on the activity clock, so sessions also follow the waves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from shape_pipeline.contracts import QuantileSplineModel, TemporalWeights
+from shape_pipeline.distributions import sample
+
+US = 1_000_000
+HOUR_US = 3600 * US
+SESSION_BREAK_S = 3600.0  # gaps from one hour up separate sessions
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+MAX_CREATION_LEAD_S = 3600.0
+SPAN_SHARE = 0.8  # a conversation's gaps should fit in this share of the window
+ALLOCATION_ROUNDS = 12  # a conversation is created up to an hour before its first message
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch (UTC)."""
+    return int(round(moment.timestamp() * US))
+
+
+@dataclass(frozen=True)
+class TimeWarp:
+    """Piecewise-linear map from activity time to real time (both in µs from the window start)."""
+
+    start_us: int
+    length_us: int
+    real_edges: np.ndarray
+    activity_edges: np.ndarray
+
+    def to_real(self, activity_us: np.ndarray) -> np.ndarray:
+        return np.interp(activity_us, self.activity_edges, self.real_edges)
+
+
+def hour_weights(temporal: TemporalWeights) -> np.ndarray:
+    """7 x 24 weights (Monday first, UTC), from the grid or from hourly x day-of-week."""
+    if temporal.hour_by_day_of_week is not None:
+        grid = np.asarray(temporal.hour_by_day_of_week, dtype=np.float64)
+    else:
+        grid = np.outer(np.asarray(temporal.day_of_week, dtype=np.float64), np.asarray(temporal.hourly, dtype=np.float64))
+    grid = np.maximum(grid, 0.0)
+    if grid.sum() <= 0:
+        grid = np.ones((7, 24))
+    grid = grid / grid.mean()
+    return np.maximum(grid, 1e-3)  # a zero cell gets (almost) nothing, and the clock stays invertible
+
+
+def build_time_warp(temporal: TemporalWeights, window_start: datetime, window_end: datetime) -> TimeWarp:
+    """The activity clock of the window: each real hour lasts its weight in activity time."""
+    start, end = to_us(window_start), to_us(window_end)
+    first_hour = start // HOUR_US
+    last_hour = -(-end // HOUR_US)
+    hours = np.arange(first_hour, last_hour)
+    edges = np.clip(np.append(hours, last_hour) * HOUR_US, start, end) - start
+    cell = ((hours // 24 + EPOCH_WEEKDAY) % 7) * 24 + hours % 24
+    duration = np.diff(edges).astype(np.float64)
+    # The weights are shares of the window's messages: a weekday that occurs five times in the
+    # window shares its weight among five days, so the window's totals match the weights.
+    occurrences = np.bincount(cell, weights=duration / HOUR_US, minlength=7 * 24)
+    weight = hour_weights(temporal).reshape(-1) / np.maximum(occurrences, 1e-9)
+    activity = np.concatenate([[0.0], np.cumsum(duration * weight[cell])])
+    activity *= (end - start) / activity[-1]
+    return TimeWarp(start, end - start, edges.astype(np.float64), activity)
+
+
+def segment_cumsum(values: np.ndarray, starts: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each segment start (segment = segment index of each item)."""
+    total = np.cumsum(values)
+    base = total[starts] - values[starts]
+    return total - base[segment]
+
+
+def allocate_gaps(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    conv: np.ndarray,
+    starts: np.ndarray,
+    drawn: np.ndarray,
+    warp: TimeWarp,
+) -> np.ndarray:
+    """Hand the drawn gaps to the conversations' messages (0 before each first message).
+
+    The multiset of gaps is exactly what was drawn, so the pooled gap distribution is the
+    model's; but a busy conversation whose gaps would not fit in SPAN_SHARE of the window gets
+    smaller ones: every slot has a rank key (uniform at first), sorted gaps go to sorted keys,
+    and the keys of conversations over their budget are scaled down, a few rounds.
+    """
+    gap = np.zeros(conv.size, dtype=np.float64)
+    slots = np.ones(conv.size, dtype=bool)
+    slots[starts] = False
+    owner = conv[slots]
+    budget = SPAN_SHARE * warp.length_us / US
+    keys = rng.random(drawn.size)
+    ordered = np.sort(drawn, kind="stable")
+    placed = np.empty(drawn.size, dtype=np.float64)
+    for _ in range(ALLOCATION_ROUNDS):
+        placed[np.argsort(keys, kind="stable")] = ordered
+        spent = np.bincount(owner, weights=placed, minlength=counts.size)
+        over = spent > budget
+        if not over.any():
+            break
+        keys *= np.where(over, budget / np.maximum(spent, 1.0), 1.0)[owner]
+    gap[slots] = placed
+    return gap
+
+
+def segment_running_max(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Running maximum restarting with each segment (segments numbered in ascending order)."""
+    shifted = values - values.min()
+    step = shifted.max() + 1.0
+    lifted = shifted + segment * step
+    return np.maximum.accumulate(lifted) - segment * step + values.min()
+
+
+def message_times(
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    gaps: QuantileSplineModel,
+    warp: TimeWarp,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Message times (µs since epoch, ascending within each conversation) and conversation creation times.
+
+    Sessions (runs of gaps below SESSION_BREAK_S) keep their gaps exactly in real seconds; the
+    sessions of a conversation are placed on the activity clock (so they follow the daily and
+    weekly waves) and never overlap: each starts at least SESSION_BREAK_S after the previous
+    one ends. Every message lies in [window start, window end); each conversation is created
+    at or before its first message, inside the window.
+    """
+    k = counts.size
+    n = int(counts.sum())
+    conv = np.repeat(np.arange(k), counts)
+    starts = np.cumsum(counts) - counts
+    ends = starts + counts - 1
+    gap = allocate_gaps(rng, counts, conv, starts, sample(gaps, rng, n - k).astype(np.float64), warp)
+    new_session = gap >= SESSION_BREAK_S
+    new_session[starts] = True
+    first_msg = np.flatnonzero(new_session)  # first message of each session
+    last_msg = np.append(first_msg[1:] - 1, n - 1)
+    session = np.cumsum(new_session) - 1
+    within = segment_cumsum(np.where(new_session, 0.0, gap), first_msg, session)
+    owner = conv[first_msg]  # conversation of each session
+    continues = np.diff(owner, prepend=-1) == 0  # not the conversation's first session
+    opens = np.flatnonzero(~continues)
+    closes = np.append(opens[1:] - 1, owner.size - 1)
+    duration = within[last_msg]
+    previous = np.where(continues, np.roll(duration, 1), 0.0)  # length of the session before
+    position = segment_cumsum(gap[first_msg] + previous, opens, owner)  # activity seconds from origin
+    span = position[closes] + duration[closes]
+    length_s = warp.length_us / US
+    squeeze = np.minimum(1.0, 0.98 * length_s / np.maximum(span, 1.0))
+    origin = rng.random(k) * np.maximum(length_s - span * squeeze, 0.0)
+    wanted = warp.to_real((origin[owner] + position * squeeze[owner]) * US)
+    # no overlap: start_s >= start_(s-1) + duration_(s-1) + SESSION_BREAK_S
+    floor = segment_cumsum(
+        np.where(continues, (previous * squeeze[owner] + SESSION_BREAK_S) * US, 0.0), opens, owner
+    )
+    begin = segment_running_max(wanted - floor, owner) + floor
+    real = begin[session] + within * squeeze[conv] * US
+    rel = np.clip(np.rint(real).astype(np.int64), 0, warp.length_us - 1)
+    first = rel[starts]
+    lead = np.rint(rng.random(k) * np.minimum(MAX_CREATION_LEAD_S * US, first)).astype(np.int64)
+    return rel + warp.start_us, first - lead + warp.start_us
