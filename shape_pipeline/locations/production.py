@@ -6,7 +6,6 @@ and returns only metadata: no value is pickled by an IO manager, and the metadat
 counts, the file path and its sha256, never a URL password or the salt.
 """
 
-from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
