@@ -95,7 +95,7 @@ def fit_content_length(
         sigma=round(sigma, 6),
         min=low,
         max=1,
-        knots=body,
+        **({"knots": body} if body is not None else {}),  # contracts refuse an explicit None
         source=source,
     )
     cap = exported_cap(stats, stats.histogram, integer=True)

@@ -92,7 +92,7 @@ def fit_messages_per_conversation(
             "(the tail's value 100 times rarer than the top percentile)"
         )
     model = PowerLawTailModel(
-        alpha=round(alpha, 4),
+        alpha=alpha,  # unrounded: the tail must land exactly on the top percentile
         min=low,
         max=int(math.ceil(max(cap, knots[-1][1]))),
         p50=percentiles.p50,

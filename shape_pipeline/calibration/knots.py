@@ -55,11 +55,23 @@ def merge_knots(primary: Sequence[Knot], extra: Sequence[Knot]) -> list[Knot]:
     return merged
 
 
+def mid_step(knots: Sequence[Knot]) -> list[Knot]:
+    """Percentile knots of an integer metric, moved to the middle of their step: (p, q - 0.5).
+
+    `percentile_disc` says only F(q - 1) < p <= F(q). A curve through (p, q) puts the model's
+    step edge exactly at p, so a sample's percentile flips between q and q + 1; through
+    (p, q - 0.5) the ceiling still gives Q(p) = q, with p inside q's step.
+    """
+    return [(p, q - 0.5 if q >= 1 else q) for p, q in knots]
+
+
 def shape_knots(
     percentiles: Percentiles | None, histogram: Histogram | None, *, integer: bool = True
 ) -> list[Knot]:
     """All knots a metric offers: its percentiles (and median), then agreeing histogram points."""
     primary = percentiles.knots() if percentiles is not None else []
+    if integer:
+        primary = mid_step(primary)
     extra = histogram_knots(histogram, integer=integer) if histogram is not None else []
     return merge_knots(primary, extra)
 
@@ -72,11 +84,16 @@ def round_up_2sig(value: float) -> float:
     return math.ceil(value / step - 1e-9) * step
 
 
-def value_floor(histogram: Histogram | None, knots: Sequence[Knot], natural_min: float) -> float:
+def value_floor(
+    histogram: Histogram | None, knots: Sequence[Knot], natural_min: float, *, integer: bool = True
+) -> float:
     """The model's minimum: the histogram's first edge when exported, else the metric's natural
-    minimum, never above the lowest knot."""
+    minimum, never above the lowest knot's value."""
     low = histogram.edges[0] if histogram is not None else natural_min
-    return min(low, knots[0][1]) if knots else low
+    if not knots:
+        return low
+    lowest = math.ceil(knots[0][1] - 1e-9) if integer else knots[0][1]
+    return min(low, lowest)
 
 
 def exported_cap(

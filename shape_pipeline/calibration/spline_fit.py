@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.optimize import brentq
 
-from shape_pipeline.calibration.fit_report import model_errors, model_mean
+from shape_pipeline.calibration.fit_report import GOAL, model_errors, model_mean, relative_error
 from shape_pipeline.calibration.heavy_tail import estimate_alpha, tail_pair
 from shape_pipeline.calibration.knots import (
     exported_cap,
@@ -24,6 +25,8 @@ from shape_pipeline.calibration.knots import (
 )
 from shape_pipeline.contracts import DistributionStats, QuantileSplineModel
 from shape_pipeline.distributions import quantile
+
+_ALPHA_RANGE = (1.05, 20.0)  # tail exponents the mean match may choose from
 
 
 def fit_spline(
@@ -40,7 +43,7 @@ def fit_spline(
         raise ValueError("needs at least one percentile or a histogram")
     pair = tail_pair(knots) if heavy_tail and knots[-1][0] >= 0.9 else None
     alpha = round(estimate_alpha(*pair), 4) if pair is not None else None
-    low = value_floor(stats.histogram, knots, natural_min)
+    low = value_floor(stats.histogram, knots, natural_min, integer=integer)
     cap = exported_cap(stats, stats.histogram, integer=integer)
     if cap is None:
         open_model = QuantileSplineModel(
@@ -55,5 +58,33 @@ def fit_spline(
         tail_alpha=alpha,
         source=source,
     )
+    if alpha is not None and stats.mean is not None:
+        model = match_tail_to_mean(model, stats.mean)
     errors = model_errors(model, stats.knots(), mean=stats.mean)
     return model.model_copy(update={"mean": round(model_mean(model), 3), "fit_errors": errors})
+
+
+def match_tail_to_mean(model: QuantileSplineModel, mean: float) -> QuantileSplineModel:
+    """Re-fit the tail's alpha so the model's mean matches the exported mean, when the two-knot
+    estimate misses it by more than the goal.
+
+    Above the top knot only the tail moves, so every exported percentile stays exact. A heavy
+    tail's mean rests on few entities (the top histogram bucket is wide after privacy merges);
+    the exported mean is the one number that says how heavy it really is.
+    """
+    if abs(relative_error(model_mean(model), mean)) <= GOAL:
+        return model
+
+    def gap(alpha: float) -> float:
+        return model_mean(model.model_copy(update={"tail_alpha": alpha})) - mean
+
+    low, high = _ALPHA_RANGE
+    if gap(low) * gap(high) > 0:
+        return model  # out of reach within the cap: keep the estimate, the error is reported
+    alpha = float(brentq(gap, low, high, xtol=1e-4))
+    return model.model_copy(
+        update={
+            "tail_alpha": round(alpha, 4),
+            "source": f"{model.source}; tail alpha matched to the mean",
+        }
+    )

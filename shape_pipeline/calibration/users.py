@@ -14,8 +14,8 @@ from scipy.special import ndtri
 
 from shape_pipeline.calibration import defaults
 from shape_pipeline.calibration.fit_report import model_errors
-from shape_pipeline.calibration.knots import exported_cap, shape_knots
-from shape_pipeline.contracts import DistributionStats, NormalModel
+from shape_pipeline.calibration.knots import exported_cap, histogram_knots, merge_knots
+from shape_pipeline.contracts import DistributionStats, Knot, NormalModel
 
 
 def _spread(stats: DistributionStats) -> float | None:
@@ -30,6 +30,18 @@ def _spread(stats: DistributionStats) -> float | None:
     return float(max(np.polyfit(z, q, 1)[0], 0.0))
 
 
+def rounded_knots(stats: DistributionStats) -> list[Knot]:
+    """Knots for a model that rounds to the nearest integer (NormalModel uses rint, not ceil).
+
+    A histogram point says F(v) = c: the curve must cross v + 0.5 at c so that rounding gives v
+    below c and v + 1 above it; exported percentiles stay exact (rint(q) = q).
+    """
+    extra = []
+    if stats.histogram is not None:
+        extra = [(p, q + 0.5) for p, q in histogram_knots(stats.histogram, integer=True)]
+    return merge_knots(stats.knots(), extra)
+
+
 def fit_username_length(stats: DistributionStats | None) -> tuple[NormalModel, bool]:
     """The model and whether it is the documented default (the shape had no username stats)."""
     if stats is None:
@@ -41,7 +53,7 @@ def fit_username_length(stats: DistributionStats | None) -> tuple[NormalModel, b
             source="default (shape lacks users.username_length)",
         )
         return model, True
-    knots = shape_knots(stats, stats.histogram, integer=True)
+    knots = rounded_knots(stats)
     centre = (
         stats.mean if stats.mean is not None else (knots[len(knots) // 2][1] if knots else None)
     )
@@ -60,7 +72,7 @@ def fit_username_length(stats: DistributionStats | None) -> tuple[NormalModel, b
         stddev=round(spread if spread is not None else defaults.USERNAME_STDDEV, 4),
         min=int(math.floor(low)),
         max=int(math.ceil(high)),
-        knots=knots if len(knots) >= 2 else None,
+        **({"knots": knots} if len(knots) >= 2 else {}),  # contracts refuse an explicit None
         source="shape users.username_length"
         + (" (knots from percentiles/histogram)" if len(knots) >= 2 else ""),
     )
