@@ -44,8 +44,11 @@ def find_inputs(development: DevelopmentTarget) -> tuple[Path, Path | None]:
     if config_path is not None:
         config = load_json_model(config_path, CalibratedConfig, what="calibrated config")
         source = config.calibration_metadata.source_shape_path
-        if source and Path(source).is_file():
-            return Path(source), config_path
+        if source:
+            # the calibrator records the file's name; it lives in the import folder
+            for candidate in (Path(source), development.resolved_import_dir() / Path(source).name):
+                if candidate.is_file():
+                    return candidate, config_path
     shape = newest_file(development.resolved_import_dir(), SHAPE_PATTERN)
     if shape is None:
         raise ShapePipelineError(
@@ -206,7 +209,7 @@ def alert_for_run(
     context: dg.RunStatusSensorContext, development: DevelopmentTarget
 ) -> dg.SkipReason | None:
     """Send one alert for a finished run with failed fidelity checks (once per run)."""
-    run = context.dagster_run
+    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run  # fresh tags
     if run.tags.get(ALERTED_TAG):
         return dg.SkipReason(f"run {run.run_id} was already alerted")
     checks = failed_checks(context.instance, run.run_id)

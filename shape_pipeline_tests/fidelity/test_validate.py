@@ -311,3 +311,11 @@ def test_bad_inputs_exit_2_with_one_line(
     assert main(["validate", "--shape", str(shape_file), *parquet, "--tolerance", "1.5"]) == 2
     assert "--tolerance" in _one_line_error(capsys)
     assert not out.exists()
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(production_shape: ShapeMetrics) -> None:
+    from shape_pipeline.errors import ShapePipelineError
+
+    with pytest.raises(ShapePipelineError) as caught:
+        validate(production_shape, database_url="postgresql://fid:s3cretpw@127.0.0.1:1/nowhere")
+    assert "s3cretpw" not in str(caught.value) and "cannot connect" in str(caught.value)
