@@ -71,7 +71,6 @@ class Plan:
     username_suffix: dict[int, int] = field(default_factory=dict)  # length -> digits of the rank
     extra_profile_fields: list[str] = field(default_factory=list)
     content_style: str = "filler"
-    mean_gap: float = 0.0  # seconds, the gap model's mean
 
     @property
     def users(self) -> int:
@@ -251,5 +250,4 @@ def make_plan(
         username_suffix=digits,
         extra_profile_fields=list(extra_profile_fields or []),
         content_style=content_style,
-        mean_gap=model_mean(config.message_generation.inter_message_gap_seconds),
     )

@@ -19,7 +19,6 @@ from shape_pipeline.distributions import sample
 
 US = 1_000_000
 HOUR_US = 3600 * US
-SESSION_BREAK_S = 3600.0  # gaps from one hour up separate sessions
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 MAX_CREATION_LEAD_S = 3600.0
 SPAN_SHARE = 0.8  # a conversation's gaps should fit in this share of the window
@@ -40,8 +39,19 @@ class TimeWarp:
     real_edges: np.ndarray
     activity_edges: np.ndarray
 
+    shrink: float = 1.0  # geometric mean of the clock's speed, weighted by messages
+
     def to_real(self, activity_us: np.ndarray) -> np.ndarray:
         return np.interp(activity_us, self.activity_edges, self.real_edges)
+
+    def gap_factor(self, gap_s: np.ndarray) -> np.ndarray:
+        """How much longer a gap must be on the activity clock to come out at its drawn length.
+
+        A gap inside an hour is shrunk by the local speed (typically `shrink`); a gap of a day
+        or more spans the whole wave and comes out as drawn. In between, log-linear.
+        """
+        span = np.log(np.maximum(gap_s, 3600.0) / 3600.0) / np.log(24.0)
+        return self.shrink ** np.clip(1.0 - span, 0.0, 1.0)
 
 
 def hour_weights(temporal: TemporalWeights) -> np.ndarray:
@@ -72,7 +82,10 @@ def build_time_warp(temporal: TemporalWeights, window_start: datetime, window_en
     weight = hour_weights(temporal).reshape(-1) / np.maximum(occurrences, 1e-9)
     activity = np.concatenate([[0.0], np.cumsum(duration * weight[cell])])
     activity *= (end - start) / activity[-1]
-    return TimeWarp(start, end - start, edges.astype(np.float64), activity)
+    speed = np.diff(activity) / np.maximum(duration, 1.0)  # activity per real second, per bin
+    share = np.diff(activity) / activity[-1]  # messages land in proportion to activity
+    shrink = float(np.exp(np.sum(share * np.log(np.maximum(speed, 1e-12)))))
+    return TimeWarp(start, end - start, edges.astype(np.float64), activity, shrink)
 
 
 def segment_cumsum(values: np.ndarray, starts: np.ndarray, segment: np.ndarray) -> np.ndarray:
@@ -116,14 +129,6 @@ def allocate_gaps(
     return gap
 
 
-def segment_running_max(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """Running maximum restarting with each segment (segments numbered in ascending order)."""
-    shifted = values - values.min()
-    step = shifted.max() + 1.0
-    lifted = shifted + segment * step
-    return np.maximum.accumulate(lifted) - segment * step + values.min()
-
-
 def message_times(
     rng: np.random.Generator,
     counts: np.ndarray,
@@ -132,42 +137,24 @@ def message_times(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Message times (µs since epoch, ascending within each conversation) and conversation creation times.
 
-    Sessions (runs of gaps below SESSION_BREAK_S) keep their gaps exactly in real seconds; the
-    sessions of a conversation are placed on the activity clock (so they follow the daily and
-    weekly waves) and never overlap: each starts at least SESSION_BREAK_S after the previous
-    one ends. Every message lies in [window start, window end); each conversation is created
-    at or before its first message, inside the window.
+    Gaps are laid out on the activity clock, so messages follow the daily and weekly waves;
+    the clock shrinks gaps in busy hours and stretches them at night, so short gaps are first
+    lengthened by the clock's typical shrink (`TimeWarp.gap_factor`). Every message lies in
+    [window start, window end); each conversation is created at or before its first message,
+    inside the window.
     """
     k = counts.size
     n = int(counts.sum())
     conv = np.repeat(np.arange(k), counts)
     starts = np.cumsum(counts) - counts
-    ends = starts + counts - 1
     gap = allocate_gaps(rng, counts, conv, starts, sample(gaps, rng, n - k).astype(np.float64), warp)
-    new_session = gap >= SESSION_BREAK_S
-    new_session[starts] = True
-    first_msg = np.flatnonzero(new_session)  # first message of each session
-    last_msg = np.append(first_msg[1:] - 1, n - 1)
-    session = np.cumsum(new_session) - 1
-    within = segment_cumsum(np.where(new_session, 0.0, gap), first_msg, session)
-    owner = conv[first_msg]  # conversation of each session
-    continues = np.diff(owner, prepend=-1) == 0  # not the conversation's first session
-    opens = np.flatnonzero(~continues)
-    closes = np.append(opens[1:] - 1, owner.size - 1)
-    duration = within[last_msg]
-    previous = np.where(continues, np.roll(duration, 1), 0.0)  # length of the session before
-    position = segment_cumsum(gap[first_msg] + previous, opens, owner)  # activity seconds from origin
-    span = position[closes] + duration[closes]
     length_s = warp.length_us / US
+    span = np.bincount(conv, weights=gap, minlength=k)
     squeeze = np.minimum(1.0, 0.98 * length_s / np.maximum(span, 1.0))
     origin = rng.random(k) * np.maximum(length_s - span * squeeze, 0.0)
-    wanted = warp.to_real((origin[owner] + position * squeeze[owner]) * US)
-    # no overlap: start_s >= start_(s-1) + duration_(s-1) + SESSION_BREAK_S
-    floor = segment_cumsum(
-        np.where(continues, (previous * squeeze[owner] + SESSION_BREAK_S) * US, 0.0), opens, owner
-    )
-    begin = segment_running_max(wanted - floor, owner) + floor
-    real = begin[session] + within * squeeze[conv] * US
+    scaled = gap * squeeze[conv] * warp.gap_factor(gap)
+    clock = warp.to_real((origin[conv] + segment_cumsum(scaled, starts, conv)) * US)
+    real = clock
     rel = np.clip(np.rint(real).astype(np.int64), 0, warp.length_us - 1)
     first = rel[starts]
     lead = np.rint(rng.random(k) * np.minimum(MAX_CREATION_LEAD_S * US, first)).astype(np.int64)

@@ -1,0 +1,65 @@
+"""`shape-pipeline generate`: a calibrated config -> a synthetic dataset in a database and/or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from shape_pipeline import settings
+from shape_pipeline.contracts import CalibratedConfig
+from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.files import load_json_model
+from shape_pipeline.generation.generate import generate_dataset
+from shape_pipeline.generation.plan import BANDS, DEFAULT_BAND, band_messages
+from shape_pipeline.generation.seeds import DEFAULT_SEED
+
+
+def target_messages(target: int | None, band: str | None) -> int:
+    """--target-messages wins; else the band's size (default band: dev)."""
+    if target is not None:
+        if target < 1:
+            raise ShapePipelineError("--target-messages: must be at least 1")
+        return target
+    return band_messages(band or DEFAULT_BAND)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate a production-shaped synthetic dataset from a calibrated config",
+        description="Generate users, conversations, members and messages from a calibrated config "
+        "into a database (one transaction, COPY for PostgreSQL) and/or a Parquet folder.",
+    )
+    parser.add_argument("--config", required=True, help="calibrated-config-YYYYMMDD.json")
+    parser.add_argument("--database-url", help="target database (PostgreSQL or SQLite URL)")
+    parser.add_argument("--mapping", help="YAML schema mapping of the target (default: canonical schema)")
+    parser.add_argument("--replace", action="store_true", help="empty target tables that hold rows (same transaction)")
+    parser.add_argument("--parquet-dir", help="write DIR/users, DIR/conversations, DIR/members, DIR/messages")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--target-messages", type=int, help="number of messages (exact)")
+    size.add_argument(
+        "--band", choices=sorted(BANDS, key=BANDS.get),
+        help="dev = 500,000, pilot = 5,000,000, perf = 50,000,000 messages (default: dev)",
+    )
+    parser.add_argument("--seed", default=DEFAULT_SEED, help=f"any text; same seed, same rows (default: {DEFAULT_SEED})")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.database_url and not args.parquet_dir:
+        raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
+    if args.mapping and not args.database_url:
+        raise ShapePipelineError("--mapping: only applies with --database-url")
+    config = load_json_model(args.config, CalibratedConfig, what="calibrated config")
+    generate_dataset(
+        config,
+        target_messages=target_messages(args.target_messages, args.band),
+        seed=args.seed,
+        database_url=args.database_url,
+        mapping_path=args.mapping,
+        replace=args.replace,
+        parquet_dir=args.parquet_dir,
+        production_url=os.environ.get(settings.PROD_DATABASE_URL) or None,
+        progress=True,
+    )
+    return 0

@@ -1,0 +1,94 @@
+"""Dagster: the `synthetic_dataset` asset (calibrated config -> dev database and Parquet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from shape_pipeline import db
+from shape_pipeline.contracts import CalibratedConfig
+from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.files import load_json_model, newest_file
+from shape_pipeline.generation.generate import GenerationResult, generate_dataset
+from shape_pipeline.generation.plan import DEFAULT_BAND, band_messages
+from shape_pipeline.generation.seeds import DEFAULT_SEED
+from shape_pipeline.locations.resources import DevelopmentTarget
+
+CONFIG_PATTERN = "calibrated-config-*.json"
+
+
+class GenerationConfig(dg.Config):
+    """Run parameters of `synthetic_dataset` (shown in the launchpad)."""
+
+    band: Literal["dev", "pilot", "perf"] = Field(
+        default=DEFAULT_BAND, description="dev = 500k, pilot = 5M, perf = 50M messages"
+    )
+    target_messages: int | None = Field(
+        default=None, ge=1, description="exact number of messages (overrides band)"
+    )
+    seed: str = Field(default=DEFAULT_SEED, description="any text; same seed, same rows")
+    replace: bool = Field(
+        default=True, description="empty the target tables first (the dev database is the pipeline's)"
+    )
+
+
+def result_metadata(result: GenerationResult) -> dict[str, dg.RawMetadataValue]:
+    """Rows per table, seed, wall time, speed, target and (redacted) destinations."""
+    metadata: dict[str, dg.RawMetadataValue] = {f"rows_{name}": count for name, count in result.rows.items()}
+    metadata.update(
+        {
+            "seed": result.seed,
+            "target_messages": result.target_messages,
+            "wall_time_seconds": round(result.seconds, 2),
+            "rows_per_second": round(result.rows_per_second),
+            "messages_per_second": round(result.messages_per_second),
+            "destinations": ", ".join(result.destinations),
+        }
+    )
+    return metadata
+
+
+@dg.asset(
+    deps=["calibrated_config"],
+    group_name="development",
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Production-shaped synthetic users, conversations, members and messages, loaded "
+    "into the development database (one transaction) and the Parquet folder if configured.",
+)
+def synthetic_dataset(
+    context: dg.AssetExecutionContext, config: GenerationConfig, development: DevelopmentTarget
+) -> dg.MaterializeResult:
+    folder = development.resolved_config_dir()
+    path = newest_file(folder, CONFIG_PATTERN)
+    if path is None:
+        raise ShapePipelineError(f"No such file or directory: {folder}/{CONFIG_PATTERN} (calibrated config)")
+    calibrated = load_json_model(path, CalibratedConfig, what="calibrated config")
+    target = config.target_messages or band_messages(config.band)
+    url = development.resolved_database_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    context.log.info(f"Config: {path.name}; target: {target:,} messages; into {db.redact(url)}")
+    result = generate_dataset(
+        calibrated,
+        target_messages=target,
+        seed=config.seed,
+        database_url=url,
+        mapping_path=development.mapping_path,
+        replace=config.replace,
+        parquet_dir=development.resolved_parquet_dir(),
+        production_url=development.production_database_url,
+        emit=context.log.info,
+    )
+    metadata = result_metadata(result)
+    metadata["config_file"] = path.name
+    return dg.MaterializeResult(metadata=metadata)
+
+
+ASSETS = [synthetic_dataset]
+ASSET_CHECKS: list = []
+SENSORS: list = []
+JOBS: list = []
+SCHEDULES: list = []
