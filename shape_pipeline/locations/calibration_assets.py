@@ -218,7 +218,9 @@ def shape_import_folder_sensor(
 
 development_automation_sensor = dg.AutomationConditionSensorDefinition(
     "development_automation_sensor",
-    target=dg.AssetSelection.assets("calibrated_config").downstream(),
+    # every development asset (and its checks): one sensor, so one tick plans the whole chain
+    target=dg.AssetSelection.groups("development")
+    | dg.AssetSelection.assets("calibrated_config").downstream(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Plans calibrate -> generate -> validate in one run when a new shape arrives.",

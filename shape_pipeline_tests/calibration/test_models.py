@@ -10,7 +10,8 @@ import pytest
 from shape_pipeline.calibration.calibrate import calibrate
 from shape_pipeline.calibration.categorical import normalize
 from shape_pipeline.calibration.content_length import fit_content_length, fit_mu_sigma
-from shape_pipeline.calibration.fit_report import GOAL, named_models
+from shape_pipeline.calibration.fit_report import GOAL, model_mean, named_models
+from shape_pipeline.calibration.spline_fit import fit_spline
 from shape_pipeline.calibration.temporal import fit_temporal
 from shape_pipeline.calibration.users import fit_username_length
 from shape_pipeline.contracts import DistributionStats, Histogram, MessageMetrics
@@ -126,3 +127,15 @@ def test_full_shape_has_no_fallback_and_every_percentile_on_goal() -> None:
         quantile(mpc, np.array([0.5]))[0]
         == shape.conversations.messages_per_conversation_percentiles.p50
     )
+
+
+def test_spline_tail_alpha_is_matched_to_an_exported_mean() -> None:
+    base = {"p50": 6, "p90": 75, "p99": 700, "max": 20_000}
+    estimate = fit_spline(DistributionStats(**base), natural_min=1, heavy_tail=True)
+    target = 1.3 * estimate.mean
+    matched = fit_spline(DistributionStats(**base, mean=target), natural_min=1, heavy_tail=True)
+    assert matched.tail_alpha < estimate.tail_alpha  # a heavier tail carries the larger mean
+    assert abs(model_mean(matched) - target) / target <= GOAL
+    assert "matched to the mean" in matched.source
+    got = quantile(matched, np.array([0.5, 0.9, 0.99]))
+    assert got.tolist() == [6, 75, 700]  # percentiles untouched

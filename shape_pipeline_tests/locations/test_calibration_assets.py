@@ -107,6 +107,11 @@ def test_definitions_declare_the_boundary_and_run_by_default(
     statuses = {s.name: s.default_status for s in ca.SENSORS}
     assert set(statuses.values()) == {dg.DefaultSensorStatus.RUNNING}
     assert isinstance(ca.development_automation_sensor, dg.AutomationConditionSensorDefinition)
+    chain = _defs(development, synthetic_dataset, fidelity_report)
+    covered = ca.development_automation_sensor.asset_selection.resolve(chain.resolve_asset_graph())
+    assert covered == {CONFIG, synthetic_dataset.key, fidelity_report.key}
+    names = {s.name for s in chain.get_repository_def().sensor_defs}
+    assert "default_automation_condition_sensor" not in names  # no second planner
     assert ca.ASSET_CHECKS == [] and ca.JOBS == [] and ca.SCHEDULES == []
 
 
