@@ -3,9 +3,10 @@
 Privacy by construction: every statement returns integers only (counts, lengths, codes);
 categories come back as small integer codes produced by a `CASE` inside SQL, so neither an
 identifier nor a text value of the mapped tables (raw enum values included) ever reaches
-the client. On PostgreSQL one `GROUPING SETS` statement scans the messages table once and
-yields every message metric plus the conversation and member aggregates; SQLite (the demo's
-embedded default) runs the same Core sub-queries one by one, as it has no grouping sets.
+the client. On PostgreSQL two `GROUPING SETS` statements read the messages table, each
+computing several metrics in one scan (an ordered pass for gaps, conversations and hours; a
+content pass for lengths, types and senders); SQLite (the demo's embedded default) runs the
+same Core sub-queries one metric at a time, as it has no grouping sets.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
 OTHER_CODE = -1
 
 # Metric ids of the rows the combined statements return: (metric, key1, key2, count).
-LENGTH, MSG_TYPE, GRID, PER_CONVERSATION, PER_SENDER, GAP, CONV_TYPE, MEMBERS = range(8)
+LENGTH, MSG_TYPE, GRID, PER_CONVERSATION, PER_SENDER, GAP, CONV_TYPE, MEMBERS, LEN_CODE, HOUR_INDEX = range(10)
 
 _UNIT_FACTOR = {"epoch_s": 1, "epoch_ms": 1000}
+
+
+def _NO_KEY() -> sa.ColumnElement:  # noqa: N802 - reads like the constant it stands for
+    """The unused second key: a typed integer, so every UNION branch and row is all integers."""
+    return sa.cast(sa.literal(-1), sa.BigInteger)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,13 @@ class _Dialect:
             return sa.cast(sa.extract("isodow", ts), sa.Integer) - 1
         return (sa.cast(sa.func.strftime("%w", ts), sa.Integer) + 6) % 7
 
+    def hour_index(self, col: sa.ColumnElement, unit: str) -> sa.ColumnElement:
+        """Whole hours since 1970-01-01 00:00 UTC (a Thursday): one cheap key per message;
+        hour of day and weekday follow from it after aggregation."""
+        if unit in _UNIT_FACTOR:
+            return self.floor(col / float(3600 * _UNIT_FACTOR[unit]))
+        return self.floor(sa.func.date_part("epoch", col) / 3600.0)
+
     def gap_seconds(self, col: sa.ColumnElement, prev: sa.ColumnElement, unit: str) -> sa.ColumnElement:
         """Whole seconds (floor) from `prev` to `col`."""
         if unit == "epoch_s":
@@ -77,7 +90,9 @@ class _Dialect:
         if unit == "epoch_ms":
             return self.floor((col - prev) / 1000.0)
         if self.postgres:
-            return self.floor(sa.extract("epoch", col - prev))
+            # date_part (double) of a microsecond interval floors exactly, and is much faster
+            # than extract() (numeric)
+            return self.floor(sa.func.date_part("epoch", col - prev))
         # julianday is a float in days; round to milliseconds before the floor.
         millis = sa.func.round((sa.func.julianday(col) - sa.func.julianday(prev)) * 86_400_000.0)
         return self.floor(millis / 1000.0)
@@ -165,7 +180,7 @@ def _conversation_selects(
         sa.select(
             sa.literal(CONV_TYPE).label("metric"),
             code.label("k1"),
-            sa.null().label("k2"),
+            _NO_KEY().label("k2"),
             sa.func.count().label("n"),
         )
         .select_from(joined)
@@ -204,14 +219,14 @@ def _entity_frequency(metric: int, base: sa.Subquery, key: str) -> sa.Select:
     return sa.select(
         sa.literal(metric).label("metric"),
         per.c.n.label("k1"),
-        sa.null().label("k2"),
+        _NO_KEY().label("k2"),
         sa.func.count().label("n"),
     ).group_by(per.c.n)
 
 
 def _simple_frequency(metric: int, base: sa.Subquery, *keys: str) -> sa.Select:
     k1 = base.c[keys[0]]
-    k2 = base.c[keys[1]] if len(keys) > 1 else sa.null()
+    k2 = base.c[keys[1]] if len(keys) > 1 else _NO_KEY()
     query = sa.select(sa.literal(metric).label("metric"), k1.label("k1"), k2.label("k2"), sa.func.count().label("n"))
     return query.where(k1.is_not(None)).group_by(*(base.c[k] for k in keys))
 
@@ -231,61 +246,82 @@ def _sqlite_selects(tables, mapping, d, start, end) -> list[sa.Select]:
     ]
 
 
-def _postgres_select(tables, mapping, d, start, end) -> sa.Select:
-    """One statement, one scan of messages: GROUPING SETS, then frequencies of the per-entity sets."""
-    base = _message_base(tables, mapping, d, start, end, with_gap=True)
-    keys = [base.c.len, base.c.code, base.c.dow, base.c.hour, base.c.conv, base.c.sender, base.c.gap]
-    sets = [(base.c.len,), (base.c.code,), (base.c.dow, base.c.hour), (base.c.conv,), (base.c.sender,), (base.c.gap,)]
-    gid = sa.func.grouping(*keys)
+def _grouped(base: sa.Subquery, sets: dict[int, tuple[str, ...]], name: str) -> tuple[sa.CTE, dict[int, int]]:
+    """One GROUPING SETS aggregate over `base` (one scan) and the GROUPING() id of each set."""
+    names = list(dict.fromkeys(k for keys in sets.values() for k in keys))
+    cols = [base.c[k] for k in names]
 
-    def bits(*present: sa.ColumnElement) -> int:
-        # GROUPING() sets bit (len(keys) - 1 - i) for every key i NOT in the grouping set.
-        return sum(1 << (len(keys) - 1 - i) for i, k in enumerate(keys) if k not in present)
+    def gid(keys: tuple[str, ...]) -> int:
+        # GROUPING() sets bit (n - 1 - i) for every argument i NOT in the grouping set.
+        return sum(1 << (len(names) - 1 - i) for i, k in enumerate(names) if k not in keys)
 
-    ids = {
-        LENGTH: bits(base.c.len),
-        MSG_TYPE: bits(base.c.code),
-        GRID: bits(base.c.dow, base.c.hour),
-        PER_CONVERSATION: bits(base.c.conv),
-        PER_SENDER: bits(base.c.sender),
-        GAP: bits(base.c.gap),
-    }
     g = (
-        sa.select(gid.label("gid"), *keys, sa.func.count().label("n"))
-        .group_by(sa.func.grouping_sets(*(sa.tuple_(*s) for s in sets)))
-        .cte("g")
+        sa.select(sa.func.grouping(*cols).label("gid"), *cols, sa.func.count().label("n"))
+        .group_by(sa.func.grouping_sets(*(sa.tuple_(*(base.c[k] for k in keys)) for keys in sets.values())))
+        .cte(name)
     )
-    metric = sa.case(*((g.c.gid == v, k) for k, v in ids.items()))
-    entity = g.c.gid.in_([ids[PER_CONVERSATION], ids[PER_SENDER]])
-    k1 = sa.case(
-        (entity, g.c.n),
-        (g.c.gid == ids[LENGTH], g.c.len),
-        (g.c.gid == ids[MSG_TYPE], g.c.code),
-        (g.c.gid == ids[GRID], g.c.dow),
-        else_=g.c.gap,
+    return g, {metric: gid(keys) for metric, keys in sets.items()}
+
+
+def _set_rows(g: sa.CTE, metric: int, gid: int, k1: str, k2: str | None = None) -> sa.Select:
+    """(metric, k1, k2, n) rows of one grouping set."""
+    second = g.c[k2] if k2 else _NO_KEY()
+    return sa.select(sa.literal(metric).label("metric"), g.c[k1].label("k1"), second.label("k2"), g.c.n).where(
+        g.c.gid == gid, g.c[k1].is_not(None)
     )
-    own_key_present = sa.or_(*(g.c[k.name].is_not(None) for k in keys))
-    t = (
+
+
+def _set_entities(g: sa.CTE, metric: int, gid: int, key: str) -> sa.Select:
+    """(metric, messages, NULL, entities) rows: how many conversations/senders wrote n messages."""
+    return (
+        sa.select(sa.literal(metric).label("metric"), g.c.n.label("k1"), _NO_KEY().label("k2"), sa.func.count().label("n"))
+        .where(g.c.gid == gid, g.c[key].is_not(None))
+        .group_by(g.c.n)
+    )
+
+
+def _postgres_selects(tables, mapping, d, start, end) -> list[sa.Executable]:
+    """Two passes over messages, each computing several metrics with GROUPING SETS.
+
+    Ordered pass (conversation, time: an index on them is used, else one sort): gaps via
+    lag(), messages per conversation, the hour buckets, then the conversation and member
+    aggregates of the conversations found. Content pass (no order needed): length x type and
+    messages per sender.
+    """
+    m = tables["messages"]
+    spec = mapping.messages
+    col, unit = _time(m, spec.created_at)
+    conv = m.c[spec.conversation_id]
+    where = _in_window(col, unit, start, end, True)
+    prev = sa.func.lag(col).over(partition_by=conv, order_by=col)
+    ordered = (
+        sa.select(conv.label("conv"), d.gap_seconds(col, prev, unit).label("gap"), d.hour_index(col, unit).label("h"))
+        .where(where)
+        .subquery("w")
+    )
+    g, ids = _grouped(ordered, {PER_CONVERSATION: ("conv",), GAP: ("gap",), HOUR_INDEX: ("h",)}, "g")
+    conv_ids = sa.select(g.c.conv).where(g.c.gid == ids[PER_CONVERSATION], g.c.conv.is_not(None)).subquery("cv")
+    first = sa.union_all(
+        _set_entities(g, PER_CONVERSATION, ids[PER_CONVERSATION], "conv"),
+        _set_rows(g, GAP, ids[GAP], "gap"),
+        _set_rows(g, HOUR_INDEX, ids[HOUR_INDEX], "h"),
+        *_conversation_selects(tables, mapping, conv_ids),
+    )
+    content = (
         sa.select(
-            metric.label("metric"),
-            k1.label("k1"),
-            g.c.hour.label("k2"),
-            sa.case((entity, 1), else_=0).label("entity"),
-            g.c.n,
+            _length(m.c[spec.content]).label("len"),
+            _category_code(m, spec.type, MESSAGE_TYPES).label("code"),
+            m.c[spec.sender_id].label("sender"),
         )
-        .where(own_key_present)
-        .subquery("t")
+        .where(where)
+        .subquery("c")
     )
-    messages = sa.select(
-        t.c.metric,
-        t.c.k1,
-        t.c.k2,
-        sa.case((t.c.entity == 1, sa.func.count()), else_=sa.cast(sa.func.sum(t.c.n), sa.BigInteger)).label("n"),
-    ).group_by(t.c.metric, t.c.k1, t.c.k2, t.c.entity)
-    conv_ids = (
-        sa.select(g.c.conv).where(g.c.gid == ids[PER_CONVERSATION], g.c.conv.is_not(None)).subquery("cv")
+    g2, ids2 = _grouped(content, {LEN_CODE: ("len", "code"), PER_SENDER: ("sender",)}, "g2")
+    second = sa.union_all(
+        _set_rows(g2, LEN_CODE, ids2[LEN_CODE], "len", "code"),
+        _set_entities(g2, PER_SENDER, ids2[PER_SENDER], "sender"),
     )
-    return sa.union_all(messages, *_conversation_selects(tables, mapping, conv_ids))
+    return [first, second]
 
 
 def _users_select(tables: dict[str, sa.Table], mapping: SchemaMapping, d: _Dialect, end: datetime) -> sa.Select:
@@ -305,55 +341,60 @@ def _users_select(tables: dict[str, sa.Table], mapping: SchemaMapping, d: _Diale
     )
 
 
-def _codes_to_names(pairs: dict[int, int], categories: Sequence[str]) -> dict[str, int]:
+def _frequency(values: np.ndarray, counts: np.ndarray) -> Frequency:
+    """Frequency of (value, count) pairs; a value may repeat (several raw codes -> OTHER)."""
+    if len(values) == 0:
+        return Frequency.empty()
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return Frequency(uniq.astype(np.float64), np.bincount(inverse, weights=counts).astype(np.int64))
+
+
+def _category(code: int, categories: Sequence[str]) -> str:
+    return categories[code] if 0 <= code < len(categories) else OTHER
+
+
+def _category_counts(codes: np.ndarray, counts: np.ndarray, categories: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for code, n in sorted(pairs.items()):
-        name = categories[code] if 0 <= code < len(categories) else OTHER
+    for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
+        name = _category(int(code), categories)
         out[name] = out.get(name, 0) + int(n)
     return out
 
 
-def _assemble(rows: list[Sequence[int | None]], freq: FrequencyTables) -> None:
-    """Fill `freq` from (metric, k1, k2, n) rows."""
-    by_metric: dict[int, list[tuple[int, int | None, int]]] = {}
-    for metric, k1, k2, n in rows:
-        if k1 is None:
-            continue
-        by_metric.setdefault(int(metric), []).append((int(k1), k2, int(n)))
+def _assemble(rows: np.ndarray, freq: FrequencyTables) -> None:
+    """Fill `freq` from an (n, 4) integer array of (metric, k1, k2, count) rows."""
+    rows = rows.reshape(-1, 4)
 
-    def pairs(metric: int) -> Frequency:
-        return Frequency.from_pairs([(k, n) for k, _, n in by_metric.get(metric, [])])
+    def part(metric: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sel = rows[rows[:, 0] == metric]
+        return sel[:, 1], sel[:, 2], sel[:, 3]
 
-    freq.content_length = pairs(LENGTH)
-    freq.messages_per_conversation = pairs(PER_CONVERSATION)
-    freq.messages_per_sender = pairs(PER_SENDER)
-    freq.gap_seconds = pairs(GAP)
+    # PostgreSQL returns length x type in one set, and hours since the epoch (a Thursday).
+    lc_len, lc_code, lc_n = part(LEN_CODE)
+    hi, _, hi_n = part(HOUR_INDEX)
+    length, _, length_n = part(LENGTH)
+    types, _, types_n = part(MSG_TYPE)
+    gd, gh, gn = part(GRID)
+    length, length_n = np.concatenate([length, lc_len]), np.concatenate([length_n, lc_n])
+    types, types_n = np.concatenate([types, lc_code]), np.concatenate([types_n, lc_n])
+    gd, gh, gn = np.concatenate([gd, (hi // 24 + 3) % 7]), np.concatenate([gh, hi % 24]), np.concatenate([gn, hi_n])
+
+    freq.content_length = _frequency(length, length_n)
+    freq.messages_per_conversation = _frequency(*part(PER_CONVERSATION)[::2])
+    freq.messages_per_sender = _frequency(*part(PER_SENDER)[::2])
+    freq.gap_seconds = _frequency(*part(GAP)[::2])
     freq.messages_total = freq.content_length.total
     freq.conversations_total = freq.messages_per_conversation.total
-    freq.message_types = _codes_to_names({k: n for k, _, n in by_metric.get(MSG_TYPE, [])}, MESSAGE_TYPES)
+    freq.message_types = _category_counts(types, types_n, MESSAGE_TYPES)
     grid = np.zeros((7, 24), dtype=np.int64)
-    for dow, hour, n in by_metric.get(GRID, []):
-        grid[dow, int(hour)] += n
+    np.add.at(grid, (gd, gh), gn)
     freq.hour_by_day_of_week = grid
-    conv_types: dict[int, int] = {}
-    for code, _, n in by_metric.get(CONV_TYPE, []):
-        conv_types[code] = conv_types.get(code, 0) + n
-    freq.conversation_types = _codes_to_names(conv_types, CONVERSATION_TYPES)
-    members: dict[str, list[tuple[int, int]]] = {}
-    for code, k2, n in by_metric.get(MEMBERS, []):
-        name = CONVERSATION_TYPES[code] if 0 <= code < len(CONVERSATION_TYPES) else OTHER
-        members.setdefault(name, []).append((int(k2 or 0), n))
+    freq.conversation_types = _category_counts(*part(CONV_TYPE)[::2], CONVERSATION_TYPES)
+    codes, members, n = part(MEMBERS)
+    names = np.array([_category(int(c), CONVERSATION_TYPES) for c in codes.tolist()], dtype=object)
     freq.members_per_conversation = {
-        name: _merge_pairs(p) for name, p in sorted(members.items())
+        name: _frequency(members[names == name], n[names == name]) for name in sorted(set(names.tolist()))
     }
-
-
-def _merge_pairs(pairs: list[tuple[int, int]]) -> Frequency:
-    """Pairs may repeat a value (several raw codes -> OTHER): add their counts."""
-    merged: dict[int, int] = {}
-    for value, n in pairs:
-        merged[value] = merged.get(value, 0) + n
-    return Frequency.from_pairs(sorted(merged.items()))
 
 
 def _assemble_users(rows: list[Sequence[int | None]], fields: Sequence[str], freq: FrequencyTables) -> None:
@@ -390,13 +431,14 @@ def extract_frequencies(
         _prepare_session(conn)
         d = _Dialect(postgres=is_postgres(conn))
         if d.postgres:
-            statements: list[sa.Executable] = [_postgres_select(tables, mapping, d, window_start, window_end)]
+            statements = _postgres_selects(tables, mapping, d, window_start, window_end)
         else:
-            statements = list(_sqlite_selects(tables, mapping, d, window_start, window_end))
-        rows: list[Sequence[int | None]] = []
-        for statement in statements:
-            rows.extend(tuple(r) for r in conn.execute(statement))
+            statements = _sqlite_selects(tables, mapping, d, window_start, window_end)
+        # Raw DBAPI rows: all integers by construction, so straight into numpy (fast at
+        # hundreds of thousands of distinct gap values).
+        parts = [np.asarray(conn.execute(st).cursor.fetchall(), dtype=np.int64).reshape(-1, 4) for st in statements]
         user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
+    rows = np.concatenate(parts)
     _assemble(rows, freq)
     _assemble_users(user_rows, mapping.users.profile_fields, freq)
     return freq
