@@ -8,6 +8,7 @@ metric the shape lacks falls back to a documented default (`defaults.py`) and is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -126,16 +127,29 @@ def _members(
     return out
 
 
+def _shares(
+    field: str,
+    counts: dict[str, int],
+    fallback: Mapping[str, float],
+    known: tuple[str, ...],
+    warnings: list[str],
+) -> dict[str, float]:
+    """Normalised category shares; the seed's shares when the shape has none (or no mass)."""
+    if sum(counts.values()) > 0:
+        return normalize(counts, known)
+    reason = "has no mass (every cell suppressed)" if counts else "not in shape"
+    warnings.append(f"{field} {reason}: using the default seed shares")
+    return normalize(fallback, known)
+
+
 def _conversation_generation(
     where: str, shape: ShapeMetrics, warnings: list[str]
 ) -> ConversationGeneration:
     conv = shape.conversations
-    if conv.type_distribution:
-        with metric(where, "conversations.type_distribution"):
-            types = normalize(conv.type_distribution, CONVERSATION_TYPES)
-    else:
-        warnings.append(_default_warning("conversations.type_distribution", "seed shares"))
-        types = normalize(defaults.CONVERSATION_TYPES, CONVERSATION_TYPES)
+    types = _shares(
+        "conversations.type_distribution", conv.type_distribution, defaults.CONVERSATION_TYPES,
+        CONVERSATION_TYPES, warnings,
+    )  # fmt: skip
     percentiles = conv.messages_per_conversation_percentiles
     field = "conversations.messages_per_conversation_percentiles"
     if percentiles is None:
@@ -179,12 +193,10 @@ def _message_generation(where: str, shape: ShapeMetrics, warnings: list[str]) ->
                 fallback_sigma=defaults.CONTENT_SIGMA,
                 source=f"shape {field}",
             )
-    if msg.type_distribution:
-        with metric(where, "messages.type_distribution"):
-            types = normalize(msg.type_distribution, MESSAGE_TYPES)
-    else:
-        warnings.append(_default_warning("messages.type_distribution", "seed shares"))
-        types = normalize(defaults.MESSAGE_TYPES, MESSAGE_TYPES)
+    types = _shares(
+        "messages.type_distribution", msg.type_distribution, defaults.MESSAGE_TYPES,
+        MESSAGE_TYPES, warnings,
+    )  # fmt: skip
     with metric(where, "messages"):
         temporal, temporal_defaults = fit_temporal(msg)
     warnings.extend(

@@ -29,11 +29,10 @@ def metric(where: str, field: str) -> Iterator[None]:
 
 
 def _counts(where: str, field: str, counts: Mapping[str, float] | Sequence[float]) -> None:
+    """Counts must not be negative (all zero is allowed: every cell suppressed -> a default)."""
     values = list(counts.values()) if isinstance(counts, Mapping) else list(counts)
     if any(v < 0 for v in values):
         raise MalformedMetric(f"{where}: {field}: counts must not be negative")
-    if values and sum(values) <= 0:
-        raise MalformedMetric(f"{where}: {field}: has no positive count")
 
 
 def _percentiles(
@@ -57,6 +56,10 @@ def _percentiles(
 def check_shape(shape: ShapeMetrics, where: str) -> None:
     """Raise MalformedMetric for the first unusable metric; return quietly otherwise."""
     conv, msg = shape.conversations, shape.messages
+    if shape.totals is not None and shape.totals.messages == 0:
+        raise MalformedMetric(
+            f"{where}: totals.messages: the shape's window holds no message; nothing to calibrate"
+        )
     _counts(where, "conversations.type_distribution", conv.type_distribution)
     _counts(where, "messages.type_distribution", msg.type_distribution)
     for name in ("hourly_counts", "day_of_week_counts"):

@@ -29,23 +29,29 @@ def weights(counts: Sequence[float] | np.ndarray) -> list[float]:
     return [round(float(x), _DIGITS) for x in (arr / total).ravel()]
 
 
+def _usable(counts: Sequence[float] | Sequence[Sequence[float]] | None) -> np.ndarray | None:
+    """The counts as an array, or None when absent or all zero (every cell suppressed)."""
+    if counts is None:
+        return None
+    arr = np.asarray(counts, dtype=np.float64)
+    return arr if arr.sum() > 0 else None
+
+
 def fit_temporal(messages: MessageMetrics) -> tuple[TemporalWeights, list[str]]:
-    """The weights and the list of parts that fell back to defaults."""
+    """The weights and the list of parts that fell back to defaults (absent or all zero)."""
     fallbacks: list[str] = []
-    grid = (
-        np.asarray(messages.hour_by_day_of_week, dtype=np.float64)
-        if messages.hour_by_day_of_week is not None
-        else None
-    )
-    if messages.hourly_counts is not None:
-        hourly = weights(messages.hourly_counts)
+    grid = _usable(messages.hour_by_day_of_week)
+    hourly_counts = _usable(messages.hourly_counts)
+    daily_counts = _usable(messages.day_of_week_counts)
+    if hourly_counts is not None:
+        hourly = weights(hourly_counts)
     elif grid is not None:
         hourly = weights(grid.sum(axis=0))
     else:
         hourly = weights(defaults.HOURLY)
         fallbacks.append("messages.hourly_counts")
-    if messages.day_of_week_counts is not None:
-        daily = weights(messages.day_of_week_counts)
+    if daily_counts is not None:
+        daily = weights(daily_counts)
     elif grid is not None:
         daily = weights(grid.sum(axis=1))
     else:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from shape_pipeline import cli
 from shape_pipeline.contracts import CalibratedConfig
-from shape_pipeline.files import load_json_model
+from shape_pipeline.files import load_json_model, write_model_atomic
+from shape_pipeline.sampling.frequencies import FrequencyTables
+from shape_pipeline.sampling.shape import shape_from_frequencies
 
-from .shapes import SEED_SHAPE
+from .shapes import SEED_SHAPE, WINDOW_END
 
 
 @pytest.fixture(autouse=True)
@@ -142,3 +145,17 @@ def test_failed_run_leaves_an_existing_output_untouched(
     assert code == 2 and "JSON object" in err
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_empty_window_shape_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = shape_from_frequencies(
+        FrequencyTables(users_total=40),
+        window_start=WINDOW_END - timedelta(days=30),
+        window_end=WINDOW_END,
+        extracted_at=WINDOW_END,
+        min_cell_count=10,
+    )
+    shape = write_model_atomic(tmp_path / "shape-metrics-prod-20261101.json", empty)
+    code, _, err, path = _run(tmp_path, shape, capsys)
+    assert code == 2 and "totals.messages" in err and str(shape) in err
+    assert not path.exists()

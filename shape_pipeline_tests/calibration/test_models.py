@@ -139,3 +139,21 @@ def test_spline_tail_alpha_is_matched_to_an_exported_mean() -> None:
     assert "matched to the mean" in matched.source
     got = quantile(matched, np.array([0.5, 0.9, 0.99]))
     assert got.tolist() == [6, 75, 700]  # percentiles untouched
+
+
+def test_all_suppressed_cells_fall_back_with_a_warning() -> None:
+    shape = full_shape()
+    shape.messages.hourly_counts = [0] * 24
+    shape.messages.hour_by_day_of_week = [[0] * 24 for _ in range(7)]
+    shape.messages.type_distribution = {"TEXT": 0, "IMAGE": 0}
+    config = calibrate(shape)
+    warnings = "\n".join(config.calibration_metadata.warnings)
+    assert "messages.hourly_counts not in shape" in warnings
+    assert "messages.type_distribution has no mass" in warnings
+    assert config.message_generation.temporal.hour_by_day_of_week is None
+    assert config.message_generation.type_distribution["TEXT"] == 0.85
+    # the day-of-week counts were exported and are used as they are
+    days = np.array(shape.messages.day_of_week_counts, dtype=float)
+    assert config.message_generation.temporal.day_of_week == pytest.approx(
+        (days / days.sum()).tolist(), abs=1e-8
+    )
