@@ -1,7 +1,5 @@
 """Dagster: the `synthetic_dataset` asset (calibrated config -> dev database and Parquet)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Literal
 
@@ -35,9 +33,9 @@ class GenerationConfig(dg.Config):
     )
 
 
-def result_metadata(result: GenerationResult) -> dict[str, dg.RawMetadataValue]:
+def result_metadata(result: GenerationResult) -> dict[str, object]:
     """Rows per table, seed, wall time, speed, target and (redacted) destinations."""
-    metadata: dict[str, dg.RawMetadataValue] = {f"rows_{name}": count for name, count in result.rows.items()}
+    metadata: dict[str, object] = {f"rows_{name}": count for name, count in result.rows.items()}
     metadata.update(
         {
             "seed": result.seed,
