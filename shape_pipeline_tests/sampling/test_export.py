@@ -160,3 +160,24 @@ def test_query_failures_become_one_line(canonical_pg: str, tmp_path: Path, salt_
     locker.dispose()
     assert "\n" not in str(err.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gentle_on_production_application_name_and_snapshot(canonical_pg: str, tmp_path: Path, salt_env: str) -> None:
+    """Every sampler connection names itself; the aggregates run in one REPEATABLE READ transaction."""
+    import psycopg
+    import sqlalchemy as sa
+
+    seen: list[tuple[str | None, object, str]] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        raw = conn.connection.dbapi_connection
+        seen.append((raw.info.parameter_status("application_name"), raw.isolation_level, statement))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
+    try:
+        sample_to_file(canonical_pg, output_dir=tmp_path, as_of="2025-01-31", audit_log=tmp_path / "a.jsonl")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
+    assert seen and {name for name, _, _ in seen} == {"shape-pipeline-sampler"}
+    aggregates = [iso for _, iso, st in seen if "GROUPING SETS" in st]
+    assert len(aggregates) == 2 and set(aggregates) == {psycopg.IsolationLevel.REPEATABLE_READ}
