@@ -14,7 +14,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import ndtri
 
 from shape_pipeline.calibration.fit_report import fit_error, model_errors
@@ -30,6 +29,7 @@ from shape_pipeline.distributions import quantile
 
 PURE_PREFIX = "log_normal."  # fit errors of the pure (mu, sigma) curve, reported beside the model's
 _Z95 = float(ndtri(0.95))
+_SIGMA_RANGE = (1e-3, 5.0)
 
 
 def _targets(stats: DistributionStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,14 +55,30 @@ def fit_mu_sigma(stats: DistributionStats, fallback_sigma: float) -> tuple[float
     def mu_for(sigma: float) -> float:
         return float(np.mean(logs - a * sigma - b * sigma**2))
 
-    def loss(sigma: float) -> float:
-        return float(np.sum((logs - mu_for(sigma) - a * sigma - b * sigma**2) ** 2))
-
     if logs.size == 1:
-        sigma = fallback_sigma
-    else:
-        sigma = float(minimize_scalar(loss, bounds=(1e-3, 5.0), method="bounded").x)
-    return mu_for(sigma), sigma
+        return mu_for(fallback_sigma), fallback_sigma
+    return mu_for(best := _least_squares_sigma(logs, a, b)), best
+
+
+def _least_squares_sigma(logs: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """With mu eliminated the loss is a quartic in sigma: its minimum on [1e-3, 5] is at a real
+    root of the cubic derivative or at a bound (exact, no iterative optimiser)."""
+    y, a, b = logs - logs.mean(), a - a.mean(), b - b.mean()
+    # loss(s) = sum((y - a s - b s^2)^2), expanded in powers of s
+    loss = np.polynomial.Polynomial(
+        [
+            np.dot(y, y),
+            -2 * np.dot(a, y),
+            np.dot(a, a) - 2 * np.dot(b, y),
+            2 * np.dot(a, b),
+            np.dot(b, b),
+        ]
+    )
+    low, high = _SIGMA_RANGE
+    candidates = [low, high] + [
+        float(r.real) for r in loss.deriv().roots() if abs(r.imag) < 1e-9 and low < r.real < high
+    ]
+    return min(candidates, key=loss)
 
 
 def pure_errors(mu: float, sigma: float, stats: DistributionStats) -> list[FitError]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 
 from shape_pipeline.calibration.fit_report import GOAL, model_errors, model_mean, relative_error
 from shape_pipeline.calibration.heavy_tail import estimate_alpha, tail_pair
@@ -79,9 +78,12 @@ def match_tail_to_mean(model: QuantileSplineModel, mean: float) -> QuantileSplin
         return model_mean(model.model_copy(update={"tail_alpha": alpha})) - mean
 
     low, high = _ALPHA_RANGE
-    if gap(low) * gap(high) > 0:
+    if gap(low) < 0 or gap(high) > 0:
         return model  # out of reach within the cap: keep the estimate, the error is reported
-    alpha = float(brentq(gap, low, high, xtol=1e-4))
+    while high - low > 1e-3:  # the mean falls as alpha rises: bisect
+        middle = (low + high) / 2
+        low, high = (middle, high) if gap(middle) > 0 else (low, middle)
+    alpha = (low + high) / 2
     return model.model_copy(
         update={
             "tail_alpha": round(alpha, 4),
