@@ -279,6 +279,7 @@ def calibrate(
 
 
 def load_shape(shape_path: str | Path) -> ShapeMetrics:
+    """Read and contract-check a shape file (one-line errors naming file and field)."""
     return load_json_model(shape_path, ShapeMetrics, what="shape metrics")
 
 

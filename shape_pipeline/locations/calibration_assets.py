@@ -15,6 +15,7 @@ two paths, and never twice:
 """
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ SHAPE_KEY = dg.AssetKey("shape_metrics")
 SHAPE_PATTERN = "shape-metrics-prod-*.json"
 CONFIG_PREFIX = "calibrated-config-"
 FIT_CHECK = "fit_within_goal"
+# A file younger than this is left for the next tick: a copy may still be in progress, and the
+# production location's own materialization event (same instance) lands just after its write.
+SETTLE_SECONDS = 60.0
 
 shape_metrics_spec = dg.AssetSpec(
     "shape_metrics",
@@ -103,6 +107,7 @@ def fitted_parameters(config: CalibratedConfig) -> dict[str, Any]:
 
 
 def config_path(development: DevelopmentTarget, when: datetime) -> Path:
+    """`calibrated-config-YYYYMMDD.json` in the config folder (a same-day rerun replaces it)."""
     return development.resolved_config_dir() / f"{CONFIG_PREFIX}{when:%Y%m%d}.json"
 
 
@@ -196,6 +201,10 @@ def shape_import_folder_sensor(
     mtime_ns = newest.stat().st_mtime_ns
     if seen.get("name") == newest.name and seen.get("mtime_ns") == mtime_ns:
         return dg.SkipReason(f"{newest.name} unchanged")
+    if time.time() - mtime_ns / 1e9 < SETTLE_SECONDS:
+        return dg.SkipReason(
+            f"{newest.name} is new; waiting {SETTLE_SECONDS:.0f} s for it to settle"
+        )
     digest = sha256_file(newest)
     cursor = json.dumps({"name": newest.name, "mtime_ns": mtime_ns, "sha256": digest})
     if seen.get("sha256") == digest:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,11 +61,22 @@ def _defs(development: DevelopmentTarget, *extra: dg.AssetsDefinition) -> dg.Def
 
 
 def _drop_shape(
-    development: DevelopmentTarget, name: str = "shape-metrics-prod-20251022.json"
+    development: DevelopmentTarget,
+    name: str = "shape-metrics-prod-20251022.json",
+    *,
+    age: float = 600,
 ) -> Path:
+    """Copy the seed shape into the import folder, `age` seconds old (past the settle time)."""
     folder = development.resolved_import_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(SEED, folder / name))
+    path = Path(shutil.copy(SEED, folder / name))
+    _age(path, age)
+    return path
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
 
 
 def _tick(
@@ -171,27 +183,23 @@ def test_separate_instance_path_folder_sensor_then_eager(
     assert ca.latest_shape_sha256(instance) == sha256_file(shape)
 
     planned = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-    requested = {
-        key
-        for key in (CONFIG, synthetic_dataset.key, fidelity_report.key)
-        if planned.get_requested_partitions(key)
-    }
-    assert requested == {
-        CONFIG,
-        synthetic_dataset.key,
-        fidelity_report.key,
-    }  # one tick, whole chain
+    chain = (CONFIG, synthetic_dataset.key, fidelity_report.key)
+    # one tick plans the whole chain: calibrate -> generate -> validate
+    assert all(planned.get_requested_partitions(key) == {None} for key in chain)
     assert _materialize(instance, development).success
 
     # the same file again, even touched, is not a new shape
     assert isinstance(_tick(instance, development, reported.cursor), dg.SkipReason)
-    os.utime(shape, None)
+    _age(shape, 300)
     touched = _tick(instance, development, reported.cursor)
     assert isinstance(touched, dg.SensorResult) and not touched.asset_events
     # new content is
     data = json.loads(shape.read_text())
     data["sample_window_days"] = 31
     shape.write_text(json.dumps(data))
+    settling = _tick(instance, development, touched.cursor)
+    assert isinstance(settling, dg.SkipReason) and "settle" in settling.skip_message
+    _age(shape, 120)
     changed = _tick(instance, development, touched.cursor)
     assert isinstance(changed, dg.SensorResult) and len(changed.asset_events) == 1
 
