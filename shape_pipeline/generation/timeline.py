@@ -15,14 +15,14 @@ from datetime import datetime
 import numpy as np
 
 from shape_pipeline.contracts import QuantileSplineModel, TemporalWeights
-from shape_pipeline.distributions import sample
+from shape_pipeline.distributions import quantile
 
 US = 1_000_000
 HOUR_US = 3600 * US
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 MAX_CREATION_LEAD_S = 3600.0
 SPAN_SHARE = 0.8  # a conversation's gaps should fit in this share of the window
-ALLOCATION_ROUNDS = 12  # a conversation is created up to an hour before its first message
+ALLOCATION_GRID = 2048  # quantile levels on which gap caps and their complement are worked out
 
 
 def to_us(moment: datetime) -> int:
@@ -95,37 +95,37 @@ def segment_cumsum(values: np.ndarray, starts: np.ndarray, segment: np.ndarray) 
     return total - base[segment]
 
 
-def allocate_gaps(
-    rng: np.random.Generator,
-    counts: np.ndarray,
-    conv: np.ndarray,
-    starts: np.ndarray,
-    drawn: np.ndarray,
-    warp: TimeWarp,
-) -> np.ndarray:
-    """Hand the drawn gaps to the conversations' messages (0 before each first message).
+def allocate_gaps(rng: np.random.Generator, counts: np.ndarray, model: QuantileSplineModel, warp: TimeWarp) -> np.ndarray:
+    """Gaps before each message (0 before a conversation's first), drawn by quantile level.
 
-    The multiset of gaps is exactly what was drawn, so the pooled gap distribution is the
-    model's; but a busy conversation whose gaps would not fit in SPAN_SHARE of the window gets
-    smaller ones: every slot has a rank key (uniform at first), sorted gaps go to sorted keys,
-    and the keys of conversations over their budget are scaled down, a few rounds.
+    A busy conversation whose gaps would not fit in SPAN_SHARE of the window at the model's
+    mean draws its levels from [0, cap] (its own gaps then fit on average), and the other
+    conversations draw their levels from the complement, so that the pooled levels are still
+    uniform and the pooled gaps follow the model (where the shard allows it).
     """
-    gap = np.zeros(conv.size, dtype=np.float64)
-    slots = np.ones(conv.size, dtype=bool)
-    slots[starts] = False
-    owner = conv[slots]
-    budget = SPAN_SHARE * warp.length_us / US
-    keys = rng.random(drawn.size)
-    ordered = np.sort(drawn, kind="stable")
-    placed = np.empty(drawn.size, dtype=np.float64)
-    for _ in range(ALLOCATION_ROUNDS):
-        placed[np.argsort(keys, kind="stable")] = ordered
-        spent = np.bincount(owner, weights=placed, minlength=counts.size)
-        over = spent > budget
-        if not over.any():
-            break
-        keys *= np.where(over, budget / np.maximum(spent, 1.0), 1.0)[owner]
-    gap[slots] = placed
+    n = int(counts.sum())
+    slots = np.maximum(counts - 1, 0)
+    grid = (np.arange(ALLOCATION_GRID) + 0.5) / ALLOCATION_GRID
+    values = quantile(model, grid)
+    running_mean = np.cumsum(values) / np.arange(1, ALLOCATION_GRID + 1)
+    allowance = SPAN_SHARE * warp.length_us / US / np.maximum(slots, 1)
+    capped = allowance < running_mean[-1]
+    cap = np.where(capped, np.maximum(np.searchsorted(running_mean, allowance, side="right"), 1) / ALLOCATION_GRID, 1.0)
+    share = slots / max(int(slots.sum()), 1)
+    free = float(share[~capped].sum())
+    levels = rng.random(n - counts.size) * np.repeat(cap, slots)
+    if free > 0 and capped.any():
+        # pooled CDF of levels must be u: the free conversations supply what the capped lack
+        supply = (share[capped, None] * np.minimum(grid[None, :] / cap[capped, None], 1.0)).sum(axis=0)
+        need = np.maximum.accumulate(np.clip((grid - supply) / free, 0.0, 1.0))
+        xs, ys = np.r_[0.0, need, 1.0], np.r_[0.0, grid, 1.0]
+        loose = np.repeat(~capped, slots)
+        levels[loose] = np.interp(levels[loose], xs, ys)
+    gap = np.zeros(n, dtype=np.float64)
+    first = np.cumsum(counts) - counts
+    mask = np.ones(n, dtype=bool)
+    mask[first] = False
+    gap[mask] = quantile(model, levels)
     return gap
 
 
@@ -144,15 +144,16 @@ def message_times(
     inside the window.
     """
     k = counts.size
-    n = int(counts.sum())
     conv = np.repeat(np.arange(k), counts)
     starts = np.cumsum(counts) - counts
-    gap = allocate_gaps(rng, counts, conv, starts, sample(gaps, rng, n - k).astype(np.float64), warp)
+    gap = allocate_gaps(rng, counts, gaps, warp)
     length_s = warp.length_us / US
-    span = np.bincount(conv, weights=gap, minlength=k)
-    squeeze = np.minimum(1.0, 0.98 * length_s / np.maximum(span, 1.0))
-    origin = rng.random(k) * np.maximum(length_s - span * squeeze, 0.0)
-    scaled = gap * squeeze[conv] * warp.gap_factor(gap)
+    scaled = gap * warp.gap_factor(gap)  # activity seconds
+    span = np.bincount(conv, weights=scaled, minlength=k)
+    squeeze = np.minimum(1.0, 0.98 * length_s / np.maximum(span, 1.0))  # rare after allocate_gaps
+    # stratified origins: a shard's conversations spread evenly over the window, not in clumps
+    origin = (rng.permutation(k) + rng.random(k)) / k * np.maximum(length_s - span * squeeze, 0.0)
+    scaled *= squeeze[conv]
     clock = warp.to_real((origin[conv] + segment_cumsum(scaled, starts, conv)) * US)
     real = clock
     rel = np.clip(np.rint(real).astype(np.int64), 0, warp.length_us - 1)

@@ -97,4 +97,4 @@ def test_the_activity_clock_follows_the_weights():
     real = warp.to_real(np.random.default_rng(4).random(100_000) * warp.length_us)
     hours = (real // 3_600_000_000).astype(int) % 24
     assert np.mean(hours >= 12) > 0.99
-    assert 0.0 <= real.min() and real.max() <= warp.length_us
+    assert real.min() >= 0.0 and real.max() <= warp.length_us
