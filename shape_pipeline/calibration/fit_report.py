@@ -7,7 +7,7 @@ noise), not the error of some idealised curve.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -80,14 +80,6 @@ def model_errors(
     if mean is not None:
         errors.append(fit_error("mean", mean, model_mean(model), goal))
     return errors
-
-
-def off_goal(errors: Iterable[FitError]) -> list[FitError]:
-    return [e for e in errors if not e.within_goal]
-
-
-def worst(errors: Iterable[FitError]) -> FitError | None:
-    return max(errors, key=lambda e: abs(e.relative_error), default=None)
 
 
 def named_models(config: CalibratedConfig) -> list[tuple[str, Model]]:
