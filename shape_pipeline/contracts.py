@@ -231,7 +231,9 @@ class _Fitted(Strict):
     fit_errors: list[FitError] = Field(default_factory=list)
 
 
-def _check_knots(value: list[Knot]) -> list[Knot]:
+def _check_knots(value: list[Knot] | None) -> list[Knot] | None:
+    if value is None:
+        return value
     for p, _ in value:
         if not 0.0 < p < 1.0:
             raise ValueError(f"knot probability {p} must be inside (0, 1)")

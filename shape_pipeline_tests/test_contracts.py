@@ -98,3 +98,12 @@ def test_newest_file_by_mtime(tmp_path: Path) -> None:
     os.utime(older, ns=(1_000_000_000, 1_000_000_000))
     assert newest_file(tmp_path, "shape-metrics-prod-*.json") == newer
     assert newest_file(tmp_path / "none", "*.json") is None
+
+
+def test_null_knots_are_allowed_where_optional() -> None:
+    from shape_pipeline.contracts import LogNormalModel
+
+    model = LogNormalModel.model_validate(
+        {"mean": 85, "median": 42, "p95": 280, "mu": 3.7, "sigma": 1.2, "max": 5000, "knots": None}
+    )
+    assert model.knots is None
