@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 TIME = pa.timestamp("us", tz="UTC")
+INT64 = pa.int64()
 
 SCHEMAS: dict[str, pa.Schema] = {
     "users": pa.schema(
@@ -43,14 +44,38 @@ SCHEMAS: dict[str, pa.Schema] = {
 ENTITIES: tuple[str, ...] = ("users", "conversations", "members", "messages")
 
 
+# Arrays are built from numpy buffers directly: `pa.array` would import pandas (about a second).
+
+
+def int64s(values: np.ndarray, kind: pa.DataType = INT64) -> pa.Array:
+    """A numpy integer array as an Arrow array of `kind` (int64 layout), without copying twice."""
+    data = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(kind, data.size, [None, pa.py_buffer(data)])
+
+
+def bools(values: np.ndarray) -> pa.Array:
+    """A numpy boolean array as an Arrow boolean array."""
+    data = np.asarray(values, dtype=bool)
+    return pa.Array.from_buffers(pa.bool_(), data.size, [None, pa.py_buffer(np.packbits(data, bitorder="little"))])
+
+
+def strings(values: list[str] | tuple[str, ...]) -> pa.Array:
+    """A short list of Python strings as an Arrow string array."""
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    data = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
+    return pa.StringArray.from_buffers(len(encoded), pa.py_buffer(offsets), pa.py_buffer(data))
+
+
 def times(us: np.ndarray) -> pa.Array:
     """µs since the epoch -> `timestamp[us, tz=UTC]`."""
-    return pa.array(np.asarray(us, dtype=np.int64), type=TIME)
+    return int64s(us, TIME)
 
 
 def ids(start: int, n: int) -> pa.Array:
     """Consecutive ids start+1 .. start+n."""
-    return pa.array(np.arange(start + 1, start + n + 1, dtype=np.int64))
+    return int64s(np.arange(start + 1, start + n + 1, dtype=np.int64))
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from shape_pipeline.distributions import sample
 from shape_pipeline.generation import seeds, text
-from shape_pipeline.generation.columns import Chunk, ids, times
+from shape_pipeline.generation.columns import Chunk, ids, int64s, strings, times
 from shape_pipeline.generation.plan import DIRECT_MESSAGE, Plan, draw_categories
 from shape_pipeline.generation.timeline import message_times
 
@@ -77,7 +77,7 @@ def conversation_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
     kinds, kind_index = draw_categories(cfg.message_generation.type_distribution, rng, lengths.size)
     content = text.pool_text(pool, lengths, rng)
     conversation_ids = ids(rows.start, k)
-    type_names = pa.array(plan.conversation_types, pa.string()).take(pa.array(type_index))
+    type_names = strings(plan.conversation_types).take(int64s(type_index))
     direct = plan.conversation_types.index(DIRECT_MESSAGE) if DIRECT_MESSAGE in plan.conversation_types else -1
     names = text.join(text.choose(text.invented_names(), rng, k), " ", text.choose(text.vocabulary(), rng, k))
     conversations = pa.table(
@@ -90,17 +90,17 @@ def conversation_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
     )
     member_table = pa.table(
         {
-            "conversation_id": pa.array(np.repeat(np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64), member_counts)),
-            "user_id": pa.array(members + 1),
+            "conversation_id": int64s(np.repeat(np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64), member_counts)),
+            "user_id": int64s(members + 1),
             "joined_at": times(np.repeat(created, member_counts)),
         }
     )
     messages = pa.table(
         {
             "id": ids(plan.message_offset(rows.start), lengths.size),
-            "conversation_id": pa.array(np.repeat(np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64), counts)),
-            "sender_id": pa.array(senders + 1),
-            "type": pa.array(kinds, pa.string()).take(pa.array(kind_index)),
+            "conversation_id": int64s(np.repeat(np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64), counts)),
+            "sender_id": int64s(senders + 1),
+            "type": strings(kinds).take(int64s(kind_index)),
             "content": content,
             "created_at": times(sent_at),
         }

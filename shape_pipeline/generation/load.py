@@ -44,6 +44,18 @@ def bare_copy(md: sa.MetaData) -> sa.MetaData:
     return bare
 
 
+def add_keys(conn: sa.Connection, tables: list[sa.Table]) -> None:
+    """Primary keys and unique constraints of `tables`, then their foreign keys (after a bulk load)."""
+    for table in tables:
+        conn.execute(sa.schema.AddConstraint(table.primary_key))
+        for constraint in table.constraints:
+            if isinstance(constraint, sa.UniqueConstraint):
+                conn.execute(sa.schema.AddConstraint(constraint))
+    for table in tables:
+        for fk in table.foreign_key_constraints:
+            conn.execute(sa.schema.AddConstraint(fk))
+
+
 class DatabaseSink:
     """Loads chunks into one database inside a single transaction (use as a context manager)."""
 
@@ -141,14 +153,7 @@ class DatabaseSink:
         """Add the canonical keys (when the tables were created bare) and commit."""
         assert self.conn is not None and self.transaction is not None
         try:
-            for table in self.pending_keys:
-                self.conn.execute(sa.schema.AddConstraint(table.primary_key))
-                for constraint in table.constraints:
-                    if isinstance(constraint, sa.UniqueConstraint):
-                        self.conn.execute(sa.schema.AddConstraint(constraint))
-            for table in self.pending_keys:
-                for fk in table.foreign_key_constraints:
-                    self.conn.execute(sa.schema.AddConstraint(fk))
+            add_keys(self.conn, self.pending_keys)
             self.transaction.commit()
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(f"finishing the load failed: {db.short_reason(exc)}") from None

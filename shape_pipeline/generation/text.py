@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shape_pipeline.generation.columns import bools, int64s, strings
+
 POOL_BYTES = 1 << 20
 EMAIL_DOMAIN = "example.com"
 DEMO_EMAIL_DOMAIN = "example.org"
@@ -30,10 +32,14 @@ _VOCABULARY_SEED = 20251022  # fixed: the vocabulary is part of the code, not of
 def vocabulary() -> tuple[str, ...]:
     """About two thousand invented lowercase words of one to four syllables."""
     rng = np.random.default_rng(_VOCABULARY_SEED)
-    words: set[str] = set()
+    syllables = np.array([c + v for c in _CONSONANTS for v in _VOWELS])
+    words: dict[str, None] = {}
     while len(words) < 2000:
-        syllables = int(rng.choice([1, 2, 2, 3, 3, 4]))
-        words.add("".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(syllables)))
+        counts = rng.choice([1, 2, 2, 3, 3, 4], 4000)
+        picks = syllables[rng.integers(0, syllables.size, (4000, 4))]
+        for row, count in zip(picks.tolist(), counts.tolist(), strict=True):
+            words.setdefault("".join(row[:count]))
+    words = dict.fromkeys(list(words)[:2000])
     return tuple(sorted(words))
 
 
@@ -136,7 +142,7 @@ def name_letters() -> np.ndarray:
 
 def choose(values: tuple[str, ...] | list[str], rng: np.random.Generator, n: int) -> pa.Array:
     """n values drawn uniformly from `values` (one Arrow take, no per-row Python)."""
-    return pa.array(list(values), pa.string()).take(pa.array(rng.integers(0, len(values), n)))
+    return strings(values).take(int64s(rng.integers(0, len(values), n)))
 
 
 def join(*parts: pa.Array | str) -> pa.Array:
@@ -146,9 +152,9 @@ def join(*parts: pa.Array | str) -> pa.Array:
 
 def phone_numbers(rng: np.random.Generator, n: int) -> pa.Array:
     """Fictional 555-01xx numbers (reserved for fiction in North America)."""
-    return join("555-01", pc.utf8_lpad(pc.cast(pa.array(rng.integers(0, 100, n)), pa.string()), 2, "0"))
+    return join("555-01", pc.utf8_lpad(pc.cast(int64s(rng.integers(0, 100, n)), pa.string()), 2, "0"))
 
 
 def null_where(values: pa.Array, missing: np.ndarray) -> pa.Array:
     """`values` with nulls where `missing` is true."""
-    return pc.if_else(pa.array(missing), pa.nulls(len(values), values.type), values)
+    return pc.if_else(bools(missing), pa.nulls(len(values), values.type), values)

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shape_pipeline.generation import seeds, text
-from shape_pipeline.generation.columns import Chunk, ids, times
+from shape_pipeline.generation.columns import Chunk, bools, ids, times
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.timeline import US, to_us
 
@@ -44,7 +44,7 @@ def user_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
             pc.utf8_lower(first), ".", pc.utf8_lower(last), "@" + text.DEMO_EMAIL_DOMAIN,
             " or ", text.phone_numbers(rng, n),
         )
-        bio = pc.if_else(pa.array(rng.random(n) < 0.5), contact, bio)
+        bio = pc.if_else(bools(rng.random(n) < 0.5), contact, bio)
     start = to_us(plan.window_start)
     created = start - 1 - (rng.random(n) * ACCOUNT_AGE_DAYS * 86_400 * US).astype(np.int64)
     columns = {

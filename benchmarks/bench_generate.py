@@ -1,0 +1,181 @@
+"""Generator benchmarks, ratios from one run (issue 4).
+
+Config: the calibrator's fit of the shipped seed shape (`shape_pipeline/examples/shape-metrics-seed.json`).
+In one run, each measurement in its own child process (peak RSS is the child's own maximum):
+  1. PostgreSQL, canonical schema, N messages (default 5,000,000): `generate_dataset` wall time
+     (plan, generation, COPY, keys, commit) against the floor: the same rows prepared
+     beforehand as CSV files, then a raw server-side `COPY ... FROM 'file'` into bare tables
+     (and, reported beside it, the same COPY plus the same keys). Goal: at most 1.5x the floor.
+  2. Peak RSS of the PostgreSQL load at 1,000,000 and at N messages: goal at most 1 GB, flat.
+  3. Parquet only, N messages: goal at least 1,000,000 messages per second.
+
+    .venv/bin/python benchmarks/bench_generate.py [--messages N] [--small M]
+
+The server comes from SHAPE_PIPELINE_TEST_DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres); databases are created and dropped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from shape_pipeline.calibration.calibrate import calibrate  # noqa: E402
+from shape_pipeline.console import silent  # noqa: E402
+from shape_pipeline.contracts import CalibratedConfig, ShapeMetrics  # noqa: E402
+from shape_pipeline.db import create_engine, parse_url  # noqa: E402
+from shape_pipeline.files import load_json_model  # noqa: E402
+from shape_pipeline.generation.columns import ENTITIES  # noqa: E402
+from shape_pipeline.generation.generate import generate_dataset, iter_chunks  # noqa: E402
+from shape_pipeline.generation.load import add_keys, bare_copy  # noqa: E402
+from shape_pipeline.generation.load_postgres import encode_csv  # noqa: E402
+from shape_pipeline.generation.plan import make_plan  # noqa: E402
+from shape_pipeline.mapping import CANONICAL_MAPPING, canonical_metadata  # noqa: E402
+
+ADMIN_URL = os.environ.get("SHAPE_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SEED = "bench_generate"
+SHAPE = HERE.parent / "shape_pipeline" / "examples" / "shape-metrics-seed.json"
+TABLE = {e: CANONICAL_MAPPING.entities()[e].table for e in ENTITIES}
+
+
+def bench_config() -> CalibratedConfig:
+    return calibrate(load_json_model(SHAPE, ShapeMetrics, what="shape metrics"))
+
+
+def admin() -> sa.Engine:
+    return create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+def new_database(label: str) -> str:
+    name = f"bench_gen_{label}_{uuid.uuid4().hex[:6]}"
+    with admin().connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    name = sa.make_url(url).database
+    with admin().connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def child(task: dict) -> dict:
+    """One measurement inside this (child) process; returns its figures and peak RSS."""
+    config = bench_config()
+    started = time.perf_counter()
+    if task["kind"] == "postgres":
+        result = generate_dataset(config, target_messages=task["messages"], seed=SEED,
+                                  database_url=task["url"], emit=silent)
+    else:
+        result = generate_dataset(config, target_messages=task["messages"], seed=SEED,
+                                  parquet_dir=task["dir"], emit=silent)
+    return {
+        "seconds": result.seconds,
+        "wall": time.perf_counter() - started,
+        "messages_per_second": result.messages_per_second,
+        "rows": result.rows,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def in_child(task: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(task)], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prepare_files(config: CalibratedConfig, messages: int, folder: Path) -> dict[str, Path]:
+    """The same rows the generator loads, as CSV files (untimed)."""
+    plan = make_plan(config, target_messages=messages, seed=SEED)
+    files = {e: folder / f"{e}.csv" for e in ENTITIES}
+    handles = {e: open(files[e], "wb") for e in ENTITIES}  # noqa: SIM115 - closed below
+    try:
+        for chunk in iter_chunks(plan, 250_000):
+            for entity, table in chunk.tables.items():
+                handles[entity].write(encode_csv(table))
+    finally:
+        for handle in handles.values():
+            handle.close()
+    folder.chmod(0o755)
+    for path in files.values():
+        path.chmod(0o644)
+    return files
+
+
+def floor(files: dict[str, Path]) -> tuple[float, float]:
+    """Seconds of a raw server-side COPY of the files into bare tables, and with the keys added."""
+    url = new_database("floor")
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        md = canonical_metadata()
+        with engine.begin() as conn:
+            bare_copy(md).create_all(conn)
+        with engine.begin() as conn:
+            started = time.perf_counter()
+            for entity in ENTITIES:
+                conn.exec_driver_sql(f"COPY {TABLE[entity]} FROM '{files[entity]}' (FORMAT csv)")
+            copied = time.perf_counter() - started
+            add_keys(conn, list(md.sorted_tables))
+        return copied, time.perf_counter() - started
+    finally:
+        engine.dispose()
+        drop_database(url)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5_000_000)
+    parser.add_argument("--small", type=int, default=1_000_000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return 0
+    n, small = args.messages, min(args.small, args.messages)
+    work = Path(tempfile.mkdtemp(prefix="bench_generate_"))
+    try:
+        print(f"Preparing the floor's CSV files ({n:,} messages)...", flush=True)
+        files = prepare_files(bench_config(), n, work)
+        copy_s, copy_keys_s = floor(files)
+        runs = {}
+        for size in dict.fromkeys([small, n]):
+            url = new_database(f"gen{size}")
+            try:
+                runs[size] = in_child({"kind": "postgres", "messages": size, "url": url})
+            finally:
+                drop_database(url)
+        parquet = in_child({"kind": "parquet", "messages": n, "dir": str(work / "parquet")})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    big = runs[n]
+    print()
+    print(f"=== GENERATOR BENCHMARK ({n:,} messages, {sum(big['rows'].values()):,} rows) ===")
+    print(f"floor: raw COPY FROM file        {copy_s:8.1f} s")
+    print(f"floor: COPY + keys               {copy_keys_s:8.1f} s")
+    print(f"generate -> PostgreSQL           {big['seconds']:8.1f} s   "
+          f"{big['seconds'] / copy_s:.2f}x raw COPY, {big['seconds'] / copy_keys_s:.2f}x COPY + keys "
+          f"(goal <= 1.5x)")
+    for size, run in runs.items():
+        print(f"peak RSS at {size:>11,} messages {run['peak_rss_mb']:8.0f} MB (goal <= 1024 MB, flat)")
+    print(f"Parquet only                     {parquet['seconds']:8.1f} s   "
+          f"{parquet['messages_per_second']:,.0f} messages/s (goal >= 1,000,000); "
+          f"peak RSS {parquet['peak_rss_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
