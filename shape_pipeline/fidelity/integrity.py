@@ -88,7 +88,17 @@ def check_database(
     """Breach counts for a database, in one read-only snapshot (missing tables are refused)."""
     with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms) as conn:
         tables = reflect_tables(conn, mapping)
+        if is_postgres(conn):  # room to hash the member pairs in memory (no spill to disk)
+            conn.execute(sa.text("SELECT set_config('work_mem', '64MB', true)"))
         return _check_tables(conn, engine, mapping, tables, window_start, window_end)
+
+
+def _unique_over(table: sa.Table, columns: set[str]) -> bool:
+    """True when a primary key, unique constraint or unique index covers exactly `columns`."""
+    keys = [{c.name for c in table.primary_key.columns}]
+    keys += [{c.name for c in k.columns} for k in table.constraints if isinstance(k, sa.UniqueConstraint)]
+    keys += [{c.name for c in i.columns} for i in table.indexes if i.unique]
+    return columns in keys
 
 
 def _check_tables(
@@ -104,7 +114,9 @@ def _check_tables(
     found = IntegrityFindings()
     pg = is_postgres(bind)
 
-    pairs = sa.select(mem.c[bm.conversation_id], mem.c[bm.user_id]).distinct().subquery()
+    pairs: sa.FromClause = mem  # one row per (conversation, user) already, or made so:
+    if not _unique_over(mem, {bm.conversation_id, bm.user_id}):
+        pairs = sa.select(mem.c[bm.conversation_id], mem.c[bm.user_id]).distinct().subquery()
     msg_time = m.c[mm.created_at.column]
     checks: dict[str, sa.ColumnElement[int]] = {
         "senders_not_members": _count_if(pairs.c[bm.user_id].is_(None)),
