@@ -319,3 +319,17 @@ def test_an_unreachable_database_is_one_line_without_the_password(production_sha
     with pytest.raises(ShapePipelineError) as caught:
         validate(production_shape, database_url="postgresql://fid:s3cretpw@127.0.0.1:1/nowhere")
     assert "s3cretpw" not in str(caught.value) and "cannot connect" in str(caught.value)
+
+
+def test_the_demo_sqlite_path_counts_the_same_breaches(production_shape: ShapeMetrics, tmp_path: Path) -> None:
+    from shape_pipeline_tests.fidelity.world import to_sqlite
+
+    world = draw(Knobs(seed=6, conversations=200, users=150, strangers=4, outside_window=2))
+    url = to_sqlite(world, tmp_path / "development.db")
+    report = validate(production_shape, database_url=url)
+    parquet = integrity.check_parquet(to_parquet(world, tmp_path / "pq"), window_start=WINDOW_START, window_end=WINDOW_END)
+    counts = report.tests["integrity"].synthetic["counts"]
+    assert counts == parquet.counts  # SQLite does not enforce FKs: every rule is counted
+    assert counts["senders_not_members"] == 4 and counts["messages_outside_window"] == 2
+    assert report.tests["integrity"].verdict == "FAIL"
+    assert report.synthetic_source.startswith("sqlite:///")

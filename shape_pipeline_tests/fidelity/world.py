@@ -189,3 +189,21 @@ def to_postgres(world: World, url: str) -> str:
                 for row in zip(*(c.to_pylist() for c in data.columns), strict=True):
                     copy.write_row(row)
     return url
+
+
+def to_sqlite(world: World, path: Path) -> str:
+    """The demo's embedded database: canonical schema, SQLAlchemy bulk inserts."""
+    url = f"sqlite:///{path}"
+    engine = create_engine(url)
+    md = canonical_metadata()
+    md.create_all(engine)
+    with engine.begin() as conn:
+        for table, name in (
+            ("users", "users"),
+            ("conversations", "conversations"),
+            ("conversation_members", "members"),
+            ("messages", "messages"),
+        ):
+            conn.execute(md.tables[table].insert(), getattr(world, name).to_pylist())
+    engine.dispose()
+    return url
