@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tqdm import tqdm
 
@@ -29,7 +29,8 @@ from shape_pipeline.generation.load_parquet import ParquetSink
 from shape_pipeline.generation.plan import Plan, make_plan
 from shape_pipeline.generation.users import user_chunk
 
-DEFAULT_CHUNK_MESSAGES = 250_000
+T = TypeVar("T")
+DEFAULT_CHUNK_MESSAGES = 125_000
 LOG_EVERY_S = 15.0
 QUEUE_CHUNKS = 2
 
@@ -85,8 +86,14 @@ def iter_chunks(plan: Plan, chunk_messages: int) -> Iterator[Chunk]:
         yield concat_chunks(group)
 
 
-def background(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """Run `chunks` in a thread, at most QUEUE_CHUNKS ahead of the consumer."""
+def encode_ahead(chunks: Iterator[Chunk], database: DatabaseSink | None) -> Iterator[tuple[Chunk, list]]:
+    """Each chunk with its rows already encoded for the database (done in the generator thread)."""
+    for chunk in chunks:
+        yield chunk, database.encode(chunk) if database is not None else []
+
+
+def background(chunks: Iterator[T]) -> Iterator[T]:
+    """Run the iterator `chunks` in a thread, at most QUEUE_CHUNKS items ahead of the consumer."""
     box: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
     stop = threading.Event()
     done = object()
@@ -175,9 +182,9 @@ def generate_dataset(
         rows = dict.fromkeys(ENTITIES, 0)
         last_log = time.perf_counter()
         with tqdm(total=plan.target_messages, unit="msg", unit_scale=True, disable=not progress) as bar:
-            for chunk in background(iter_chunks(plan, chunk_messages)):
+            for chunk, encoded in background(encode_ahead(iter_chunks(plan, chunk_messages), database)):
                 if database is not None:
-                    database.write(chunk)
+                    database.write(encoded)
                 if parquet is not None:
                     parquet.write(chunk)
                 for name, count in chunk.rows().items():

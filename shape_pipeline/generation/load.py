@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from shape_pipeline import db
@@ -128,20 +129,30 @@ class DatabaseSink:
             for entity in reversed(ENTITIES):
                 self.conn.execute(tables[entity].delete())
 
-    def write(self, chunk: Chunk) -> None:
-        """Append one chunk's rows, parents first."""
-        assert self.conn is not None
+    def encode(self, chunk: Chunk) -> list[tuple[TableWriter, bytes | pa.Table]]:
+        """A chunk in the target's columns, parents first: CSV bytes for COPY, else Arrow rows.
+
+        Pure (no database access), so it runs in the generator thread, ahead of the loading.
+        """
+        encoded: list[tuple[TableWriter, bytes | pa.Table]] = []
         for entity in ENTITIES:
             logical = chunk.tables.get(entity)
-            if logical is None:
+            if logical is None or logical.num_rows == 0:
                 continue
             writer = self.writers[entity]
             rows = writer.convert(logical)
+            encoded.append((writer, load_postgres.encode_csv(rows) if self.postgres else rows))
+        return encoded
+
+    def write(self, encoded: list[tuple[TableWriter, bytes | pa.Table]]) -> None:
+        """Load one encoded chunk inside the transaction."""
+        assert self.conn is not None
+        for writer, payload in encoded:
             try:
-                if self.postgres:
-                    load_postgres.copy_rows(self.conn, writer.table, rows)
+                if isinstance(payload, bytes):
+                    load_postgres.copy_csv(self.conn, writer.table, writer.column_names, payload)
                 else:
-                    load_sqlalchemy.insert_rows(self.conn, writer.table, rows)
+                    load_sqlalchemy.insert_rows(self.conn, writer.table, payload)
             except sa.exc.DBAPIError as exc:
                 raise DatabaseError(f"loading {writer.table.name} failed: {db.short_reason(exc)}") from None
             except Exception as exc:
