@@ -42,10 +42,17 @@ class ShapeMetricsConfig(dg.Config):
 
 
 def ensure_demo_production_database(production: ProductionSource, emit) -> None:
-    """Demo mode only: the place where the embedded demo 'production' database is built
-    when it is missing. The lead adds that call here (without importing generation code at
-    module level: this location must not load it)."""
-    return None
+    """Demo mode only: build the embedded fake production database when it is missing.
+
+    The builder runs in a separate process (`shape-pipeline demo --prepare-production`), so this
+    location never imports generation code.
+    """
+    from shape_pipeline.demo.bootstrap import ensure_demo_production_database as ensure
+
+    try:
+        ensure(production.resolved_database_url(), emit)
+    except ShapePipelineError as exc:
+        raise dg.Failure(description=str(exc)) from None
 
 
 def _salt_for_run(production: ProductionSource, emit) -> str:
