@@ -24,6 +24,7 @@ def ensure_demo_production_database(url: str, emit: Emit) -> None:
         raise ShapePipelineError(f"demo mode expects an embedded SQLite database, not {parsed.get_backend_name()}")
     if Path(parsed.database).is_file():
         return
+    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     emit(f"[Demo] Building the embedded demo production database at {parsed.database} (first run only)...")
     command = [sys.executable, "-m", "shape_pipeline", "demo", "--prepare-production", "--prod-url", url]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
