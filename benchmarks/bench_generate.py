@@ -4,8 +4,9 @@ Config: the calibrator's fit of the shipped seed shape (`shape_pipeline/examples
 In one run, each measurement in its own child process (peak RSS is the child's own maximum):
   1. PostgreSQL, canonical schema, N messages (default 5,000,000): `generate_dataset` wall time
      (plan, generation, COPY, keys, commit) against the floor: the same rows prepared
-     beforehand as CSV files, then a raw server-side `COPY ... FROM 'file'` into bare tables
-     (and, reported beside it, the same COPY plus the same keys). Goal: at most 1.5x the floor.
+     beforehand as files, then a raw server-side `COPY ... FROM 'file'` into bare tables, for
+     CSV files and for the binary COPY files the generator itself streams (and each floor again
+     with the same primary, unique and foreign keys added). Goal: at most 1.5x the floor.
   2. Peak RSS of the PostgreSQL load at 1,000,000 and at N messages: goal at most 1 GB, flat.
   3. Parquet only, N messages: goal at least 1,000,000 messages per second.
 
@@ -42,7 +43,7 @@ from shape_pipeline.files import load_json_model  # noqa: E402
 from shape_pipeline.generation.columns import ENTITIES  # noqa: E402
 from shape_pipeline.generation.generate import generate_dataset, iter_chunks  # noqa: E402
 from shape_pipeline.generation.load import add_keys, bare_copy  # noqa: E402
-from shape_pipeline.generation.load_postgres import encode_csv  # noqa: E402
+from shape_pipeline.generation.load_postgres import encode_csv, encode_rows  # noqa: E402
 from shape_pipeline.generation.plan import make_plan  # noqa: E402
 from shape_pipeline.mapping import CANONICAL_MAPPING, canonical_metadata  # noqa: E402
 
@@ -98,26 +99,36 @@ def in_child(task: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def prepare_files(config: CalibratedConfig, messages: int, folder: Path) -> dict[str, Path]:
-    """The same rows the generator loads, as CSV files (untimed)."""
+def prepare_files(config: CalibratedConfig, messages: int, folder: Path) -> dict[str, list[Path]]:
+    """The same rows the generator loads, as files (untimed): one CSV file per table, and the
+    binary COPY encoding the generator itself streams (one file per chunk: each has a header)."""
     plan = make_plan(config, target_messages=messages, seed=SEED)
-    files = {e: folder / f"{e}.csv" for e in ENTITIES}
-    handles = {e: open(files[e], "wb") for e in ENTITIES}  # noqa: SIM115 - closed below
+    tables = canonical_metadata().tables
+    csv = {e: open(folder / f"{e}.csv", "wb") for e in ENTITIES}  # noqa: SIM115 - closed below
+    files: dict[str, list[Path]] = {f"csv:{e}": [folder / f"{e}.csv"] for e in ENTITIES}
     try:
-        for chunk in iter_chunks(plan, 250_000):
+        for index, chunk in enumerate(iter_chunks(plan, 250_000)):
             for entity, table in chunk.tables.items():
-                handles[entity].write(encode_csv(table))
+                csv[entity].write(encode_csv(table))
+                fmt, columns, data = encode_rows(tables[TABLE[entity]], table)
+                path = folder / f"{entity}-{index:05d}.{fmt}"
+                path.write_bytes(data)
+                files.setdefault(f"{fmt}:{entity}", []).append(path)
+                COLUMNS[path] = columns
     finally:
-        for handle in handles.values():
+        for handle in csv.values():
             handle.close()
     folder.chmod(0o755)
-    for path in files.values():
+    for path in folder.iterdir():
         path.chmod(0o644)
     return files
 
 
-def floor(files: dict[str, Path]) -> tuple[float, float]:
-    """Seconds of a raw server-side COPY of the files into bare tables, and with the keys added."""
+COLUMNS: dict[Path, list[str]] = {}
+
+
+def floor(files: dict[str, list[Path]], fmt: str) -> tuple[float, float]:
+    """Seconds of a raw server-side COPY of the prepared files into bare tables, and with the keys."""
     url = new_database("floor")
     engine = create_engine(url, poolclass=sa.pool.NullPool)
     try:
@@ -127,7 +138,9 @@ def floor(files: dict[str, Path]) -> tuple[float, float]:
         with engine.begin() as conn:
             started = time.perf_counter()
             for entity in ENTITIES:
-                conn.exec_driver_sql(f"COPY {TABLE[entity]} FROM '{files[entity]}' (FORMAT csv)")
+                for path in files.get(f"{fmt}:{entity}", []):
+                    columns = f" ({', '.join(COLUMNS[path])})" if path in COLUMNS else ""
+                    conn.exec_driver_sql(f"COPY {TABLE[entity]}{columns} FROM '{path}' (FORMAT {fmt})")
             copied = time.perf_counter() - started
             add_keys(conn, list(md.sorted_tables))
         return copied, time.perf_counter() - started
@@ -150,7 +163,8 @@ def main() -> int:
     try:
         print(f"Preparing the floor's CSV files ({n:,} messages)...", flush=True)
         files = prepare_files(bench_config(), n, work)
-        copy_s, copy_keys_s = floor(files)
+        copy_s, copy_keys_s = floor(files, "csv")
+        binary_s, binary_keys_s = floor(files, "binary")
         runs = {}
         for size in dict.fromkeys([small, n]):
             url = new_database(f"gen{size}")
@@ -164,11 +178,11 @@ def main() -> int:
     big = runs[n]
     print()
     print(f"=== GENERATOR BENCHMARK ({n:,} messages, {sum(big['rows'].values()):,} rows) ===")
-    print(f"floor: raw COPY FROM file        {copy_s:8.1f} s")
-    print(f"floor: COPY + keys               {copy_keys_s:8.1f} s")
+    print(f"floor: raw COPY FROM CSV file    {copy_s:8.1f} s   (+ keys {copy_keys_s:.1f} s)")
+    print(f"floor: raw COPY FROM binary file {binary_s:8.1f} s   (+ keys {binary_keys_s:.1f} s)")
     print(f"generate -> PostgreSQL           {big['seconds']:8.1f} s   "
-          f"{big['seconds'] / copy_s:.2f}x raw COPY, {big['seconds'] / copy_keys_s:.2f}x COPY + keys "
-          f"(goal <= 1.5x)")
+          f"{big['seconds'] / copy_s:.2f}x CSV floor, {big['seconds'] / binary_s:.2f}x binary floor, "
+          f"{big['seconds'] / binary_keys_s:.2f}x binary floor + keys (goal <= 1.5x)")
     for size, run in runs.items():
         print(f"peak RSS at {size:>11,} messages {run['peak_rss_mb']:8.0f} MB (goal <= 1024 MB, flat)")
     print(f"Parquet only                     {parquet['seconds']:8.1f} s   "

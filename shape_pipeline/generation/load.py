@@ -129,28 +129,29 @@ class DatabaseSink:
             for entity in reversed(ENTITIES):
                 self.conn.execute(tables[entity].delete())
 
-    def encode(self, chunk: Chunk) -> list[tuple[TableWriter, bytes | pa.Table]]:
-        """A chunk in the target's columns, parents first: CSV bytes for COPY, else Arrow rows.
+    def encode(self, chunk: Chunk) -> list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]]:
+        """A chunk in the target's columns, parents first: COPY data for PostgreSQL, else Arrow rows.
 
         Pure (no database access), so it runs in the generator thread, ahead of the loading.
         """
-        encoded: list[tuple[TableWriter, bytes | pa.Table]] = []
+        encoded: list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]] = []
         for entity in ENTITIES:
             logical = chunk.tables.get(entity)
             if logical is None or logical.num_rows == 0:
                 continue
             writer = self.writers[entity]
             rows = writer.convert(logical)
-            encoded.append((writer, load_postgres.encode_csv(rows) if self.postgres else rows))
+            encoded.append((writer, load_postgres.encode_rows(writer.table, rows) if self.postgres else rows))
         return encoded
 
-    def write(self, encoded: list[tuple[TableWriter, bytes | pa.Table]]) -> None:
+    def write(self, encoded: list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]]) -> None:
         """Load one encoded chunk inside the transaction."""
         assert self.conn is not None
         for writer, payload in encoded:
             try:
-                if isinstance(payload, bytes):
-                    load_postgres.copy_csv(self.conn, writer.table, writer.column_names, payload)
+                if isinstance(payload, tuple):
+                    fmt, columns, data = payload
+                    load_postgres.copy_data(self.conn, writer.table, columns, data, fmt)
                 else:
                     load_sqlalchemy.insert_rows(self.conn, writer.table, payload)
             except sa.exc.DBAPIError as exc:

@@ -1,8 +1,9 @@
-"""PostgreSQL: whole chunks encoded as CSV by Arrow and streamed through COPY (psycopg 3).
+"""PostgreSQL: whole chunks encoded column-wise and streamed through COPY (psycopg 3).
 
-No Python object per row: Arrow's CSV writer encodes a chunk in C++, psycopg hands the bytes
-to the server. NULL is an unquoted empty field, an empty string a quoted one, as COPY's CSV
-format expects.
+No Python object per row. Tables whose columns are all bigint, timestamp, text or boolean go
+in the binary COPY format (`pg_binary`: the server parses it about twice as fast); any other
+table as CSV written by Arrow in C++ (NULL an unquoted empty field, an empty string a quoted
+one, as COPY's CSV format expects).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+
+from shape_pipeline.generation import pg_binary
 
 _CSV = pacsv.WriteOptions(include_header=False, batch_size=8192)
 
@@ -73,15 +76,27 @@ def encode_csv(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def copy_statement(conn: sa.Connection, table: sa.Table, columns: list[str]) -> str:
-    """`COPY "Schema"."Table" ("Col", ...) FROM STDIN (FORMAT csv)` with the dialect's quoting."""
+def copy_statement(conn: sa.Connection, table: sa.Table, columns: list[str], fmt: str = "csv") -> str:
+    """`COPY "Schema"."Table" ("Col", ...) FROM STDIN (FORMAT csv|binary)` with the dialect's quoting."""
     prep = conn.dialect.identifier_preparer
     cols = ", ".join(prep.quote(c) for c in columns)
-    return f"COPY {prep.format_table(table)} ({cols}) FROM STDIN (FORMAT csv)"
+    return f"COPY {prep.format_table(table)} ({cols}) FROM STDIN (FORMAT {fmt})"
 
 
-def copy_csv(conn: sa.Connection, table: sa.Table, columns: list[str], data: bytes) -> None:
-    """COPY CSV `data` (no header, `columns` in order) into `table`, inside the connection's transaction."""
+BINARY_KINDS = frozenset({"int8", "time", "text", "bool"})  # no narrowing casts: int4/int2 go as CSV
+
+
+def encode_rows(table: sa.Table, rows: pa.Table) -> tuple[str, list[str], bytes]:
+    """(format, column order, bytes) for COPY: binary when every column's type allows it, else CSV."""
+    kinds = [pg_binary.column_kind(table.c[name]) for name in rows.column_names]
+    if all(kind in BINARY_KINDS for kind in kinds):
+        ordered, kinds = pg_binary.big_text_last(rows, kinds)  # type: ignore[arg-type]
+        return "binary", ordered.column_names, pg_binary.encode(ordered, kinds)  # type: ignore[arg-type]
+    return "csv", rows.column_names, encode_csv(rows)
+
+
+def copy_data(conn: sa.Connection, table: sa.Table, columns: list[str], data: bytes, fmt: str) -> None:
+    """COPY encoded `data` (`columns` in order) into `table`, inside the connection's transaction."""
     raw = conn.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(copy_statement(conn, table, columns)) as copy:
+    with raw.cursor() as cursor, cursor.copy(copy_statement(conn, table, columns, fmt)) as copy:
         copy.write(data)
