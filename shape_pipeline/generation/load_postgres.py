@@ -90,8 +90,7 @@ def encode_rows(table: sa.Table, rows: pa.Table) -> tuple[str, list[str], bytes]
     """(format, column order, bytes) for COPY: binary when every column's type allows it, else CSV."""
     kinds = [pg_binary.column_kind(table.c[name]) for name in rows.column_names]
     if all(kind in BINARY_KINDS for kind in kinds):
-        ordered, kinds = pg_binary.big_text_last(rows, kinds)  # type: ignore[arg-type]
-        return "binary", ordered.column_names, pg_binary.encode(ordered, kinds)  # type: ignore[arg-type]
+        return "binary", rows.column_names, pg_binary.encode(rows, kinds)  # type: ignore[arg-type]
     return "csv", rows.column_names, encode_csv(rows)
 
 
