@@ -28,6 +28,7 @@ from shape_pipeline.mapping import (
     reflect_tables,
 )
 
+
 def refuse_production(database_url: str, production_url: str | None) -> None:
     """A target that is the configured production database is never written."""
     if production_url and db.same_database(database_url, production_url):
