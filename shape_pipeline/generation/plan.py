@@ -169,8 +169,8 @@ def draw_member_counts(
     return np.clip(counts, 1, users)
 
 
-def user_count(config: CalibratedConfig, target: int, member_counts: np.ndarray) -> int:
-    """Users scale with the shape's users-per-message ratio; enough for the largest room."""
+def user_count(config: CalibratedConfig, target: int) -> int:
+    """Users scale with the shape's users-per-message ratio (at least 2)."""
     totals = config.totals
     ratio = totals.users / totals.messages if totals.messages > 0 and totals.users > 0 else DEFAULT_USERS_PER_MESSAGE
     return max(int(round(target * ratio)), 2)
@@ -222,9 +222,8 @@ def make_plan(
     rng = seeds.stream(seed, seeds.PLAN)
     counts = draw_message_counts(config, rng, target_messages)
     types, type_index = draw_categories(config.conversation_generation.type_distribution, rng, counts.size)
-    provisional_users = user_count(config, target_messages, counts)
-    members = draw_member_counts(config, types, type_index, provisional_users, rng)
-    users = max(provisional_users, int(members.max()))
+    users = user_count(config, target_messages)
+    members = draw_member_counts(config, types, type_index, users, rng)
     activity = sample(config.message_generation.messages_per_sender, rng, users).astype(np.float64)
     activity = np.maximum(activity, 1e-3)
     popularity = activity**MEMBERSHIP_EXPONENT
