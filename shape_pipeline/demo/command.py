@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shape_pipeline.argtypes import positive_int
 from shape_pipeline.demo.production_data import DEFAULT_PRODUCTION_MESSAGES
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prod-url", help="run on this (empty) PostgreSQL database as the fake production")
     parser.add_argument("--dev-url", help="load the synthetic dataset into this database")
     parser.add_argument(
-        "--messages", type=_positive, default=DEFAULT_PRODUCTION_MESSAGES,
+        "--messages", type=positive_int, default=DEFAULT_PRODUCTION_MESSAGES,
         help=f"messages in the fake production and in the synthetic dataset (default {DEFAULT_PRODUCTION_MESSAGES:,})",
     )
     parser.add_argument("--replace", action="store_true", help="empty non-empty --prod-url/--dev-url targets first")

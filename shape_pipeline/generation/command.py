@@ -6,6 +6,7 @@ import argparse
 import os
 
 from shape_pipeline import settings
+from shape_pipeline.argtypes import positive_int
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import load_json_model
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--replace", action="store_true", help="empty target tables that hold rows (same transaction)")
     parser.add_argument("--parquet-dir", help="write DIR/users, DIR/conversations, DIR/members, DIR/messages")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--target-messages", type=int, help="number of messages (exact)")
+    size.add_argument("--target-messages", type=positive_int, help="number of messages (exact)")
     size.add_argument(
         "--band", choices=sorted(BANDS, key=BANDS.get),
         help="dev = 500,000, pilot = 5,000,000, perf = 50,000,000 messages (default: dev)",

@@ -6,17 +6,8 @@ import argparse
 import os
 
 from shape_pipeline import settings
+from shape_pipeline.argtypes import positive_int
 from shape_pipeline.sampling.export import sample_to_file
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{value}'") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,9 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"production database (postgresql://user@host:5432/db or sqlite:///file.db; default ${settings.PROD_DATABASE_URL})",
     )
     parser.add_argument("--mapping", default=os.environ.get(settings.PROD_MAPPING), help="schema mapping YAML (default: canonical schema)")
-    parser.add_argument("--window-days", type=_positive, default=30, help="days in the window (default 30)")
+    parser.add_argument("--window-days", type=positive_int, default=30, help="days in the window (default 30)")
     parser.add_argument("--as-of", help="the window ends at 00:00 UTC of this date, YYYY-MM-DD (default: now)")
-    parser.add_argument("--min-cell-count", type=_positive, default=10, help="smallest count exported as its own cell (default 10)")
+    parser.add_argument("--min-cell-count", type=positive_int, default=10, help="smallest count exported as its own cell (default 10)")
     parser.add_argument(
         "--output",
         help="shape file, or a folder for the default name shape-metrics-prod-YYYYMMDD.json "
@@ -45,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--audit-log", default=os.environ.get(settings.AUDIT_LOG), help="append-only audit log (JSON lines)")
     parser.add_argument("--allow-salt-reuse", action="store_true", help="allow the salt of the previous extraction")
     parser.add_argument(
-        "--statement-timeout-ms", type=_positive,
+        "--statement-timeout-ms", type=positive_int,
         default=int(os.environ.get(settings.STATEMENT_TIMEOUT_MS) or 600_000),
         help="PostgreSQL statement_timeout per query (default 600000)",
     )
