@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -110,18 +111,29 @@ def same_database(a: str | URL, b: str | URL) -> bool:
     return (host_a, ua.port or 5432, ua.database) == (host_b, ub.port or 5432, ub.database)
 
 
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
+
+
 @contextmanager
-def read_only_snapshot(engine: Engine, *, statement_timeout_ms: int | None = None) -> Iterator[Connection]:
+def read_only_snapshot(
+    engine: Engine, *, statement_timeout_ms: int | None = None, snapshot: str | None = None
+) -> Iterator[Connection]:
     """One read-only transaction with a consistent snapshot across all queries.
 
-    PostgreSQL: `REPEATABLE READ READ ONLY` and a `statement_timeout`; SQLite: one deferred
-    transaction (SQLite reads are already snapshot-consistent inside a transaction).
+    PostgreSQL: `REPEATABLE READ READ ONLY` and a `statement_timeout`; `snapshot` (an id from
+    `pg_export_snapshot()` in another such transaction) makes this transaction see exactly that
+    snapshot, so several connections can read one consistent state concurrently. SQLite: one
+    deferred transaction (SQLite reads are already snapshot-consistent inside a transaction).
     """
+    if snapshot is not None and not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
     with engine.connect() as conn:
         if is_postgres(conn):
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+                if snapshot is not None:  # must precede every query of the transaction
+                    conn.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
                 if statement_timeout_ms:
                     conn.execute(
                         sa.text("SELECT set_config('statement_timeout', :ms, true)"),

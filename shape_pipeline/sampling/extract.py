@@ -5,13 +5,22 @@ categories come back as small integer codes produced by a `CASE` inside SQL, so 
 identifier nor a text value of the mapped tables (raw enum values included) ever reaches
 the client. On PostgreSQL two `GROUPING SETS` statements read the messages table, each
 computing several metrics in one scan (an ordered pass for gaps, conversations and hours; a
-content pass for lengths, types and senders); SQLite (the demo's embedded default) runs the
-same Core sub-queries one metric at a time, as it has no grouping sets.
+content pass for lengths, types and senders), and they run at the same time on two
+connections that share one exported snapshot (see `extract_frequencies`); SQLite (the demo's
+embedded default) runs the same Core sub-queries one metric at a time, as it has no grouping
+sets.
+
+Gaps are whole seconds, exact below `EXACT_GAP_SECONDS`; longer gaps are rounded down inside
+SQL to a power-of-two step of at most 1/1024 of their value (< 0.1 %), within segments that
+start at the histogram's log-grid edges, so every gap keeps its histogram bucket. This keeps
+the gap aggregate at a few thousand groups instead of one per distinct second (hundreds of
+thousands on a month of data), which was the costliest hash table of the sampler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +39,7 @@ from shape_pipeline.mapping import (
     reflect_tables,
 )
 from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
+from shape_pipeline.sampling.shape import log_grid
 
 OTHER_CODE = -1
 
@@ -37,6 +47,31 @@ OTHER_CODE = -1
 LENGTH, MSG_TYPE, GRID, PER_CONVERSATION, PER_SENDER, GAP, CONV_TYPE, MEMBERS, LEN_CODE, HOUR_INDEX = range(10)
 
 _UNIT_FACTOR = {"epoch_s": 1, "epoch_ms": 1000}
+
+EXACT_GAP_SECONDS = 3600  # gaps below this are exact to the second
+GAP_STEP_DIVISOR = 1024  # longer gaps: rounded down to a power-of-two step <= start / 1024
+
+
+def gap_segments(window_seconds: float) -> list[tuple[int, int]]:
+    """(start, step) of each rounding segment above EXACT_GAP_SECONDS, up to the window length.
+
+    Segments start at EXACT_GAP_SECONDS and at every log-grid edge above it (the gap
+    histogram's edges), so a rounded gap never falls below the edge of its own bucket.
+    """
+    starts = [EXACT_GAP_SECONDS, *(int(e) for e in log_grid(window_seconds) if e > EXACT_GAP_SECONDS)]
+    return [(start, 1 << max(0, (start // GAP_STEP_DIVISOR).bit_length() - 1)) for start in starts]
+
+
+def gap_key(gap: sa.ColumnElement, segments: Sequence[tuple[int, int]]) -> sa.ColumnElement:
+    """The gap as its grouping key: itself below the first segment, else rounded down to its
+    segment's step (integer arithmetic only; NULL stays NULL)."""
+
+    def rounded(start: int, step: int) -> sa.ColumnElement:
+        return start + (gap - start) // step * step if step > 1 else gap
+
+    whens = [(gap < segments[0][0], gap)]
+    whens += [(gap < nxt, rounded(*seg)) for seg, (nxt, _) in zip(segments, segments[1:], strict=False)]
+    return sa.case(*whens, else_=rounded(*segments[-1]))
 
 
 def _NO_KEY() -> sa.ColumnElement:  # noqa: N802 - reads like the constant it stands for
@@ -113,12 +148,22 @@ def _in_window(col: sa.ColumnElement, unit: str, start: datetime, end: datetime,
 
 def _category_code(table: sa.Table, enum: EnumColumn, categories: Sequence[str]) -> sa.ColumnElement:
     """Logical category as an integer code computed in SQL; unnamed raw values -> OTHER_CODE."""
-    if enum.constant is not None:
+    return _code_of(table.c[enum.column] if enum.constant is None else None, enum, categories)
+
+
+def _raw_category(table: sa.Table, enum: EnumColumn) -> sa.ColumnElement:
+    """The raw type column (a constant stands in when the app has none): grouped inside SQL
+    and coded by `_code_of` after grouping, so the CASE runs once per group, not per row."""
+    return table.c[enum.column] if enum.constant is None else sa.literal(0, sa.Integer)
+
+
+def _code_of(col: sa.ColumnElement | None, enum: EnumColumn, categories: Sequence[str]) -> sa.ColumnElement:
+    if enum.constant is not None or col is None:
         return sa.literal(categories.index(enum.constant), sa.Integer)
-    raw = sa.cast(table.c[enum.column], sa.Text)
+    raw = sa.cast(col, sa.Text)
     whens = [(raw == value, categories.index(name)) for value, name in enum.values.items()]
     null_code = categories.index(enum.default) if enum.default else OTHER_CODE
-    whens.insert(0, (table.c[enum.column].is_(None), null_code))
+    whens.insert(0, (col.is_(None), null_code))
     return sa.case(*whens, else_=OTHER_CODE)
 
 
@@ -164,7 +209,15 @@ def _message_base(
         prev = sa.func.lag(col).over(partition_by=conv, order_by=col)
         columns.append(d.gap_seconds(col, prev, unit).label("gap"))
     where = _in_window(col, unit, start, end, d.postgres)
-    return sa.select(*columns).where(where).subquery("m")
+    base = sa.select(*columns).where(where).subquery("m")
+    return _with_gap_keys(base, start, end) if with_gap else base
+
+
+def _with_gap_keys(sub: sa.Subquery, start: datetime, end: datetime) -> sa.Subquery:
+    """`sub` with its `gap` column replaced by `gap_key(gap)`: one level up, so the window
+    function is evaluated once per row rather than once per CASE branch."""
+    key = gap_key(sub.c.gap, gap_segments((end - start).total_seconds()))
+    return sa.select(*(key.label("gap") if c.name == "gap" else c for c in sub.c)).subquery(f"{sub.name}_k")
 
 
 def _conversation_selects(
@@ -280,13 +333,15 @@ def _set_entities(g: sa.CTE, metric: int, gid: int, key: str) -> sa.Select:
     )
 
 
-def _postgres_selects(tables, mapping, d, start, end) -> list[sa.Executable]:
-    """Two passes over messages, each computing several metrics with GROUPING SETS.
+def _postgres_selects(tables, mapping, d, start, end) -> tuple[sa.Executable, sa.Executable]:
+    """Two passes over messages, each computing several metrics with GROUPING SETS; they run
+    side by side.
 
-    Ordered pass (conversation, time: an index on them is used, else one sort): gaps via
-    lag(), messages per conversation, the hour buckets, then the conversation and member
-    aggregates of the conversations found. Content pass (no order needed): length x type and
-    messages per sender.
+    Ordered pass (conversation, time: an index on them is read in order, else one sort):
+    gaps via lag(), messages per conversation (a sorted group: nearly free), the hour buckets,
+    then the conversation and member aggregates of the conversations found. Content pass (no
+    order needed): length x type and messages per sender; the raw type is grouped and coded
+    afterwards (one CASE a group, not a row).
     """
     m = tables["messages"]
     spec = mapping.messages
@@ -294,10 +349,12 @@ def _postgres_selects(tables, mapping, d, start, end) -> list[sa.Executable]:
     conv = m.c[spec.conversation_id]
     where = _in_window(col, unit, start, end, True)
     prev = sa.func.lag(col).over(partition_by=conv, order_by=col)
-    ordered = (
+    ordered = _with_gap_keys(
         sa.select(conv.label("conv"), d.gap_seconds(col, prev, unit).label("gap"), d.hour_index(col, unit).label("h"))
         .where(where)
-        .subquery("w")
+        .subquery("w"),
+        start,
+        end,
     )
     g, ids = _grouped(ordered, {PER_CONVERSATION: ("conv",), GAP: ("gap",), HOUR_INDEX: ("h",)}, "g")
     conv_ids = sa.select(g.c.conv).where(g.c.gid == ids[PER_CONVERSATION], g.c.conv.is_not(None)).subquery("cv")
@@ -310,18 +367,21 @@ def _postgres_selects(tables, mapping, d, start, end) -> list[sa.Executable]:
     content = (
         sa.select(
             _length(m.c[spec.content]).label("len"),
-            _category_code(m, spec.type, MESSAGE_TYPES).label("code"),
+            _raw_category(m, spec.type).label("t"),
             m.c[spec.sender_id].label("sender"),
         )
         .where(where)
         .subquery("c")
     )
-    g2, ids2 = _grouped(content, {LEN_CODE: ("len", "code"), PER_SENDER: ("sender",)}, "g2")
-    second = sa.union_all(
-        _set_rows(g2, LEN_CODE, ids2[LEN_CODE], "len", "code"),
-        _set_entities(g2, PER_SENDER, ids2[PER_SENDER], "sender"),
-    )
-    return [first, second]
+    g2, ids2 = _grouped(content, {LEN_CODE: ("len", "t"), PER_SENDER: ("sender",)}, "g2")
+    len_code = sa.select(
+        sa.literal(LEN_CODE).label("metric"),
+        g2.c.len.label("k1"),
+        sa.cast(_code_of(g2.c.t, spec.type, MESSAGE_TYPES), sa.BigInteger).label("k2"),
+        g2.c.n,
+    ).where(g2.c.gid == ids2[LEN_CODE], g2.c.len.is_not(None))
+    second = sa.union_all(len_code, _set_entities(g2, PER_SENDER, ids2[PER_SENDER], "sender"))
+    return first, second
 
 
 def _users_select(tables: dict[str, sa.Table], mapping: SchemaMapping, d: _Dialect, end: datetime) -> sa.Select:
@@ -403,11 +463,31 @@ def _assemble_users(rows: list[Sequence[int | None]], fields: Sequence[str], fre
     freq.profile_fields_set = {f: int(sum(int(r[2 + i] or 0) for r in rows)) for i, f in enumerate(fields)}
 
 
+# Transaction-local settings (PostgreSQL): UTC for every date function and comparison; room
+# to hash every grouping set in memory (GROUPING SETS fall back to sorting when the planner
+# fears a hash table will not fit); no JIT compilation (it costs more than it saves on these
+# few, short statements).
+_SESSION = {"TimeZone": "UTC", "work_mem": "256MB", "jit": "off"}
+
+
 def _prepare_session(conn: Connection) -> None:
-    """UTC for every date function and comparison; room to hash and sort in memory."""
     if is_postgres(conn):
-        conn.execute(sa.text("SELECT set_config('TimeZone', 'UTC', true)"))
-        conn.execute(sa.text("SELECT set_config('work_mem', '64MB', true)"))
+        for name, value in _SESSION.items():
+            conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+
+
+def _fetch(conn: Connection, statement: sa.Executable) -> np.ndarray:
+    """Raw DBAPI rows: all integers by construction, so straight into numpy."""
+    return np.asarray(conn.execute(statement).cursor.fetchall(), dtype=np.int64).reshape(-1, 4)
+
+
+def _fetch_in_snapshot(
+    engine: Engine, snapshot: str, statement: sa.Executable, statement_timeout_ms: int | None
+) -> np.ndarray:
+    """Run `statement` on a second connection that sees exactly the exported snapshot."""
+    with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms, snapshot=snapshot) as conn:
+        _prepare_session(conn)
+        return _fetch(conn, statement)
 
 
 def extract_frequencies(
@@ -422,6 +502,13 @@ def extract_frequencies(
 
     Refuses (MappingError, listing every missing name) before any aggregate runs when the
     mapping names a table or column the database lacks.
+
+    On PostgreSQL the two message passes run at the same time, each on its own connection
+    (each is a single-process plan: window functions and GROUPING SETS do not run in
+    parallel workers). The second connection imports the first one's snapshot
+    (`pg_export_snapshot()` / `SET TRANSACTION SNAPSHOT`), so every statement still reads
+    one consistent state of the database, as one REPEATABLE READ transaction would; both
+    connections are read-only, REPEATABLE READ, named and bounded by the statement timeout.
     """
     if window_end <= window_start:
         raise ValueError("window_end must be after window_start")
@@ -431,13 +518,17 @@ def extract_frequencies(
         _prepare_session(conn)
         d = _Dialect(postgres=is_postgres(conn))
         if d.postgres:
-            statements = _postgres_selects(tables, mapping, d, window_start, window_end)
+            ordered, content = _postgres_selects(tables, mapping, d, window_start, window_end)
+            snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler") as pool:
+                second = pool.submit(_fetch_in_snapshot, engine, snapshot, content, statement_timeout_ms)
+                parts = [_fetch(conn, ordered)]
+                user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
+                parts.append(second.result())
         else:
             statements = _sqlite_selects(tables, mapping, d, window_start, window_end)
-        # Raw DBAPI rows: all integers by construction, so straight into numpy (fast at
-        # hundreds of thousands of distinct gap values).
-        parts = [np.asarray(conn.execute(st).cursor.fetchall(), dtype=np.int64).reshape(-1, 4) for st in statements]
-        user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
+            parts = [_fetch(conn, st) for st in statements]
+            user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
     rows = np.concatenate(parts)
     _assemble(rows, freq)
     _assemble_users(user_rows, mapping.users.profile_fields, freq)

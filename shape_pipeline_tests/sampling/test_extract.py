@@ -37,6 +37,13 @@ def pairs(freq) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(freq.values, freq.counts, strict=True)}
 
 
+# Gaps of an hour or more are rounded down inside SQL (see extract.gap_segments): 7200 s lies in
+# the segment starting at the log-grid edge 6310 (step 4: 6310 // 1024 = 6 -> 4), so
+# 6310 + (890 // 4) * 4 = 7198; 561599 s lies in the segment from edge 501187 (step 256:
+# 501187 // 1024 = 489 -> 256), so 501187 + (60412 // 256) * 256 = 561347.
+ROUNDED_LONG_GAPS = {7198: 1, 561347: 1}
+
+
 def assert_known_answers(f: FrequencyTables, fields: tuple[str, str, str]) -> None:
     """The answers worked out by hand in dataset.py."""
     assert (f.users_total, f.conversations_total, f.messages_total) == (12, 4, 10)
@@ -44,7 +51,7 @@ def assert_known_answers(f: FrequencyTables, fields: tuple[str, str, str]) -> No
     assert f.profile_fields_set == dict(zip(fields, (10, 3, 6), strict=True))
     assert pairs(f.messages_per_conversation) == {1: 1, 2: 1, 3: 1, 4: 1}
     assert pairs(f.messages_per_sender) == {1: 3, 2: 2, 3: 1}
-    assert pairs(f.gap_seconds) == {0: 1, 5: 1, 30: 1, 60: 1, 7200: 1, 561599: 1}
+    assert pairs(f.gap_seconds) == {0: 1, 5: 1, 30: 1, 60: 1, **ROUNDED_LONG_GAPS}
     lengths = [2, len(ds.CANARY_CONTENT), 0, 11, 6, 100, 2, 3, 7, 2]
     assert pairs(f.content_length) == {v: lengths.count(v) for v in set(lengths)}
     assert f.message_types == {"TEXT": 5, "IMAGE": 1, "FILE": 1, "AUDIO": 1, "VIDEO": 1, "OTHER": 1}
@@ -83,7 +90,7 @@ def test_window_edges_are_half_open(engine_fixture: str, request: pytest.Fixture
     # conversation 1's first gap (30 s) disappears because message 2 is now its first.
     later = extract(url, start=ds.WINDOW_START + tick)
     assert later.messages_total == 9
-    assert pairs(later.gap_seconds) == {0: 1, 5: 1, 60: 1, 7200: 1, 561599: 1}
+    assert pairs(later.gap_seconds) == {0: 1, 5: 1, 60: 1, **ROUNDED_LONG_GAPS}
     # Moving the end 1 ms later takes in message 12 (at exactly window_end): conversation 4 joins.
     wider = extract(url, end=ds.WINDOW_END + tick)
     assert (wider.messages_total, wider.conversations_total) == (11, 5)
@@ -182,3 +189,56 @@ def test_no_result_of_any_sampler_statement_carries_a_text_value(
     for canary in ds.CANARIES:
         assert canary not in every_cell
     assert any("SET TRANSACTION READ ONLY" in s for s, _, _ in recorded)
+
+
+# -------------------------------------------------------------------------- gap rounding
+
+
+def test_gap_keys_exact_below_an_hour_then_within_their_histogram_bucket(canonical_pg: str) -> None:
+    """The SQL rounding, run on both engines over every gap up to a month (sampled)."""
+    from shape_pipeline.sampling.extract import EXACT_GAP_SECONDS, gap_key, gap_segments
+    from shape_pipeline.sampling.shape import log_grid
+
+    month = 31 * 86_400
+    gaps = np.unique(np.concatenate([np.arange(0, 20_000), np.geomspace(1, month * 2, 5_000).astype(np.int64)]))
+    segments = gap_segments(month)
+    table = sa.Table("gaps", sa.MetaData(), sa.Column("gap", sa.BigInteger), prefixes=["TEMPORARY"])
+    query = sa.select(table.c.gap, gap_key(table.c.gap, segments)).order_by(table.c.gap)
+    for url in (canonical_pg, "sqlite://"):
+        with engine_for(url) as engine, engine.connect() as conn:
+            table.create(conn)
+            conn.execute(table.insert(), [{"gap": int(g)} for g in gaps])
+            rows = np.asarray(conn.execute(query).all(), dtype=np.int64)
+            conn.rollback()
+        gap, key = rows[:, 0], rows[:, 1]
+        short = gap < EXACT_GAP_SECONDS
+        assert np.array_equal(key[short], gap[short])  # exact to the second below an hour
+        assert np.all(key <= gap) and np.all(gap - key < np.maximum(1, gap / 1024))
+        edges = log_grid(gap.max())
+        assert np.array_equal(np.searchsorted(edges, key, "right"), np.searchsorted(edges, gap, "right"))
+        assert len(np.unique(key[~short])) < len(gap[~short]) / 3  # far fewer groups
+
+
+def test_the_two_message_passes_run_on_two_guarded_connections_sharing_one_snapshot(canonical_pg: str) -> None:
+    seen: list[tuple[int, str]] = []
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        raw = conn.connection.dbapi_connection
+        seen.append((raw.info.backend_pid, statement % (parameters or {}) if isinstance(parameters, dict) else statement))
+
+    with engine_for(canonical_pg) as engine:
+        sa.event.listen(engine, "before_cursor_execute", on_execute)
+        extract_frequencies(
+            engine, CANONICAL_MAPPING, window_start=ds.WINDOW_START, window_end=ds.WINDOW_END, statement_timeout_ms=4321
+        )
+    passes = {pid for pid, st in seen if "GROUPING SETS" in st}
+    assert len(passes) == 2
+    exporter = {pid for pid, st in seen if "pg_export_snapshot()" in st}
+    importer = {pid for pid, st in seen if "SET TRANSACTION SNAPSHOT" in st}
+    assert len(exporter) == 1 and len(importer) == 1 and exporter | importer == passes
+    for pid in passes:
+        mine = [st for p, st in seen if p == pid]
+        assert "SET TRANSACTION READ ONLY" in mine[0]
+        assert any("statement_timeout" in st and "4321" in st for st in mine)
+    imported = [st for p, st in seen if p in importer]
+    assert "SET TRANSACTION SNAPSHOT" in imported[1]  # right after READ ONLY, before any query
