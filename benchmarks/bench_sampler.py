@@ -92,6 +92,11 @@ def _index(conn: sa.Connection, with_index: bool) -> None:
         conn.exec_driver_sql("CREATE INDEX ON messages (conversation_id, created_at)")
 
 
+def load_average() -> str:
+    """Other work on the machine skews both timings: printed with every result."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def _bare_scan(engine: sa.Engine) -> float:
     started = time.perf_counter()
     with engine.connect() as conn:
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-index", action="store_true", help="no (conversation_id, created_at) index")
     args = parser.parse_args(argv)
 
+    print(f"load average (1, 5, 15 min) at the start: {load_average()}")
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     name = f"sp_bench_{uuid.uuid4().hex[:8]}"
     url = parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bare scan (count, sum(length(content))): {bare:.2f} s")
         print(f"sampler (sample_to_file, all metrics):   {sampler:.2f} s")
         print(f"ratio: {sampler / bare:.2f}x (goal: at most 3x)")
+        print(f"load average (1, 5, 15 min) at the end: {load_average()}")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

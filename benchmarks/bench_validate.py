@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (best is reported)")
     args = parser.parse_args(argv)
 
+    print(f"load average (1, 5, 15 min) at the start: {bench_sampler.load_average()}")
     admin = create_engine(bench_sampler.ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     name = f"sp_bench_validate_{uuid.uuid4().hex[:8]}"
     url = parse_url(bench_sampler.ADMIN_URL).set(database=name).render_as_string(hide_password=False)
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  of which sampler aggregates:           {extract:.2f} s")
         print(f"  of which integrity checks:             {checks:.2f} s")
         print(f"ratio: {total / bare:.2f}x (goal: at most 3x)")
+        print(f"load average (1, 5, 15 min) at the end: {bench_sampler.load_average()}")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
