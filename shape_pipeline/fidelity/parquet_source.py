@@ -5,7 +5,7 @@ canonical column names, logical type values, timestamps `timestamp[us, tz=UTC]`,
 Definitions are the sampler's (see `sampling/extract.py`): messages with
 window_start <= created_at < window_end; conversations with a message in the window; users
 created before window_end; gaps are floor(seconds) between consecutive in-window messages of a
-conversation; hours and weekdays in UTC, Monday = 0.
+conversation, rounded above an hour exactly as the sampler's SQL does (`round_gaps`); hours and weekdays in UTC, Monday = 0.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pyarrow.dataset as ds
 
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.mapping import CANONICAL_MAPPING, CONVERSATION_TYPES, MESSAGE_TYPES, OTHER
+from shape_pipeline.sampling.extract import gap_segments, round_gaps
 from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
 
 TABLES: dict[str, tuple[str, ...]] = {
@@ -133,7 +134,10 @@ def frequencies_from_parquet(
     grid = np.bincount(days.astype(np.int64) * 24 + hours, minlength=168).reshape(7, 24)
 
     created_us = messages["created_at"].cast(pa.int64()).to_numpy()
-    gaps = gap_seconds(messages["conversation_id"].to_numpy(), created_us)
+    gaps = round_gaps(
+        gap_seconds(messages["conversation_id"].to_numpy(), created_us),
+        gap_segments((window_end - window_start).total_seconds()),
+    )
 
     msg_default = CANONICAL_MAPPING.messages.type.default
     profile_fields = [f for f in CANONICAL_MAPPING.users.profile_fields if f in users.schema.names]

@@ -74,6 +74,19 @@ def gap_key(gap: sa.ColumnElement, segments: Sequence[tuple[int, int]]) -> sa.Co
     return sa.case(*whens, else_=rounded(*segments[-1]))
 
 
+def round_gaps(gaps: np.ndarray, segments: Sequence[tuple[int, int]]) -> np.ndarray:
+    """`gap_key` for gaps already in memory (the Parquet source), so both sources agree."""
+    gaps = np.asarray(gaps, dtype=np.int64)
+    starts = np.array([start for start, _ in segments], dtype=np.int64)
+    steps = np.array([step for _, step in segments], dtype=np.int64)
+    segment = np.searchsorted(starts, gaps, side="right") - 1
+    inside = segment >= 0
+    start, step = starts[segment[inside]], steps[segment[inside]]
+    out = gaps.copy()
+    out[inside] = start + (gaps[inside] - start) // step * step
+    return out
+
+
 def _NO_KEY() -> sa.ColumnElement:  # noqa: N802 - reads like the constant it stands for
     """The unused second key: a typed integer, so every UNION branch and row is all integers."""
     return sa.cast(sa.literal(-1), sa.BigInteger)

@@ -242,3 +242,23 @@ def test_the_two_message_passes_run_on_two_guarded_connections_sharing_one_snaps
         assert any("statement_timeout" in st and "4321" in st for st in mine)
     imported = [st for p, st in seen if p in importer]
     assert "SET TRANSACTION SNAPSHOT" in imported[1]  # right after READ ONLY, before any query
+
+
+def test_round_gaps_in_memory_matches_the_sql_rounding(pg_url: str) -> None:
+    """The Parquet source rounds with `round_gaps`; it must give the SQL `gap_key` answers."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    from shape_pipeline.sampling.extract import gap_key, gap_segments, round_gaps
+
+    segments = gap_segments(30 * 86400)
+    gaps = np.array([0, 1, 3599, 3600, 3601, 7199, 7201, 86_399, 86_401, 2_000_000], dtype=np.int64)
+    from shape_pipeline.db import create_engine
+
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        values = sa.values(sa.column("gap", sa.BigInteger), name="g").data([(int(g),) for g in gaps])
+        sql = conn.execute(sa.select(gap_key(values.c.gap, segments))).scalars().all()
+    engine.dispose()
+    assert round_gaps(gaps, segments).tolist() == sql
+    assert round_gaps(gaps, segments)[:3].tolist() == [0, 1, 3599]
