@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shape_pipeline.calibration.calibrate import calibrate_file
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -26,5 +24,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate; a ShapePipelineError (exit 2, one line) leaves no output file behind."""
+    from shape_pipeline.calibration.calibrate import calibrate_file
+
     calibrate_file(args.shape, args.output)
     return 0

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from shape_pipeline.calibration.calibrate import calibrate
 from shape_pipeline.console import Emit, silent
 from shape_pipeline.contracts import CalibratedConfig, ShapeMetrics
 from shape_pipeline.files import load_json_model
@@ -38,6 +37,8 @@ def ending_today(config: CalibratedConfig, *, today: datetime | None = None) -> 
 
 
 def demo_production_config(*, today: datetime | None = None) -> CalibratedConfig:
+    from shape_pipeline.calibration.calibrate import calibrate
+
     shape = load_json_model(example_shape_path(), ShapeMetrics, what="shape metrics")
     return ending_today(calibrate(shape, source_path=example_shape_path()), today=today)
 

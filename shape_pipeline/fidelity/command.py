@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from shape_pipeline.fidelity.validate import validate_to_files
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -37,6 +35,8 @@ def exit_code(verdict: str, *, strict: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from shape_pipeline.fidelity.validate import validate_to_files
+
     report = validate_to_files(
         args.shape,
         args.output,

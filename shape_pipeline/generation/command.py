@@ -10,8 +10,7 @@ from shape_pipeline.argtypes import positive_int
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import load_json_model
-from shape_pipeline.generation.generate import generate_dataset
-from shape_pipeline.generation.plan import BANDS, DEFAULT_BAND, band_messages
+from shape_pipeline.generation.bands import BANDS, DEFAULT_BAND, band_messages
 from shape_pipeline.generation.seeds import DEFAULT_SEED
 
 
@@ -47,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from shape_pipeline.generation.generate import generate_dataset
+
     if not args.database_url and not args.parquet_dir:
         raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
     if args.mapping and not args.database_url:

@@ -17,10 +17,9 @@ from shape_pipeline.contracts import CalibratedConfig, QuantileSplineModel
 from shape_pipeline.distributions import Model, quantile, sample
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.generation import seeds
+from shape_pipeline.generation.bands import BANDS, DEFAULT_BAND, band_messages  # noqa: F401 - re-exported
 from shape_pipeline.generation.timeline import TimeWarp, build_time_warp
 
-BANDS: dict[str, int] = {"dev": 500_000, "pilot": 5_000_000, "perf": 50_000_000}
-DEFAULT_BAND = "dev"
 CONVERSATIONS_PER_SHARD = 256  # the unit of randomness for conversations, members and messages
 USERS_PER_SHARD = 16_384  # the unit of randomness for users
 MEMBERSHIP_EXPONENT = 0.0  # popularity = activity ** this; 0 (uniform) measured closest to messages-per-sender
@@ -38,16 +37,6 @@ DEFAULT_MEMBERS: dict[str, QuantileSplineModel] = {
 }
 FALLBACK_MEMBERS = DEFAULT_MEMBERS["GROUP_CHAT"]
 ALPHABET_SIZE = 36  # usernames: a-z then 0-9
-
-
-def band_messages(band: str) -> int:
-    """Messages of a named band (dev, pilot, perf)."""
-    try:
-        return BANDS[band]
-    except KeyError:
-        raise ShapePipelineError(
-            f"--band: unknown band '{band}' (choose {', '.join(BANDS)})"
-        ) from None
 
 
 @dataclass

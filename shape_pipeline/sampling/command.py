@@ -7,7 +7,6 @@ import os
 
 from shape_pipeline import settings
 from shape_pipeline.argtypes import positive_int
-from shape_pipeline.sampling.export import sample_to_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from shape_pipeline.sampling.export import sample_to_file
+
     sample_to_file(
         args.database_url or "",
         output=args.output,
