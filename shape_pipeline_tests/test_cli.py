@@ -49,3 +49,15 @@ def test_missing_salt_is_the_seed_message(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip() == "error: ANONYMIZATION_SALT environment variable required"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_building_the_parser_loads_no_step_library() -> None:
+    """Each step imports its heavy libraries only when it runs (keeps `calibrate` under a second)."""
+    code = (
+        "import sys; from shape_pipeline.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('matplotlib', 'pyarrow', 'apprise', 'scipy.stats', "
+        "'shape_pipeline.generation.generate', 'shape_pipeline.fidelity.validate', "
+        "'shape_pipeline.sampling.extract', 'shape_pipeline.calibration.calibrate') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
+    assert done.stdout.strip() == "[]"
