@@ -143,6 +143,40 @@ def test_production_extraction_triggers_calibrate_generate_validate(dagster_stac
     assert Path(report["html_report"]).is_file()
 
 
+def click_when_unobstructed(driver, wait, xpath: str, folder: Path, attempts: int = 5) -> None:
+    """Click a button once no dialog or backdrop covers it (screenshot before clicking).
+
+    The UI may open an overlay (a toast, a dialog) while it loads; Escape closes it.
+    """
+    from selenium.common.exceptions import ElementClickInterceptedException, TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def dismiss(name: str) -> None:
+        driver.save_screenshot(str(folder / f"{name}.png"))
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+        time.sleep(2)
+
+    for attempt in range(attempts):
+        button = wait.until(ec.element_to_be_clickable((By.XPATH, xpath)))
+        try:
+            WebDriverWait(driver, 15).until(
+                ec.invisibility_of_element_located((By.CSS_SELECTOR, ".bp5-overlay-backdrop"))
+            )
+        except TimeoutException:
+            dismiss(f"overlay-{attempt}")
+            continue
+        driver.save_screenshot(str(folder / "asset-graph.png"))
+        try:
+            button.click()
+            return
+        except ElementClickInterceptedException:
+            dismiss(f"obstructed-{attempt}")
+    pytest.fail(f"the button {xpath} stayed covered; see {folder}", pytrace=False)
+
+
 def test_materialize_all_in_a_real_browser(dagster_stack: DagsterStack, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -165,11 +199,7 @@ def test_materialize_all_in_a_real_browser(dagster_stack: DagsterStack, tmp_path
     try:
         driver.get(f"{dagster_stack.url}/locations/development/asset-groups/development")
         wait = WebDriverWait(driver, 120)
-        button = wait.until(
-            ec.element_to_be_clickable((By.XPATH, "//button[.//span[text()='Materialize all']]"))
-        )
-        driver.save_screenshot(str(tmp_path / "asset-graph.png"))
-        button.click()
+        click_when_unobstructed(driver, wait, "//button[.//span[text()='Materialize all']]", tmp_path)
 
         deadline = time.monotonic() + 900
         new: list[dict] = []
