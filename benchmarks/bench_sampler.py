@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,16 +115,11 @@ def _sampler(url: str, folder: Path) -> float:
     return time.perf_counter() - started
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5_000_000)
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (best is reported)")
-    parser.add_argument("--no-index", action="store_true", help="no (conversation_id, created_at) index")
-    args = parser.parse_args(argv)
-
-    print(f"load average (1, 5, 15 min) at the start: {load_average()}")
+@contextmanager
+def benchmark_database(label: str, messages: int, *, with_index: bool = True) -> Iterator[tuple[str, sa.Engine]]:
+    """A throw-away database holding `messages` generated messages (URL, engine); dropped on exit."""
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    name = f"sp_bench_{uuid.uuid4().hex[:8]}"
+    name = f"sp_bench_{label}_{uuid.uuid4().hex[:8]}"
     url = parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -131,25 +128,39 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         with engine.begin() as conn:
             conn.exec_driver_sql(SCHEMA)
-            _load(conn, args.messages)
-            _index(conn, not args.no_index)
+            _load(conn, messages)
+            _index(conn, with_index)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
-        print(f"built {args.messages:,} messages in {time.perf_counter() - started:.1f} s "
-              f"({'with' if not args.no_index else 'without'} a (conversation_id, created_at) index)")
-        with tempfile.TemporaryDirectory() as tmp:
-            _bare_scan(engine), _sampler(url, Path(tmp))  # warm the cache for both
-            bare = min(_bare_scan(engine) for _ in range(args.repeat))
-            sampler = min(_sampler(url, Path(tmp)) for _ in range(args.repeat))
-        engine.dispose()
-        print(f"bare scan (count, sum(length(content))): {bare:.2f} s")
-        print(f"sampler (sample_to_file, all metrics):   {sampler:.2f} s")
-        print(f"ratio: {sampler / bare:.2f}x (goal: at most 3x)")
-        print(f"load average (1, 5, 15 min) at the end: {load_average()}")
+        print(f"built {messages:,} messages in {time.perf_counter() - started:.1f} s "
+              f"({'with' if with_index else 'without'} a (conversation_id, created_at) index)")
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5_000_000)
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (best is reported)")
+    parser.add_argument("--no-index", action="store_true", help="no (conversation_id, created_at) index")
+    args = parser.parse_args(argv)
+
+    print(f"load average (1, 5, 15 min) at the start: {load_average()}")
+    with benchmark_database("sampler", args.messages, with_index=not args.no_index) as (url, engine), \
+            tempfile.TemporaryDirectory() as tmp:
+        _bare_scan(engine), _sampler(url, Path(tmp))  # warm the cache for both
+        bare = min(_bare_scan(engine) for _ in range(args.repeat))
+        sampler = min(_sampler(url, Path(tmp)) for _ in range(args.repeat))
+    print(f"bare scan (count, sum(length(content))): {bare:.2f} s")
+    print(f"sampler (sample_to_file, all metrics):   {sampler:.2f} s")
+    print(f"ratio: {sampler / bare:.2f}x (goal: at most 3x)")
+    print(f"load average (1, 5, 15 min) at the end: {load_average()}")
     return 0
 
 

@@ -20,11 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import sqlalchemy as sa
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -32,7 +29,6 @@ sys.path.insert(0, str(HERE))
 
 import bench_sampler  # noqa: E402 - the shared data builder (benchmarks/bench_sampler.py)
 
-from shape_pipeline.db import create_engine, parse_url  # noqa: E402
 from shape_pipeline.fidelity import integrity  # noqa: E402
 from shape_pipeline.fidelity.validate import validate  # noqa: E402
 from shape_pipeline.mapping import CANONICAL_MAPPING  # noqa: E402
@@ -56,21 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"load average (1, 5, 15 min) at the start: {bench_sampler.load_average()}")
-    admin = create_engine(bench_sampler.ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    name = f"sp_bench_validate_{uuid.uuid4().hex[:8]}"
-    url = parse_url(bench_sampler.ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        engine = create_engine(url, poolclass=sa.pool.NullPool)
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            conn.exec_driver_sql(bench_sampler.SCHEMA)
-            bench_sampler._load(conn, args.messages)
-            bench_sampler._index(conn, True)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-        print(f"built {args.messages:,} messages in {time.perf_counter() - started:.1f} s")
+    with bench_sampler.benchmark_database("validate", args.messages) as (url, engine):
         freq = extract_frequencies(engine, CANONICAL_MAPPING, window_start=WINDOW_START, window_end=WINDOW_END)
         shape = shape_from_frequencies(
             freq, window_start=WINDOW_START, window_end=WINDOW_END, extracted_at=WINDOW_END, min_cell_count=10
@@ -87,17 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             _timed(integrity.check_database, engine, CANONICAL_MAPPING, window_start=WINDOW_START, window_end=WINDOW_END)[0]
             for _ in range(args.repeat)
         )
-        engine.dispose()
-        print(f"bare scan (count, sum(length(content))): {bare:.2f} s")
-        print(f"validator (validate, all tests):         {total:.2f} s  (verdict {report.overall_verdict})")
-        print(f"  of which sampler aggregates:           {extract:.2f} s")
-        print(f"  of which integrity checks:             {checks:.2f} s")
-        print(f"ratio: {total / bare:.2f}x (goal: at most 3x)")
-        print(f"load average (1, 5, 15 min) at the end: {bench_sampler.load_average()}")
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    print(f"bare scan (count, sum(length(content))): {bare:.2f} s")
+    print(f"validator (validate, all tests):         {total:.2f} s  (verdict {report.overall_verdict})")
+    print(f"  of which sampler aggregates:           {extract:.2f} s")
+    print(f"  of which integrity checks:             {checks:.2f} s")
+    print(f"ratio: {total / bare:.2f}x (goal: at most 3x)")
+    print(f"load average (1, 5, 15 min) at the end: {bench_sampler.load_average()}")
     return 0
 
 
