@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="dev = 500,000, pilot = 5,000,000, perf = 50,000,000 messages (default: dev)",
     )
     parser.add_argument("--seed", default=DEFAULT_SEED, help=f"any text; same seed, same rows (default: {DEFAULT_SEED})")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1,
+        help="processes that generate shards in parallel; the rows are the same for any number (default 1)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         target_messages=target_messages(args.target_messages, args.band),
         seed=args.seed,
+        workers=args.workers,
         database_url=args.database_url,
         mapping_path=args.mapping,
         replace=args.replace,

@@ -7,14 +7,18 @@ Chunk size only groups shards: the rows are the same whatever it is.
 
 from __future__ import annotations
 
+import multiprocessing
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from shape_pipeline import db
@@ -58,27 +62,60 @@ class GenerationResult:
         return self.rows.get("messages", 0) / self.seconds if self.seconds > 0 else 0.0
 
 
-def iter_chunks(plan: Plan, chunk_messages: int) -> Iterator[Chunk]:
+def _make_shard(kind: str, shard: int, plan: Plan, pool: np.ndarray) -> Chunk:
+    """One shard's rows; each shard draws from its own stream, so any process can make it."""
+    return (user_chunk if kind == "users" else conversation_chunk)(plan, shard, pool)
+
+
+_WORKER: dict[str, object] = {}  # inside a worker process only: its plan and text pool
+
+
+def _start_worker(plan: Plan) -> None:
+    _WORKER["plan"] = plan
+    _WORKER["pool"] = text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
+
+
+def _worker_shard(kind: str, shard: int) -> Chunk:
+    return _make_shard(kind, shard, _WORKER["plan"], _WORKER["pool"])  # type: ignore[arg-type]
+
+
+def _shards_in_order(plan: Plan, workers: int) -> Iterator[tuple[str, Chunk]]:
+    """Every shard in plan order: in this process, or in `workers` processes kept a few shards
+    ahead of the consumer (bounded memory; results come back in order, so rows are identical)."""
+    jobs = [("users", s) for s in range(plan.user_shards)]
+    jobs += [("conversations", s) for s in range(plan.conversation_shards)]
+    if workers <= 1:
+        pool = text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
+        yield from ((kind, _make_shard(kind, shard, plan, pool)) for kind, shard in jobs)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(plan,)) as executor:
+        pending: deque[tuple[str, Future[Chunk]]] = deque()
+        for kind, shard in jobs:
+            pending.append((kind, executor.submit(_worker_shard, kind, shard)))
+            if len(pending) > 4 * workers:
+                done_kind, future = pending.popleft()
+                yield done_kind, future.result()
+        while pending:
+            done_kind, future = pending.popleft()
+            yield done_kind, future.result()
+
+
+def iter_chunks(plan: Plan, chunk_messages: int, workers: int = 1) -> Iterator[Chunk]:
     """Users first, then conversations with their members and messages, grouped into chunks.
 
-    Shards are fixed units with their own random streams, so the grouping changes nothing in
-    the rows.
+    Shards are fixed units with their own random streams, so neither the grouping nor the
+    number of worker processes changes anything in the rows.
     """
-    pool = text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
     group: list[Chunk] = []
-    size = 0
-    for shard in range(plan.user_shards):
-        group.append(user_chunk(plan, shard, pool))
-        size += group[-1].tables["users"].num_rows
-        if size >= chunk_messages:
+    size, group_kind = 0, "users"
+    for kind, chunk in _shards_in_order(plan, workers):
+        if kind != group_kind and group:  # users are loaded before anything that refers to them
             yield concat_chunks(group)
             group, size = [], 0
-    if group:
-        yield concat_chunks(group)
-    group, size = [], 0
-    for shard in range(plan.conversation_shards):
-        group.append(conversation_chunk(plan, shard, pool))
-        size += group[-1].messages
+        group_kind = kind
+        group.append(chunk)
+        size += chunk.tables["users"].num_rows if kind == "users" else chunk.messages
         if size >= chunk_messages:
             yield concat_chunks(group)
             group, size = [], 0
@@ -144,6 +181,7 @@ def generate_dataset(
     production_url: str | None = None,
     content_style: Literal["filler", "pii_demo"] = "filler",
     chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
+    workers: int = 1,
     emit: Emit | None = print,
     progress: bool = False,
 ) -> GenerationResult:
@@ -153,6 +191,8 @@ def generate_dataset(
         raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
     if chunk_messages < 1:
         raise ShapePipelineError("chunk_messages must be at least 1")
+    if workers < 1:
+        raise ShapePipelineError("--workers: must be at least 1")
     if database_url:
         db.parse_url(database_url)
         refuse_production(database_url, production_url)
@@ -182,7 +222,7 @@ def generate_dataset(
         rows = dict.fromkeys(ENTITIES, 0)
         last_log = time.perf_counter()
         with tqdm(total=plan.target_messages, unit="msg", unit_scale=True, disable=not progress) as bar:
-            for chunk, encoded in background(encode_ahead(iter_chunks(plan, chunk_messages), database)):
+            for chunk, encoded in background(encode_ahead(iter_chunks(plan, chunk_messages, workers), database)):
                 if database is not None:
                     database.write(encoded)
                 if parquet is not None:

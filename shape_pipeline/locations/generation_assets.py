@@ -31,6 +31,9 @@ class GenerationConfig(dg.Config):
     replace: bool = Field(
         default=True, description="empty the target tables first (the dev database is the pipeline's)"
     )
+    workers: int = Field(
+        default=1, ge=1, description="processes generating shards in parallel (same rows for any number)"
+    )
 
 
 def result_metadata(result: GenerationResult) -> dict[str, object]:
@@ -73,6 +76,7 @@ def synthetic_dataset(
         calibrated,
         target_messages=target,
         seed=config.seed,
+        workers=config.workers,
         database_url=url,
         mapping_path=development.mapping_path,
         replace=config.replace,

@@ -43,13 +43,14 @@ def checksums(url: str) -> dict[str, str]:
     }
 
 
-def test_same_seed_same_rows_whatever_the_chunk_size(config, make_pg_database):
-    first, second, third = (make_pg_database(f"det{i}") for i in range(3))
+def test_same_seed_same_rows_whatever_the_chunk_size_or_workers(config, make_pg_database):
+    first, second, third, fourth = (make_pg_database(f"det{i}") for i in range(4))
     run(config, first, chunk_messages=5_000)
     run(config, second, chunk_messages=1_000_000)
     run(config, third, seed="another seed")
-    a, b, c = checksums(first), checksums(second), checksums(third)
-    assert a == b
+    run(config, fourth, chunk_messages=7_000, workers=2)
+    a, b, c, d = checksums(first), checksums(second), checksums(third), checksums(fourth)
+    assert a == b == d
     assert all(value for value in a.values())
     assert a["messages"] != c["messages"] and a["users"] != c["users"]
 
@@ -218,3 +219,17 @@ def test_sqlite_target_and_parquet_together(config, tmp_path):
     run(config, None, parquet_dir=tmp_path / "pq", target_messages=1_000, replace=True)
     assert ds.dataset(tmp_path / "pq" / "messages").count_rows() == 1_000
     assert sorted(p.name for p in (tmp_path / "pq").iterdir()) == ["conversations", "members", "messages", "users"]
+
+
+def test_worker_processes_give_the_same_chunks(config):
+    """Shards made in two spawned worker processes come back in plan order, row for row."""
+    from shape_pipeline.generation.generate import iter_chunks
+    from shape_pipeline.generation.plan import make_plan
+
+    plan = make_plan(config, target_messages=200_000, seed="workers")
+    assert plan.conversation_shards >= 3
+    alone = list(iter_chunks(plan, 50_000, workers=1))
+    pooled = list(iter_chunks(plan, 50_000, workers=2))
+    assert [c.rows() for c in alone] == [c.rows() for c in pooled]
+    for a, b in zip(alone, pooled, strict=True):
+        assert all(a.tables[name].equals(b.tables[name]) for name in a.tables)
