@@ -64,7 +64,7 @@ def pareto_tail(start: Knot, alpha: float, u: np.ndarray) -> np.ndarray:
 def _finish(x: np.ndarray, lo: float, hi: float, integer: bool) -> np.ndarray:
     if integer:
         x = np.ceil(x - 1e-9)
-    return np.clip(x, lo, hi)
+    return np.clip(x, lo, hi) + 0.0  # + 0.0 turns the ceiling's -0.0 into 0.0
 
 
 def quantile(model: Model, u: np.ndarray) -> np.ndarray:

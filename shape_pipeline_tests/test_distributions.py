@@ -67,3 +67,9 @@ def test_discrete_percentile_definition() -> None:
     assert discrete_percentile(values, 0.51) == 3.0
     with pytest.raises(ValueError):
         discrete_percentile(np.array([]), 0.5)
+
+
+def test_no_negative_zero_at_the_floor() -> None:
+    model = QuantileSplineModel(knots=[(0.1, 0.0), (0.5, 30.0)], min=0, max=1000)
+    values = quantile(model, np.array([0.001, 0.01, 0.1]))
+    assert not np.any(np.signbit(values))
