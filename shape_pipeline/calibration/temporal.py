@@ -43,20 +43,18 @@ def fit_temporal(messages: MessageMetrics) -> tuple[TemporalWeights, list[str]]:
     grid = _usable(messages.hour_by_day_of_week)
     hourly_counts = _usable(messages.hourly_counts)
     daily_counts = _usable(messages.day_of_week_counts)
-    if hourly_counts is not None:
-        hourly = weights(hourly_counts)
-    elif grid is not None:
-        hourly = weights(grid.sum(axis=0))
-    else:
-        hourly = weights(defaults.HOURLY)
-        fallbacks.append("messages.hourly_counts")
-    if daily_counts is not None:
-        daily = weights(daily_counts)
-    elif grid is not None:
-        daily = weights(grid.sum(axis=1))
-    else:
-        daily = weights(defaults.DAY_OF_WEEK)
-        fallbacks.append("messages.day_of_week_counts")
+
+    def marginal(counts, axis: int, default, field: str):  # noqa: ANN001, ANN202
+        """The exported counts, else the grid's margin, else the default (a fallback)."""
+        if counts is not None:
+            return weights(counts)
+        if grid is not None:
+            return weights(grid.sum(axis=axis))
+        fallbacks.append(field)
+        return weights(default)
+
+    hourly = marginal(hourly_counts, 0, defaults.HOURLY, "messages.hourly_counts")
+    daily = marginal(daily_counts, 1, defaults.DAY_OF_WEEK, "messages.day_of_week_counts")
     cells = None
     if grid is not None:
         flat = weights(grid)
