@@ -1,0 +1,1 @@
+"""An independent, agent-based simulator of a production chat database (test worlds, demo)."""
