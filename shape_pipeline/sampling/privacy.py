@@ -17,8 +17,9 @@ import hmac
 import math
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
 
 import numpy as np
 
@@ -77,15 +78,36 @@ def salt_fingerprint(salt: str) -> str:
 
 
 def round_up_2sig(value: float) -> float:
-    """Round up to two significant digits: 14_213 -> 15_000, 123 -> 130, 7 -> 7."""
+    """Round up to two significant digits: 14_213 -> 15_000, 123 -> 130, 7 -> 7.
+
+    Decimal arithmetic on the value's shortest exact spelling, so the result is never below
+    the value (float division lost the last unit of 370_000_000_001) and is monotone: a larger
+    value never rounds to a smaller result.
+    """
     if value <= 0 or not math.isfinite(value):
         return float(value)
-    exponent = math.floor(math.log10(value)) - 1
-    if exponent <= 0 and float(value).is_integer():
+    exact = Decimal(repr(float(value)))
+    exponent = exact.adjusted() - 1
+    if exponent <= 0 and exact == exact.to_integral_value():
         return float(value)
-    scale = 10.0**exponent
-    rounded = math.ceil(round(value / scale, 9)) * scale
-    return float(round(rounded, max(0, -exponent)))
+    step = Decimal(1).scaleb(exponent)
+    return float((exact / step).to_integral_value(rounding=ROUND_CEILING) * step)
+
+
+def round_up_monotone(values: Sequence[float], rounded: Sequence[bool]) -> list[float]:
+    """Round up the flagged entries of an ascending vector (percentiles, then max) and keep it
+    ascending: a running maximum after rounding.
+
+    Rounding each percentile on its own breaks the order when neighbours are close (p25 3660
+    -> 3700 above an exact p50 of 3660). A running maximum keeps every entry at or above its
+    true value (each is the maximum of values that are) and lifts an entry only to a value a
+    lower one was rounded to.
+    """
+    out: list[float] = []
+    for value, flag in zip(values, rounded, strict=True):
+        value = round_up_2sig(value) if flag else float(value)
+        out.append(max(value, out[-1]) if out else value)
+    return out
 
 
 # ------------------------------------------------------------------------------ small cells

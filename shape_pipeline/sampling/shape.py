@@ -37,7 +37,7 @@ from shape_pipeline.sampling.privacy import (
     PrivacyTally,
     merge_small_buckets,
     merge_small_categories,
-    round_up_2sig,
+    round_up_monotone,
     zero_small_cells,
 )
 
@@ -104,20 +104,20 @@ def histogram(freq: Frequency, edges: np.ndarray) -> np.ndarray:
 
 
 def _percentiles(freq: Frequency, tally: PrivacyTally | None) -> dict[str, float]:
-    out: dict[str, float] = {}
+    """Discrete percentiles and the max. With privacy, those resting on fewer than
+    min_cell_count entities (and the max) are rounded up, as one vector that stays
+    non-decreasing (`round_up_monotone`)."""
+    keys = (*PERCENTILE_KEYS, "max")
+    exact = [percentile_from_frequency(freq, percentile_level(k)) for k in PERCENTILE_KEYS]
+    exact.append(float(freq.values[-1]))
+    if tally is None:
+        return dict(zip(keys, exact, strict=True))
     n = freq.total
-    for key in PERCENTILE_KEYS:
-        p = percentile_level(key)
-        value = percentile_from_frequency(freq, p)
-        if tally is not None and min(p, 1 - p) * n < tally.min_cell_count:
-            rounded = round_up_2sig(value)
-            if rounded != value:
-                tally.note(NOTE_TAIL_ROUNDING)
-            value = rounded
-        out[key] = value
-    raw_max = float(freq.values[-1])
-    out["max"] = round_up_2sig(raw_max) if tally is not None else raw_max
-    return out
+    small = [min(p, 1 - p) * n < tally.min_cell_count for p in map(percentile_level, PERCENTILE_KEYS)]
+    values = round_up_monotone(exact, [*small, True])
+    if values[:-1] != exact[:-1]:
+        tally.note(NOTE_TAIL_ROUNDING)
+    return dict(zip(keys, values, strict=True))
 
 
 def _histogram(freq: Frequency, grid, upper: float, tally: PrivacyTally | None) -> Histogram | None:

@@ -54,7 +54,8 @@ def test_salt_fingerprint_is_stable_keyed_and_reveals_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("value", "rounded"),
-    [(14_213, 15_000), (15_000, 15_000), (123, 130), (7, 7), (99, 99), (101, 110), (561_599, 570_000), (0, 0)],
+    [(14_213, 15_000), (15_000, 15_000), (123, 130), (7, 7), (99, 99), (101, 110), (561_599, 570_000), (0, 0),
+     (370_000_000_001, 380_000_000_000), (1.05, 1.1), (0.123, 0.13)],
 )
 def test_round_up_to_two_significant_digits(value: float, rounded: float) -> None:
     assert round_up_2sig(value) == rounded
