@@ -26,6 +26,7 @@ from shape_pipeline.console import Emit, Reporter, fmt_int
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.generation import seeds, text
+from shape_pipeline.generation.categories import describe_moves, fold_unwritable, type_shares
 from shape_pipeline.generation.columns import ENTITIES, Chunk, concat_chunks
 from shape_pipeline.generation.conversations import conversation_chunk
 from shape_pipeline.generation.load import DatabaseSink, refuse_production
@@ -48,6 +49,8 @@ class GenerationResult:
     seconds: float
     target_messages: int
     destinations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what was adapted to fit the target schema
+    moved_shares: dict[str, float] = field(default_factory=dict)  # 'messages.OTHER' -> share moved
 
     @property
     def total_rows(self) -> int:
@@ -201,8 +204,13 @@ def generate_dataset(
     started = time.perf_counter()
     database = DatabaseSink(database_url, mapping_path=mapping_path, replace=replace) if database_url else None
     parquet = ParquetSink(parquet_dir, replace=replace) if parquet_dir else None
+    warnings: list[str] = []
+    moved: dict[str, float] = {}
     try:
         extras = database.extra_profile_fields() if database else []
+        if database is not None:
+            config, moved = fold_unwritable(config, database.mapping)
+            warnings += describe_moves(moved, type_shares(config))
         plan = make_plan(
             config, target_messages=target_messages, seed=seed, extra_profile_fields=extras, content_style=content_style
         )
@@ -214,7 +222,10 @@ def generate_dataset(
         destinations: list[str] = []
         if database is not None:
             database.open(plan)
+            warnings += database.notes
             destinations.append(db.redact(database.url))
+        for warning in warnings:
+            report.warn(warning)
         if parquet is not None:
             parquet.open()
             destinations.append(str(parquet.directory))
@@ -248,7 +259,9 @@ def generate_dataset(
             database.close()
         if parquet is not None:
             parquet.close()
-    result = GenerationResult(rows, seed, time.perf_counter() - started, plan.target_messages, destinations)
+    result = GenerationResult(
+        rows, seed, time.perf_counter() - started, plan.target_messages, destinations, warnings, moved
+    )
     report.ok(
         f"Generated {fmt_int(result.total_rows)} rows in {result.seconds:.1f}s "
         f"({fmt_int(result.rows_per_second)} rows/s)"

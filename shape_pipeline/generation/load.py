@@ -69,6 +69,7 @@ class DatabaseSink:
         self.conn: sa.Connection | None = None
         self.transaction: sa.RootTransaction | None = None
         self.writers: dict[str, TableWriter] = {}
+        self.notes: list[str] = []  # what the schema writer decided on the user's behalf
         self.pending_keys: list[sa.Table] = []
         self.postgres = db.is_postgres(self.engine)
 
@@ -91,7 +92,7 @@ class DatabaseSink:
         if self.canonical:
             self._create_canonical()
         tables = reflect_tables(self.conn, self.mapping)
-        self.writers = build_writers(self.mapping, tables, plan)
+        self.writers, self.notes = build_writers(self.mapping, tables, plan)
         self._refuse_or_empty(tables)
 
     def _create_canonical(self) -> None:

@@ -3,15 +3,17 @@
 For each mapped table this decides, before a row is written, how every physical column is
 filled: ids encoded to fit the column's type (integer, bigint, uuid, varchar/text of the
 column's length), times in the mapped unit, logical categories mapped back to the app's raw
-values, `fill` constants, profile fields at their fill rates. Every problem (an uncovered
-NOT NULL column without default, an id that does not fit, a category without a raw value) is
-collected and reported in one error.
+values, `fill` constants, profile fields at their fill rates, and what an unset value is in
+each NOT NULL column (`unset_values`). Every problem (an uncovered non-text NOT NULL column
+without default, an id that does not fit, a category without a raw value) is collected and
+reported in one error; what was decided on the user's behalf (an uncovered NOT NULL text
+column written as '') is returned as notes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 from shape_pipeline.errors import MappingError
 from shape_pipeline.generation import text
 from shape_pipeline.generation.plan import Plan
+from shape_pipeline.generation.unset_values import UnsetRule, unset_rule
 from shape_pipeline.mapping import EnumColumn, SchemaMapping, TimeColumn
 
 Encoder = Callable[[pa.Table], pa.Array]
@@ -41,14 +44,23 @@ class TableWriter:
     entity: str
     table: sa.Table
     columns: list[tuple[str, Encoder]]
+    unset: dict[str, UnsetRule] = field(default_factory=dict)
 
     @property
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
     def convert(self, logical: pa.Table) -> pa.Table:
-        """The rows of `logical` as this table's physical columns."""
-        return pa.table({name: encode(logical) for name, encode in self.columns})
+        """The rows of `logical` as this table's physical columns (a column left out where the
+        server's default fills every row of the chunk)."""
+        out: dict[str, pa.Array | pa.ChunkedArray] = {}
+        for name, encode in self.columns:
+            values = encode(logical)
+            rule = self.unset.get(name)
+            values = rule.apply(values) if rule is not None else values
+            if values is not None:
+                out[name] = values
+        return pa.table(out)
 
 
 def uuid_strings(entity: str, values: pa.Array) -> pa.Array:
@@ -153,7 +165,9 @@ def _sizes(plan: Plan) -> _Sizes:
     )
 
 
-def _table_writer(entity: str, spec, table: sa.Table, sizes: _Sizes, problems: list[str]) -> TableWriter:  # noqa: ANN001 - one of the mapping's table specs
+def _table_writer(
+    entity: str, spec, table: sa.Table, sizes: _Sizes, problems: list[str], notes: list[str]  # noqa: ANN001 - a table spec
+) -> TableWriter:
     """The columns of one mapped table (see module doc)."""
     cols: list[tuple[str, Encoder]] = []
     largest = sizes.largest
@@ -207,26 +221,37 @@ def _table_writer(entity: str, spec, table: sa.Table, sizes: _Sizes, problems: l
         elif all(column != name for name, _ in cols):
             cols.append((column, fill_encoder(value)))
     written = {name for name, _ in cols}
-    problems.extend(
-        f"{table.name}.{c.name} is NOT NULL without a default and not covered by the mapping "
-        f"(add it to '{entity}.fill')"
-        for c in table.columns
-        if c.name not in written and not c.nullable and not _has_default(c)
-    )
-    return TableWriter(entity, table, cols)
+    for c in table.columns:
+        if c.name in written or c.nullable or _has_default(c):
+            continue
+        if isinstance(c.type, sa.String):
+            cols.append((c.name, fill_encoder("")))
+            notes.append(f"{table.name}.{c.name}: NOT NULL text not covered by the mapping, written as '' (set it with '{entity}.fill')")
+        else:
+            problems.append(
+                f"{table.name}.{c.name} is NOT NULL without a default and not covered by the mapping "
+                f"(add it to '{entity}.fill')"
+            )
+    unset = {name: rule for name, _ in cols if (rule := unset_rule(table.c[name])) is not None}
+    return TableWriter(entity, table, cols, unset)
 
 
-def build_writers(mapping: SchemaMapping, tables: dict[str, sa.Table], plan: Plan) -> dict[str, TableWriter]:
-    """One `TableWriter` per entity; raises `MappingError` listing every problem, before any write."""
+def build_writers(
+    mapping: SchemaMapping, tables: dict[str, sa.Table], plan: Plan
+) -> tuple[dict[str, TableWriter], list[str]]:
+    """One `TableWriter` per entity and the notes of what was decided for the user; raises
+    `MappingError` listing every problem, before any write."""
     problems: list[str] = []
+    notes: list[str] = []
     sizes = _sizes(plan)
     specs = mapping.entities()
     writers = {
-        entity: _table_writer(entity, specs[entity], table, sizes, problems) for entity, table in tables.items()
+        entity: _table_writer(entity, specs[entity], table, sizes, problems, notes)
+        for entity, table in tables.items()
     }
     if problems:
         raise MappingError("cannot write into this schema: " + "; ".join(problems))
-    return writers
+    return writers, notes
 
 
 def extra_profile_fields(mapping: SchemaMapping) -> list[str]:

@@ -47,8 +47,10 @@ def result_metadata(result: GenerationResult) -> dict[str, object]:
             "rows_per_second": round(result.rows_per_second),
             "messages_per_second": round(result.messages_per_second),
             "destinations": ", ".join(result.destinations),
+            "warnings": "\n".join(result.warnings) or "none",
         }
     )
+    metadata.update({f"share_moved_{key}": round(share, 6) for key, share in result.moved_shares.items()})
     return metadata
 
 
