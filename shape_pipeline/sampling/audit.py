@@ -164,20 +164,44 @@ def audit_file(path: str | os.PathLike[str]) -> ShapeMetrics:
 # ------------------------------------------------------------------------------ audit log
 
 
+def _audit_log_lines(file: Path) -> list[bytes]:
+    """The log's raw lines; a folder or an unreadable file is one error naming it."""
+    if file.is_dir():
+        raise ShapePipelineError(f"{file}: is a folder, not an audit log file (--audit-log)")
+    try:
+        return file.read_bytes().split(b"\n")
+    except OSError as exc:
+        raise ShapePipelineError(f"{file}: cannot read the audit log ({exc.strerror}) (--audit-log)") from None
+
+
+def parse_audit_line(file: Path, number: int, raw: bytes) -> dict[str, Any] | None:
+    """One entry (a JSON object), None for a blank line; anything else names the file and line."""
+    where = f"{file}: line {number}"
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ShapePipelineError(f"{where} is not UTF-8 text (audit log, --audit-log)") from None
+    if not line.strip():
+        return None
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        raise ShapePipelineError(f"{where} is not valid JSON (audit log, --audit-log)") from None
+    if not isinstance(entry, dict):
+        raise ShapePipelineError(
+            f"{where} is not a JSON object but {type(entry).__name__} (audit log, --audit-log)"
+        )
+    return entry
+
+
 def read_audit_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every entry of the audit log (empty when the log does not exist yet)."""
     file = Path(path)
-    if not file.exists():
+    if not file.exists() and not file.is_symlink():
         return []
-    entries: list[dict[str, Any]] = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise ShapePipelineError(f"{file}: line {number} is not valid JSON (audit log)") from None
-    return entries
+    lines = _audit_log_lines(file)
+    parsed = (parse_audit_line(file, number, raw) for number, raw in enumerate(lines, start=1))
+    return [entry for entry in parsed if entry is not None]
 
 
 def check_salt_reuse(path: str | os.PathLike[str], fingerprint: str, *, allow_reuse: bool) -> bool:

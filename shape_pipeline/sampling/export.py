@@ -19,7 +19,13 @@ import sqlalchemy as sa
 from shape_pipeline import __version__, settings
 from shape_pipeline.console import Emit, Reporter, fmt_int
 from shape_pipeline.contracts import ShapeMetrics
-from shape_pipeline.db import check_connection, create_engine, redact, short_reason
+from shape_pipeline.db import (
+    check_connection,
+    create_engine,
+    parse_url,
+    redact,
+    short_reason,
+)
 from shape_pipeline.errors import DatabaseError, ShapePipelineError
 from shape_pipeline.files import model_json, write_text_atomic
 from shape_pipeline.mapping import load_mapping
@@ -56,13 +62,34 @@ def parse_as_of(value: date | str | None, *, option: str = "--as-of") -> date | 
         raise ShapePipelineError(f"{option}: expected a date YYYY-MM-DD, got '{value}'") from None
 
 
+MAX_WINDOW_DAYS = 36_600  # about 100 years: more is a typo, and the window arithmetic overflows
+
+
 def resolve_window(window_days: int, as_of: date | str | None, now: datetime) -> tuple[datetime, datetime]:
-    """[end - window_days, end): end is 00:00 UTC of `as_of` (that day excluded), else now."""
-    if window_days < 1:
-        raise ShapePipelineError(f"--window-days: must be at least 1, got {window_days}")
+    """[end - window_days, end): end is 00:00 UTC of `as_of` (that day excluded), else now.
+
+    Refuses a window that cannot be computed (more than `MAX_WINDOW_DAYS`, or starting before
+    year 1) and an `as_of` after `now` (the window would reach into the future: an empty or
+    partial shape).
+    """
+    if not 1 <= window_days <= MAX_WINDOW_DAYS:
+        raise ShapePipelineError(
+            f"--window-days: must be from 1 to {MAX_WINDOW_DAYS:,} (about 100 years), got {window_days:,}"
+        )
     day = parse_as_of(as_of)
-    end = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else now.astimezone(UTC)
-    return end - timedelta(days=window_days), end
+    now = now.astimezone(UTC)
+    end = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else now
+    if end > now:
+        raise ShapePipelineError(
+            f"--as-of: {day} is in the future (today is {now:%Y-%m-%d} UTC): the window would end "
+            "after the extraction; leave --as-of out to end the window now"
+        )
+    try:
+        return end - timedelta(days=window_days), end
+    except OverflowError:
+        raise ShapePipelineError(
+            f"--as-of: {end:%Y-%m-%d} minus {window_days:,} days (--window-days) is before year 1"
+        ) from None
 
 
 def default_output_path(folder: str | Path, extracted_at: datetime) -> Path:
@@ -105,16 +132,17 @@ def sample_to_file(
     started = time.perf_counter()
     if min_cell_count < 1:
         raise ShapePipelineError(f"--min-cell-count: must be at least 1, got {min_cell_count}")
+    url = parse_url(database_url)
+    extracted_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    window_start, window_end = resolve_window(window_days, as_of, extracted_at)
     key = require_salt(salt)
     fingerprint = salt_fingerprint(key)
     log_path = Path(audit_log or settings.default_audit_log())
     reused = check_salt_reuse(log_path, fingerprint, allow_reuse=allow_salt_reuse)
     mapping = load_mapping(mapping_path)
-    extracted_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    window_start, window_end = resolve_window(window_days, as_of, extracted_at)
 
     out.header("PRODUCTION SHAPE SAMPLING")
-    engine = create_engine(database_url, application_name=APPLICATION_NAME, poolclass=sa.pool.NullPool)
+    engine = create_engine(url, application_name=APPLICATION_NAME, must_exist=True, poolclass=sa.pool.NullPool)
     where = redact(engine.url)
     try:
         out.line(f"Connecting to {where}...")

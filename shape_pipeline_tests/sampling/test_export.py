@@ -128,7 +128,8 @@ def test_a_failed_export_audit_writes_nothing(mapped_pg: str, tmp_path: Path, sa
 
 
 def test_empty_window_exports_a_documented_empty_shape(canonical_pg: str, tmp_path: Path, salt_env: str, capsys) -> None:
-    result = sample_to_file(canonical_pg, output=tmp_path / "s.json", as_of="2031-01-01", audit_log=tmp_path / "a.jsonl")
+    # a past window after the data (an --as-of in the future is refused: test_bad_input.py)
+    result = sample_to_file(canonical_pg, output=tmp_path / "s.json", as_of="2025-12-01", audit_log=tmp_path / "a.jsonl")
     data = json.loads(result.path.read_text())
     assert data["totals"] == {"users": 13, "conversations": 0, "messages": 0}
     assert "content_length_stats" not in data["messages"]
