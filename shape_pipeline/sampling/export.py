@@ -88,7 +88,7 @@ def resolve_window(window_days: int, as_of: date | str | None, now: datetime) ->
         return end - timedelta(days=window_days), end
     except OverflowError:
         raise ShapePipelineError(
-            f"--as-of: {end:%Y-%m-%d} minus {window_days:,} days (--window-days) is before year 1"
+            f"--as-of: {end.date().isoformat()} minus {window_days:,} days (--window-days) starts before year 1"
         ) from None
 
 
