@@ -9,7 +9,7 @@ from shape_pipeline import settings
 from shape_pipeline.argtypes import positive_int
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
-from shape_pipeline.files import load_json_model
+from shape_pipeline.files import check_writable, load_json_model
 from shape_pipeline.generation.bands import BANDS, DEFAULT_BAND, band_messages
 from shape_pipeline.generation.seeds import DEFAULT_SEED
 
@@ -50,16 +50,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check every input that can be checked cheaply (options, the Parquet folder, the size
+    against this machine's memory) before anything is planned, connected or created."""
+    from shape_pipeline.generation.capacity import check_plannable
     from shape_pipeline.generation.generate import generate_dataset
 
     if not args.database_url and not args.parquet_dir:
         raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
     if args.mapping and not args.database_url:
         raise ShapePipelineError("--mapping: only applies with --database-url")
+    if args.parquet_dir:
+        check_writable(args.parquet_dir, option="--parquet-dir", folder=True)
     config = load_json_model(args.config, CalibratedConfig, what="calibrated config")
+    size = target_messages(args.target_messages, args.band)
+    check_plannable(size, "--target-messages" if args.target_messages else "--band", config=config, workers=args.workers)
     generate_dataset(
         config,
-        target_messages=target_messages(args.target_messages, args.band),
+        target_messages=size,
         seed=args.seed,
         workers=args.workers,
         database_url=args.database_url,

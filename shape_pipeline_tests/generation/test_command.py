@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tracemalloc
 
 import pyarrow.dataset as ds
 import pytest
+import sqlalchemy as sa
 
 from shape_pipeline import settings
+from shape_pipeline.contracts import CalibratedConfig, QuantileSplineModel
+from shape_pipeline.db import create_engine
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import write_model_atomic
-from shape_pipeline.generation import command
+from shape_pipeline.generation import capacity, command
+from shape_pipeline.generation.bands import band_messages
+from shape_pipeline.generation.plan import make_plan
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -65,3 +72,61 @@ def test_production_url_from_the_environment_is_refused(config_file, monkeypatch
     args = parse(["--config", str(config_file), "--database-url", url, "--target-messages", "100"])
     with pytest.raises(ShapePipelineError, match="production database"):
         args.handler(args)
+
+
+def short_conversations_many_users(config: CalibratedConfig) -> CalibratedConfig:
+    """The plan's worst case per message: every conversation 1-3 messages, a user per message."""
+    heavy = config.model_copy(deep=True)
+    heavy.totals.users = heavy.totals.messages
+    heavy.conversation_generation.messages_per_conversation = QuantileSplineModel(
+        knots=[(0.5, 1.0), (0.9, 2.0), (0.99, 3.0)], min=1, max=3
+    )
+    return heavy
+
+
+@pytest.mark.parametrize("heavy", [False, True])
+def test_plan_bytes_bound_the_measured_plan(config, heavy):
+    """The estimate is at least what make_plan allocates at its peak, and not wildly more."""
+    chosen = short_conversations_many_users(config) if heavy else config
+    for messages in (400_000, 1_000_000):
+        tracemalloc.start()
+        try:
+            make_plan(chosen, target_messages=messages, seed="capacity")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        estimate = capacity.plan_bytes(messages, chosen)
+        assert peak <= estimate <= 2 * peak, (messages, peak, estimate)
+    assert capacity.plan_bytes(400_000, chosen, workers=4) > capacity.plan_bytes(400_000, chosen)
+
+
+def test_check_plannable_refuses_beyond_this_machine(config):
+    memory = capacity.machine_memory()
+    assert memory is not None and 0 < memory <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    largest = capacity.largest_plannable_messages(config)
+    assert capacity.plan_bytes(largest, config) <= memory * capacity.MEMORY_SHARE
+    assert band_messages("perf") < largest  # the documented bands fit on this machine
+    capacity.check_plannable(largest, config=config)
+    with pytest.raises(ShapePipelineError) as info:
+        capacity.check_plannable(largest + largest // 10 + 1, "--band", config=config)
+    text = str(info.value)
+    assert text.startswith(f"--band: {largest + largest // 10 + 1:,} messages cannot be planned on this machine")
+    assert f"at most about {capacity.about(largest)} with {capacity.gib(memory)} of memory" in text
+    assert capacity.largest_plannable_messages(config, workers=4) < largest
+    assert capacity.largest_plannable_messages(None) < largest  # no config: the conservative bound
+    assert capacity.about(1_234_567_890) == "1,230,000,000" and capacity.about(42) == "42"
+
+
+def test_impossible_size_is_refused_before_anything_is_opened(config_file, tmp_path, make_pg_database):
+    url = make_pg_database("capacity")
+    args = parse(["--config", str(config_file), "--database-url", url, "--parquet-dir", str(tmp_path / "p"),
+                  "--target-messages", str(10**13)])
+    with pytest.raises(ShapePipelineError, match=r"^--target-messages: 10,000,000,000,000 messages cannot be planned"):
+        args.handler(args)
+    assert not (tmp_path / "p").exists()
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert sa.inspect(conn).get_table_names() == []
+    finally:
+        engine.dispose()
