@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,34 @@ def test_building_the_parser_loads_no_step_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_sigterm_runs_the_clean_ups_and_a_second_one_cannot_cut_them_short() -> None:
+    code = (
+        "import os, signal, time\n"
+        "from shape_pipeline.cli import Terminated, sigterm_raises\n"
+        "try:\n"
+        "    with sigterm_raises():\n"
+        "        try:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            time.sleep(5)\n"
+        "            print('not interrupted')\n"
+        "        finally:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            time.sleep(0.1)\n"
+        "            print('cleaned up')\n"
+        "except Terminated as exc:\n"
+        "    print('terminated', isinstance(exc, KeyboardInterrupt))\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n") == ["cleaned up", "terminated True", "True", ""]
+
+
+def test_main_puts_the_previous_sigterm_handler_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    missing = tmp_path / "missing.json"
+    assert main(["calibrate", "--shape", str(missing), "--output", str(tmp_path / "c.json")]) == 2
+    assert capsys.readouterr().err == f"error: No such file or directory: {missing} (shape metrics)\n"
+    assert signal.getsignal(signal.SIGTERM) is before
