@@ -23,8 +23,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Calibrate; a ShapePipelineError (exit 2, one line) leaves no output file behind."""
-    from shape_pipeline.calibration.calibrate import calibrate_file
+    """Calibrate; a ShapePipelineError (exit 2, one line) leaves no output file behind.
 
+    An --output that cannot be written is refused before the fit and its summary.
+    """
+    from shape_pipeline.calibration.calibrate import calibrate_file
+    from shape_pipeline.files import check_writable
+
+    check_writable(args.output, option="--output")
     calibrate_file(args.shape, args.output)
     return 0

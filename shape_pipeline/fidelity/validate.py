@@ -20,7 +20,7 @@ from shape_pipeline.fidelity.recommendations import Commands, recommend, summary
 from shape_pipeline.fidelity.render_console import render
 from shape_pipeline.fidelity.tests_catalog import Inputs, run_tests
 from shape_pipeline.fidelity.verdict import overall
-from shape_pipeline.files import load_json_model, model_json, write_text_atomic
+from shape_pipeline.files import check_writable, load_json_model, model_json, write_texts_atomic
 from shape_pipeline.mapping import load_mapping
 from shape_pipeline.sampling.extract import extract_frequencies
 from shape_pipeline.sampling.frequencies import FrequencyTables
@@ -43,6 +43,16 @@ def check_tolerance(tolerance: float) -> float:
     return tolerance
 
 
+def parquet_folder(parquet_dir: str | Path) -> Path:
+    """The synthetic Parquet folder, refused in one line when it is missing or not a folder."""
+    folder = Path(parquet_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ShapePipelineError(f"--parquet-dir: {folder} is not a directory")
+    if not folder.is_dir():
+        raise ShapePipelineError(f"No such directory: {folder} (--parquet-dir)")
+    return folder
+
+
 def read_synthetic(
     shape: ShapeMetrics,
     *,
@@ -55,9 +65,7 @@ def read_synthetic(
         raise ShapePipelineError("give exactly one of --database-url and --parquet-dir")
     start, end = shape_window(shape)
     if parquet_dir is not None:
-        folder = Path(parquet_dir)
-        if not folder.is_dir():
-            raise ShapePipelineError(f"No such directory: {folder} (--parquet-dir)")
+        folder = parquet_folder(parquet_dir)
         freq = parquet_source.frequencies_from_parquet(folder, window_start=start, window_end=end)
         found = integrity.check_parquet(folder, window_start=start, window_end=end)
         source = str(folder)
@@ -145,8 +153,12 @@ def validate_to_files(
 ) -> FidelityReport:
     """Read the shape (and config), validate, print the seed's console report, write JSON (+ HTML).
 
-    Both files are rendered in full before either is written, each by an atomic rename.
+    Both paths are checked before any work; both files are rendered in full, then written as a
+    pair (both or neither, see `write_texts_atomic`).
     """
+    check_writable(output_path, option="--output")
+    if html_path is not None:
+        check_writable(html_path, option="--html")
     shape = load_json_model(shape_path, ShapeMetrics, what="shape metrics")
     config = load_json_model(config_path, CalibratedConfig, what="calibrated config") if config_path else None
     target = f"--parquet-dir {parquet_dir}" if parquet_dir is not None else f"--database-url {redact(database_url or '')}"
@@ -173,10 +185,12 @@ def validate_to_files(
         from shape_pipeline.fidelity.report_html import render_html
 
         html = render_html(report, shape_path=str(shape_path))
-    write_text_atomic(output_path, model_json(report))
+    texts = {output_path: model_json(report)}
+    if html is not None and html_path is not None:
+        texts[html_path] = html
+    write_texts_atomic(texts)
     out = Reporter("Output", emit)
     out.ok(f"Written to {output_path}")
-    if html is not None and html_path is not None:
-        write_text_atomic(html_path, html)
+    if html_path is not None:
         out.ok(f"HTML report written to {html_path}")
     return report
