@@ -2,16 +2,28 @@
 
 Production schemas differ from app to app. The sampler reads, and the generator writes, the
 app's own tables through one YAML mapping; without a mapping the canonical schema is assumed.
+
+Type columns (`type:`) map raw values to logical categories. OTHER is a category like the
+others: raw values the mapping does not name are counted as OTHER by the sampler, `values`
+may send raw values to OTHER explicitly, and `other:` names the raw value the generator
+writes for OTHER, e.g.
+
+    type: {column: Type, values: {"": TEXT, system_join_channel: OTHER}, other: system_generic}
+
+Reflection (`reflect_tables`) refuses, before any query or write, a mapping whose tables or
+columns are missing or whose column types cannot hold their role (`check_column_types`).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.dialects.postgresql import DOMAIN
 
 from shape_pipeline.errors import MappingError, ShapePipelineError
 
@@ -33,26 +45,70 @@ class TimeColumn(_Strict):
     unit: TimeUnit = "timestamp"
 
 
+def _raw_text(value: Any) -> Any:
+    """A raw enum value as the database spells it as text: YAML reads `1: CHANNEL` as an
+    integer key and `true` as a boolean (PostgreSQL casts them to '1' and 'true')."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
+
+
 class EnumColumn(_Strict):
-    """A type column whose raw values map to logical categories, or a constant category."""
+    """A type column whose raw values map to logical categories, or a constant category.
+
+    `values` maps raw values to categories (OTHER allowed: raw values counted as OTHER);
+    `default` is the category of NULL; `other` is the raw value written for OTHER (and counted
+    as OTHER when read). A `constant` must be a named category: "every row is OTHER" says
+    nothing the generator could write.
+    """
 
     column: str | None = None
     values: dict[str, str] = Field(default_factory=dict)  # raw value -> logical category
     default: str | None = None  # logical category for NULL raw values
     constant: str | None = None  # the app has no type column: every row is this category
+    other: str | None = None  # raw value the generator writes for OTHER
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _raw_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {_raw_text(raw): name for raw, name in value.items()}
+        return value
+
+    @field_validator("other", mode="before")
+    @classmethod
+    def _raw_other(cls, value: Any) -> Any:
+        return _raw_text(value)
 
     @model_validator(mode="after")
     def _column_or_constant(self) -> EnumColumn:
         if (self.column is None) == (self.constant is None):
             raise ValueError("give either 'column' (with 'values') or 'constant'")
+        if self.constant == OTHER:
+            raise ValueError("constant: OTHER names no category; give the category every row has")
+        if self.other is not None and self.column is None:
+            raise ValueError("'other' needs a 'column' to write into (not a 'constant')")
+        named = self.values.get(self.other, OTHER) if self.other is not None else OTHER
+        if named != OTHER:
+            raise ValueError(f"'other: {self.other}' is already mapped to {named} in 'values'")
         return self
 
     def raw_for(self, logical: str) -> str | None:
-        """The raw value the app stores for a logical category (None if unmapped)."""
+        """The raw value the app stores for a logical category (None if unmapped). For OTHER:
+        `other` if given, else the first raw value mapped to OTHER."""
+        if logical == OTHER and self.other is not None:
+            return self.other
         for raw, name in self.values.items():
             if name == logical:
                 return raw
         return None
+
+    def categories_by_raw(self) -> dict[str, str]:
+        """Raw value -> logical category of every raw value the mapping names (`other` included)."""
+        out = dict(self.values)
+        if self.other is not None:
+            out[self.other] = OTHER
+        return out
 
 
 def _time_column(value: Any) -> Any:
@@ -117,8 +173,8 @@ class SchemaMapping(_Strict):
     @model_validator(mode="after")
     def _known_categories(self) -> SchemaMapping:
         checks = (
-            ("conversations.type", self.conversations.type, CONVERSATION_TYPES),
-            ("messages.type", self.messages.type, MESSAGE_TYPES),
+            ("conversations.type", self.conversations.type, (*CONVERSATION_TYPES, OTHER)),
+            ("messages.type", self.messages.type, (*MESSAGE_TYPES, OTHER)),
         )
         for where, enum, allowed in checks:
             named = list(enum.values.values()) + [v for v in (enum.default, enum.constant) if v]
@@ -201,6 +257,10 @@ def load_mapping(path: str | Path | None) -> SchemaMapping:
         raise ShapePipelineError(f"No such file or directory: {file} (schema mapping)")
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ShapePipelineError(f"{file}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ShapePipelineError(f"{file}: cannot read the schema mapping ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ShapePipelineError(f"{file}: not valid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
@@ -257,7 +317,9 @@ def canonical_metadata(schema: str | None = None) -> sa.MetaData:
 
 
 def reflect_tables(conn: sa.Connection | sa.Engine, mapping: SchemaMapping) -> dict[str, sa.Table]:
-    """Reflect the mapped tables; refuse, listing every missing table and column, before any query.
+    """Reflect the mapped tables; refuse, before any query or write, listing every missing table
+    and column, else every column whose type cannot hold its role (`check_column_types`).
+    The sampler, the generator and the validator all reflect through here.
 
     Returns entity name -> reflected `Table` (quoting of mixed-case and reserved names is
     SQLAlchemy's: physical names are used exactly as the mapping spells them).
@@ -273,10 +335,106 @@ def reflect_tables(conn: sa.Connection | sa.Engine, mapping: SchemaMapping) -> d
         if not inspector.has_table(table_name, schema=schema):
             missing.append(f"table {where}{table_name} ({entity})")
             continue
-        table = sa.Table(table_name, md, autoload_with=conn)
+        with warnings.catch_warnings():
+            # Types SQLAlchemy does not know (xml, PostGIS, composites) reflect as NullType and
+            # are accepted by the type checks; the warning would only add a console line.
+            warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+            table = sa.Table(table_name, md, autoload_with=conn)
         absent = [c for c in columns if c not in table.c]
         missing.extend(f"column {where}{table_name}.{c} ({entity})" for c in absent)
         tables[entity] = table
     if missing:
         raise MappingError("mapping does not match the database; missing: " + ", ".join(missing))
+    problems = check_column_types(tables, mapping, conn.dialect)
+    if problems:
+        raise MappingError("mapping does not fit the column types: " + "; ".join(problems))
     return tables
+
+
+# ------------------------------------------------------------------------------ column types
+
+# Fields holding identifiers and free text; every TimeColumn and EnumColumn is typed by its class.
+_ID_FIELDS = frozenset({"id", "conversation_id", "user_id", "sender_id"})
+_TEXT_FIELDS = frozenset({"username", "email", "display_name", "name", "content"})
+# Roles that must each have a column of their own within one table (a type column that is
+# the content column, or a time that is the id, reads wrong numbers without any error).
+_DISTINCT_ROLES = ("id", "time", "enum", "content")
+
+_EXPECTED = {
+    "id": "an integer, uuid or text column (or numeric without decimals)",
+    "text": "a text column",
+    "enum": "a text or integer column",
+    "timestamp": "a timestamp column (unit timestamp); epoch numbers need unit epoch_s or epoch_ms",
+    "epoch": "an integer or numeric column (unit {unit}); a timestamp column needs unit timestamp",
+}
+
+
+def _role(field: str, value: object) -> str | None:
+    """The typed role of one mapping field: id, text, enum, time (None: untyped)."""
+    if isinstance(value, TimeColumn):
+        return "time"
+    if isinstance(value, EnumColumn):
+        return "enum" if value.column is not None else None
+    if isinstance(value, str):
+        return "id" if field in _ID_FIELDS else "text" if field in _TEXT_FIELDS else None
+    return None
+
+
+def _column_name(value: str | TimeColumn | EnumColumn) -> str:
+    return value if isinstance(value, str) else str(value.column)
+
+
+def _expected(role: str, value: object, kind: sa.types.TypeEngine) -> str | None:
+    """What the role needs when `kind` cannot hold it (None: it can, or the type is unknown)."""
+    while isinstance(kind, DOMAIN):  # a PostgreSQL domain is its underlying type
+        kind = kind.data_type
+    if isinstance(kind, sa.types.NullType):
+        return None  # SQLite without a declared type, a PostgreSQL type SQLAlchemy does not know
+    if role == "id":
+        whole = isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.scale == 0
+        ok = whole or isinstance(kind, (sa.Integer, sa.Uuid, sa.String))
+    elif role == "text":
+        ok = isinstance(kind, sa.String)
+    elif role == "enum":
+        ok = isinstance(kind, (sa.String, sa.Integer, sa.Boolean))
+    elif isinstance(value, TimeColumn) and value.unit == "timestamp":
+        ok, role = isinstance(kind, sa.DateTime), "timestamp"
+    else:
+        ok, role = isinstance(kind, (sa.Integer, sa.Numeric)), "epoch"
+    return None if ok else _EXPECTED[role].format(unit=getattr(value, "unit", ""))
+
+
+def _type_name(kind: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
+    try:
+        return str(kind.compile(dialect=dialect))
+    except Exception:  # noqa: BLE001 - a type the dialect cannot spell: its class name will do
+        return type(kind).__name__.upper()
+
+
+def check_column_types(tables: dict[str, sa.Table], mapping: SchemaMapping, dialect: sa.Dialect) -> list[str]:
+    """Every role whose reflected column type cannot hold it, and every physical column that
+    two distinct roles of one table share; one line each, naming the role and the column.
+
+    Types the database reports but SQLAlchemy does not know are accepted: refusing them would
+    block real schemas on a guess.
+    """
+    problems: list[str] = []
+    schema = f"{mapping.schema_}." if mapping.schema_ else ""
+    for entity, spec in mapping.entities().items():
+        table = tables[entity]
+        owners: dict[str, str] = {}
+        for field, value in spec:
+            role = _role(field, value)
+            if role is None:
+                continue
+            column = table.c[_column_name(value)]
+            where = f"{entity}.{field} -> {schema}{table.name}.{column.name}"
+            expected = _expected(role, value, column.type)
+            if expected:
+                problems.append(f"{where} is {_type_name(column.type, dialect)}, expected {expected}")
+            kind = "content" if field == "content" else role
+            if kind in _DISTINCT_ROLES:
+                if column.name in owners:
+                    problems.append(f"{where} is also mapped as {entity}.{owners[column.name]}")
+                owners.setdefault(column.name, field)
+    return problems

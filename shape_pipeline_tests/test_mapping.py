@@ -123,3 +123,87 @@ def test_canonical_schema_reflects_cleanly(pg_url: str) -> None:
     assert set(tables) == {"users", "conversations", "members", "messages"}
     assert tables["messages"].c.sender_id.foreign_keys
     engine.dispose()
+
+
+# ------------------------------------------------------------------------------ OTHER, raw values
+
+MM_TYPE = 'type: {column: kind, values: {text: TEXT, image: IMAGE, file: FILE, audio: AUDIO, video: VIDEO}, default: TEXT}'
+
+
+def with_message_type(tmp_path: Path, spec: str) -> Path:
+    return write(tmp_path, ISSUE_EXAMPLE.replace(MM_TYPE, f"type: {spec}"))
+
+
+def test_other_is_a_category_like_the_others(tmp_path: Path) -> None:
+    spec = '{column: kind, values: {"": TEXT, image: IMAGE, system_join: OTHER}, default: OTHER, other: system_generic}'
+    enum = load_mapping(with_message_type(tmp_path, spec)).messages.type
+    assert enum.raw_for("OTHER") == "system_generic"  # `other:` wins
+    assert enum.raw_for("TEXT") == "" and enum.raw_for("IMAGE") == "image" and enum.raw_for("VIDEO") is None
+    assert enum.default == "OTHER"
+    assert enum.categories_by_raw() == {"": "TEXT", "image": "IMAGE", "system_join": "OTHER", "system_generic": "OTHER"}
+
+
+def test_without_other_key_the_first_raw_value_counted_as_other_is_written(tmp_path: Path) -> None:
+    spec = "{column: kind, values: {text: TEXT, sys_a: OTHER, sys_b: OTHER}}"
+    assert load_mapping(with_message_type(tmp_path, spec)).messages.type.raw_for("OTHER") == "sys_a"
+    plain = load_mapping(write(tmp_path, ISSUE_EXAMPLE)).messages.type
+    assert plain.raw_for("OTHER") is None and plain.other is None
+
+
+def test_yaml_numbers_and_booleans_as_raw_values_are_read_as_the_database_spells_them(tmp_path: Path) -> None:
+    text = ISSUE_EXAMPLE.replace(
+        "{dm: DIRECT_MESSAGE, group: GROUP_CHAT, channel: CHANNEL}",
+        "{1: DIRECT_MESSAGE, 2: GROUP_CHAT, 3: CHANNEL}, other: 9",
+    ).replace(MM_TYPE, "type: {column: kind, values: {false: TEXT, true: IMAGE}}")
+    mapping = load_mapping(write(tmp_path, text))
+    assert mapping.conversations.type.values == {"1": "DIRECT_MESSAGE", "2": "GROUP_CHAT", "3": "CHANNEL"}
+    assert mapping.conversations.type.raw_for("OTHER") == "9"
+    assert mapping.messages.type.values == {"false": "TEXT", "true": "IMAGE"}  # PostgreSQL's boolean::text
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("{constant: OTHER}", "constant: OTHER names no category"),
+        ("{constant: TEXT, other: x}", "'other' needs a 'column'"),
+        ("{column: kind, values: {x: TEXT}, other: x}", "'other: x' is already mapped to TEXT"),
+        ("{column: kind, values: {x: OTHERS}}", "unknown categories ['OTHERS']"),
+    ],
+)
+def test_other_is_refused_where_it_makes_no_sense(tmp_path: Path, spec: str, fragment: str) -> None:
+    path = with_message_type(tmp_path, spec)
+    with pytest.raises(ShapePipelineError) as info:
+        load_mapping(path)
+    message = str(info.value)
+    assert fragment in message and "messages.type" in message and str(path) in message
+    assert "\n" not in message
+
+
+def test_a_mapping_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(ISSUE_EXAMPLE.replace("handle", "h\xe4ndle").encode("latin-1"))
+    with pytest.raises(ShapePipelineError, match=r"latin1\.yaml: not a UTF-8 text file$"):
+        load_mapping(path)
+
+
+def test_sample_with_a_mapping_that_is_not_utf8_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shape_pipeline import cli
+
+    monkeypatch.setenv("ANONYMIZATION_SALT", "s" * 40)
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"users:\n  table: \xff\xfe\n")
+    database = tmp_path / "prod.db"
+    sqlite_engine = sa.create_engine(f"sqlite:///{database}")
+    canonical_metadata().create_all(sqlite_engine)
+    sqlite_engine.dispose()
+    out = tmp_path / "shape.json"
+    code = cli.main([
+        "sample", "--database-url", f"sqlite:///{database}", "--mapping", str(bad),
+        "--output", str(out), "--audit-log", str(tmp_path / "audit.jsonl"),
+    ])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"error: {bad}: not a UTF-8 text file"]
+    assert not out.exists()

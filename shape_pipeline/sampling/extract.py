@@ -170,13 +170,19 @@ def _raw_category(table: sa.Table, enum: EnumColumn) -> sa.ColumnElement:
     return table.c[enum.column] if enum.constant is None else sa.literal(0, sa.Integer)
 
 
+def _code(name: str | None, categories: Sequence[str]) -> int:
+    """A logical category's code; OTHER (or no category) is OTHER_CODE."""
+    return categories.index(name) if name in categories else OTHER_CODE
+
+
 def _code_of(col: sa.ColumnElement | None, enum: EnumColumn, categories: Sequence[str]) -> sa.ColumnElement:
+    """The CASE that codes raw values: named ones by their category (those the mapping sends to
+    OTHER, and its `other` raw value, as OTHER_CODE), NULL by `default`, anything else OTHER."""
     if enum.constant is not None or col is None:
-        return sa.literal(categories.index(enum.constant), sa.Integer)
+        return sa.literal(_code(enum.constant, categories), sa.Integer)
     raw = sa.cast(col, sa.Text)
-    whens = [(raw == value, categories.index(name)) for value, name in enum.values.items()]
-    null_code = categories.index(enum.default) if enum.default else OTHER_CODE
-    whens.insert(0, (col.is_(None), null_code))
+    whens = [(raw == value, _code(name, categories)) for value, name in enum.categories_by_raw().items()]
+    whens.insert(0, (col.is_(None), _code(enum.default, categories)))
     return sa.case(*whens, else_=OTHER_CODE)
 
 

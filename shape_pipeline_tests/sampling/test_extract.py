@@ -262,3 +262,65 @@ def test_round_gaps_in_memory_matches_the_sql_rounding(pg_url: str) -> None:
     engine.dispose()
     assert round_gaps(gaps, segments).tolist() == sql
     assert round_gaps(gaps, segments)[:3].tolist() == [0, 1, 3599]
+
+
+# -------------------------------------------------------------------------- OTHER in the mapping
+
+# Raw message types of an app with system messages: "" is a user post; sys_join is counted as
+# OTHER by the mapping, sys_generic is the raw value the generator writes for OTHER (`other:`),
+# sys_new is a code the mapping does not name, NULL falls to `default: OTHER`.
+OTHER_RAW_TYPES = ["", "", "", "img", "sys_join", "sys_join", "sys_generic", "sys_new", None]
+OTHER_MAPPING = {
+    "messages.type": {
+        "column": "type",
+        "values": {"": "TEXT", "img": "IMAGE", "sys_join": "OTHER"},
+        "default": "OTHER",
+        "other": "sys_generic",
+    },
+    "conversations.type": {"column": "type", "values": {"d": "DIRECT_MESSAGE", "sys": "OTHER"}, "other": "x"},
+}
+
+
+def mapping_with(**enums: dict) -> object:
+    from shape_pipeline.mapping import SchemaMapping
+
+    data = CANONICAL_MAPPING.model_dump(by_alias=True)
+    for where, enum in enums.items():
+        entity, field = where.split(".")
+        data[entity][field] = enum
+    return SchemaMapping.model_validate(data)
+
+
+def build_with_other(url: str) -> None:
+    md = canonical_metadata()
+    md.tables["messages"].c.type.nullable = True  # NULL types fall to the mapping's default
+    at = ds.WINDOW_START + timedelta(days=1)
+    with engine_for(url) as engine, engine.begin() as conn:
+        md.create_all(conn)
+        t = md.tables
+        conn.execute(t["users"].insert(), [dict(id=1, username="u", email="u@x", created_at=at)])
+        conn.execute(
+            t["conversations"].insert(),
+            [dict(id=i, type=ty, created_at=at) for i, ty in ((1, "d"), (2, "sys"), (3, "x"), (4, "new"))],
+        )
+        conn.execute(
+            t["messages"].insert(),
+            [
+                dict(id=i, conversation_id=i % 4 + 1, sender_id=1, type=ty, content="c", created_at=at + timedelta(minutes=i))
+                for i, ty in enumerate(OTHER_RAW_TYPES)
+            ],
+        )
+
+
+@pytest.mark.parametrize("engine_kind", ["postgresql", "sqlite"])
+def test_raw_values_mapped_to_other_and_the_other_value_count_as_other(
+    engine_kind: str, make_pg_database: Callable[[str], str], tmp_path
+) -> None:
+    url = make_pg_database("other") if engine_kind == "postgresql" else f"sqlite:///{tmp_path / 'other.db'}"
+    build_with_other(url)
+    f = extract(url, mapping_with(**OTHER_MAPPING))
+    # TEXT 3, IMAGE 1; OTHER: sys_join x2 (values), sys_generic (other:), sys_new (unnamed), NULL (default)
+    assert f.message_types == {"TEXT": 3, "IMAGE": 1, "OTHER": 5}
+    # conversations: d -> DIRECT_MESSAGE; sys (values), x (other:) and new (unnamed) -> OTHER
+    assert f.conversation_types == {"DIRECT_MESSAGE": 1, "OTHER": 3}
+    assert sum(fr.total for fr in f.members_per_conversation.values()) == 4
