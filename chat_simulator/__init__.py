@@ -1,6 +1,6 @@
 """An independent, agent-based simulator of a production chat database (test worlds, demo).
 
-It imports nothing from `shape_pipeline`: the worlds it makes are what a validator built by the
+It imports nothing from the project it tests: the worlds it makes are what a validator built by the
 project is tested against, so they must not share its generator's assumptions.
 
     world = build_world("mattermost", messages=200_000, seed="w1", end=datetime(2025, 6, 1, tzinfo=UTC))

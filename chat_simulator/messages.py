@@ -25,6 +25,7 @@ KINDS: tuple[str, ...] = ("TEXT", "IMAGE", "FILE", "AUDIO", "VIDEO", "BOT", "JOI
 TEXT, IMAGE, FILE, AUDIO, VIDEO, BOT, JOIN, LEAVE, HEADER = range(len(KINDS))
 HUMAN_KIND_SHARES = np.array([0.884, 0.07, 0.04, 0.0035, 0.0025])
 BRANCHING = 0.7
+OVERSAMPLE = 1.7  # more background messages than needed; the surplus is thinned away
 BOT_SHARE = 0.05
 EDITED_SHARE = 0.05
 DELETED_SHARE = 0.015
@@ -79,7 +80,7 @@ def human_events(folk: People, rooms: Rooms, window: Window, target: int, rng: n
     rate = factor * senders.total / np.sqrt(np.maximum(size, 1))
     if target <= 0 or rate.sum() <= 0:
         return Events(*(np.zeros(0, np.int64) for _ in range(5)))
-    immigrants = rng.multinomial(int(target * (1 - BRANCHING) * 1.3) + 1, rate / rate.sum())
+    immigrants = rng.multinomial(int(target * (1 - BRANCHING) * OVERSAMPLE) + 1, rate / rate.sum())
     conv = np.repeat(np.arange(rooms.count), immigrants)
     member = senders.draw(conv, rng)
     time = draw_times(window, folk.zone[rooms.member_user[member]], rng)

@@ -62,8 +62,7 @@ def people(messages: int, window: Window, rng: np.random.Generator) -> People:
     created[is_bot] = window.start_ms - 400 * DAY_MS + np.arange(bots) * DAY_MS
     deleted = np.full(n, -1, dtype=np.int64)
     gone = (rng.random(n) < DELETED_SHARE) & ~is_bot
-    deleted[gone] = created[gone] + rng.integers(DAY_MS, 900 * DAY_MS, gone.sum())
-    deleted[deleted >= window.end_ms] = -1
+    deleted[gone] = created[gone] + ((window.end_ms - created[gone]) * rng.random(gone.sum())).astype(np.int64)
     weight[(deleted >= 0) & (deleted < window.start_ms)] = 0.0
     order = np.argsort(created, kind="stable")  # ids follow sign-up order, as in a real app
     weight, zone, is_bot, created, deleted = weight[order], zone[order], is_bot[order], created[order], deleted[order]
