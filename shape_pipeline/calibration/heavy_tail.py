@@ -92,7 +92,7 @@ def fit_messages_per_conversation(
             "(the tail's value 100 times rarer than the top percentile)"
         )
     model = PowerLawTailModel(
-        alpha=round(alpha, 6),  # 6 digits: the mid-step knot leaves ceil half a unit of slack
+        alpha=alpha,  # unrounded: near alpha 1 even the 7th digit moves the top knot by a unit
         min=low,
         max=int(math.ceil(max(cap, knots[-1][1]))),
         p50=percentiles.p50,
