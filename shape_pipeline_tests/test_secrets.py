@@ -23,13 +23,13 @@ import shape_pipeline.cli as cli
 from shape_pipeline.console import silent
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.db import create_engine, parse_url
-from shape_pipeline.demo.production_data import example_shape_path
 from shape_pipeline.files import load_json_model
 from shape_pipeline.generation.generate import generate_dataset
 from shape_pipeline.locations import production
 from shape_pipeline.locations.generation_assets import result_metadata
 from shape_pipeline.locations.resources import ProductionSource
 from shape_pipeline.sampling.audit import read_audit_log
+from shape_pipeline_tests.calibration.shapes import SEED_SHAPE
 from shape_pipeline_tests.sampling import dataset as ds
 from shape_pipeline_tests.sampling.test_bad_input import calibrated_config
 
@@ -90,7 +90,7 @@ def command(name: str, url: str, work: Path, config: Path) -> list[str]:
     return {
         "sample": ["sample", "--database-url", url, "--output", str(work), "--audit-log", str(work / "audit.jsonl")],
         "generate": ["generate", "--config", str(config), "--database-url", url, "--target-messages", "1000"],
-        "validate": ["validate", "--shape", str(example_shape_path()), "--database-url", url,
+        "validate": ["validate", "--shape", str(SEED_SHAPE), "--database-url", url,
                      "--output", str(work / "report.json"), "--html", str(work / "report.html")],
         "demo": ["demo", "--workdir", str(work / "demo"), "--prod-url", url, "--messages", "1000"],
     }[name]

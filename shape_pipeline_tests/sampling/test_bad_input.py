@@ -14,8 +14,8 @@ import pytest
 import shape_pipeline.cli as cli
 from shape_pipeline.calibration.calibrate import calibrate_file
 from shape_pipeline.console import silent
-from shape_pipeline.demo.production_data import example_shape_path
 from shape_pipeline.sampling.export import MAX_WINDOW_DAYS
+from shape_pipeline_tests.calibration.shapes import SEED_SHAPE
 
 BAD_PORT_URLS = ("postgresql://u:p@127.0.0.1:abc/x", "postgresql://u:p@[::1/x")
 
@@ -23,7 +23,7 @@ BAD_PORT_URLS = ("postgresql://u:p@127.0.0.1:abc/x", "postgresql://u:p@[::1/x")
 def calibrated_config(folder: Path) -> Path:
     """A calibrated config of the shipped example shape (generate's required input)."""
     path = folder / "calibrated-config.json"
-    calibrate_file(example_shape_path(), path, emit=silent)
+    calibrate_file(SEED_SHAPE, path, emit=silent)
     return path
 
 
@@ -81,7 +81,7 @@ def test_generate_refuses_a_malformed_port(url: str, inputs: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("url", BAD_PORT_URLS)
 def test_validate_refuses_a_malformed_port(url: str, tmp_path: Path, capsys) -> None:
-    code = cli.main(["validate", "--shape", str(example_shape_path()), "--database-url", url,
+    code = cli.main(["validate", "--shape", str(SEED_SHAPE), "--database-url", url,
                      "--output", str(tmp_path / "report.json"), "--html", str(tmp_path / "report.html")])
     one_error_line(capsys, code, "--database-url", "port")
     assert files_in(tmp_path) == []
@@ -149,7 +149,7 @@ def test_sample_refuses_a_missing_sqlite_database(tmp_path: Path, sample_env, ca
 )
 def test_validate_refuses_a_missing_sqlite_database(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "missing.db"
-    code = cli.main(["validate", "--shape", str(example_shape_path()), "--database-url", f"sqlite:///{missing}",
+    code = cli.main(["validate", "--shape", str(SEED_SHAPE), "--database-url", f"sqlite:///{missing}",
                      "--output", str(tmp_path / "report.json")])
     one_error_line(capsys, code, "--database-url", str(missing))
     assert files_in(tmp_path) == []
