@@ -225,7 +225,7 @@ CANONICAL_MAPPING = SchemaMapping.model_validate(
         "conversations": {
             "table": "conversations",
             "id": "id",
-            "type": {"column": "type", "values": {t: t for t in CONVERSATION_TYPES}},
+            "type": {"column": "type", "values": {t: t for t in CONVERSATION_TYPES}, "other": OTHER},
             "name": "name",
             "created_at": "created_at",
         },
@@ -241,7 +241,7 @@ CANONICAL_MAPPING = SchemaMapping.model_validate(
             "conversation_id": "conversation_id",
             "sender_id": "sender_id",
             "content": "content",
-            "type": {"column": "type", "values": {t: t for t in MESSAGE_TYPES}, "default": "TEXT"},
+            "type": {"column": "type", "values": {t: t for t in MESSAGE_TYPES}, "default": "TEXT", "other": OTHER},
             "created_at": "created_at",
         },
     }
