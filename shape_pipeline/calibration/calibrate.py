@@ -34,7 +34,6 @@ from shape_pipeline.contracts import (
     Totals,
     UserGeneration,
 )
-from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import load_json_model, sha256_file, write_model_atomic
 from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES
 
@@ -295,12 +294,7 @@ def calibrate_file(
     shape = load_shape(shape_path)
     config = calibrate(shape, source_path=Path(shape_path))
     summary.report(config, reporter)
-    try:
-        written = write_model_atomic(output_path, config)
-    except OSError as exc:
-        raise ShapePipelineError(
-            f"{output_path}: cannot write the calibrated config ({exc.strerror or exc})"
-        ) from None
+    written = write_model_atomic(output_path, config)
     reporter.blank()
     reporter.ok(f"Written to {written}", tag="Output")
     return config

@@ -71,7 +71,7 @@ def read_synthetic(
         source = str(folder)
     else:
         mapping = load_mapping(mapping_path)
-        engine = create_engine(database_url or "")
+        engine = create_engine(database_url or "", must_exist=True)
         try:
             check_connection(engine)
             freq = extract_frequencies(engine, mapping, window_start=start, window_end=end)

@@ -26,6 +26,7 @@ from shape_pipeline.console import Emit, Reporter, fmt_int
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.generation import seeds, text
+from shape_pipeline.generation.capacity import check_plannable
 from shape_pipeline.generation.categories import describe_moves, fold_unwritable, type_shares
 from shape_pipeline.generation.columns import ENTITIES, Chunk, concat_chunks
 from shape_pipeline.generation.conversations import conversation_chunk
@@ -196,6 +197,7 @@ def generate_dataset(
         raise ShapePipelineError("chunk_messages must be at least 1")
     if workers < 1:
         raise ShapePipelineError("--workers: must be at least 1")
+    check_plannable(target_messages, config=config, workers=workers)
     if database_url:
         db.parse_url(database_url)
         refuse_production(database_url, production_url)

@@ -27,7 +27,7 @@ from shape_pipeline.db import (
     short_reason,
 )
 from shape_pipeline.errors import DatabaseError, ShapePipelineError
-from shape_pipeline.files import model_json, write_text_atomic
+from shape_pipeline.files import check_writable, model_json, write_text_atomic
 from shape_pipeline.mapping import load_mapping
 from shape_pipeline.sampling.audit import append_audit_entry, audit_export, check_salt_reuse
 from shape_pipeline.sampling.extract import extract_frequencies
@@ -135,6 +135,7 @@ def sample_to_file(
     url = parse_url(database_url)
     extracted_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     window_start, window_end = resolve_window(window_days, as_of, extracted_at)
+    check_writable(_output_path(output, output_dir, extracted_at), option="--output")
     key = require_salt(salt)
     fingerprint = salt_fingerprint(key)
     log_path = Path(audit_log or settings.default_audit_log())

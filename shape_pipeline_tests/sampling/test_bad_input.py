@@ -143,10 +143,6 @@ def test_sample_refuses_a_missing_sqlite_database(tmp_path: Path, sample_env, ca
     assert files_in(tmp_path) == ["out"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs fidelity/validate.py read_synthetic: create_engine(database_url or '', must_exist=True)",
-)
 def test_validate_refuses_a_missing_sqlite_database(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "missing.db"
     code = cli.main(["validate", "--shape", str(SEED_SHAPE), "--database-url", f"sqlite:///{missing}",
