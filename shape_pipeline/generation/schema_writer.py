@@ -136,6 +136,33 @@ def fill_encoder(value: object) -> Encoder:
     return lambda t: pa.repeat(value, t.num_rows)
 
 
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "users": ("id",), "conversations": ("id",), "messages": ("id",), "members": ("conversation_id", "user_id"),
+}
+
+
+def unique_columns(table: sa.Table) -> set[str]:
+    """Columns inside a unique constraint or unique index (a constant there would collide)."""
+    groups = [c.columns for c in table.constraints if isinstance(c, sa.UniqueConstraint | sa.PrimaryKeyConstraint)]
+    groups += [index.columns for index in table.indexes if index.unique]
+    return {column.name for group in groups for column in group}
+
+
+def unique_filler(entity: str, column: sa.Column) -> Encoder:
+    """'<column>-<row key>': distinct per row and deterministic (the entity's logical key)."""
+    prefix = column.name.lower() + "-"
+    keys = ROW_KEYS[entity]
+
+    def encode(t: pa.Table) -> pa.Array:
+        parts = [pc.cast(t.column(k), pa.string()) for k in keys]
+        joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "-")
+        values = pc.binary_join_element_wise(prefix, joined, "")
+        length = getattr(column.type, "length", None)
+        return pc.utf8_slice_codeunits(values, 0, length) if length else values
+
+    return encode
+
+
 def _has_default(column: sa.Column) -> bool:
     if column.server_default is not None or column.default is not None or column.identity is not None:
         return True
@@ -221,8 +248,15 @@ def _table_writer(
         elif all(column != name for name, _ in cols):
             cols.append((column, fill_encoder(value)))
     written = {name for name, _ in cols}
+    unique = unique_columns(table)
     for c in table.columns:
-        if c.name in written or c.nullable or _has_default(c):
+        if c.name in written:
+            continue
+        if c.name in unique and isinstance(c.type, sa.String) and not (c.nullable and c.server_default is None):
+            cols.append((c.name, unique_filler(entity, c)))
+            notes.append(f"{table.name}.{c.name}: unique text not covered by the mapping, written as '{c.name.lower()}-<row key>'")
+            continue
+        if c.nullable or _has_default(c):
             continue
         if isinstance(c.type, sa.String):
             cols.append((c.name, fill_encoder("")))

@@ -18,7 +18,8 @@ CREATE TABLE "Users" ("Id" varchar(26) PRIMARY KEY, "Username" varchar(64) NOT N
     "Bio" text NOT NULL, "Theme" text NOT NULL, "Props" text NOT NULL DEFAULT '{}',
     "CreateAt" bigint NOT NULL, "DeleteAt" bigint NOT NULL DEFAULT 0);
 CREATE TABLE "Channels" ("Id" varchar(26) PRIMARY KEY, "Type" varchar(1) NOT NULL,
-    "DisplayName" varchar(64) NOT NULL DEFAULT '', "CreateAt" bigint NOT NULL);
+    "DisplayName" varchar(64) NOT NULL DEFAULT '', "CreateAt" bigint NOT NULL,
+    "Name" varchar(64) NOT NULL, "TeamId" varchar(26) NOT NULL DEFAULT '', UNIQUE ("Name", "TeamId"));
 CREATE TABLE "ChannelMembers" ("ChannelId" varchar(26) NOT NULL, "UserId" varchar(26) NOT NULL,
     PRIMARY KEY ("ChannelId", "UserId"));
 CREATE TABLE "Posts" ("Id" varchar(26) PRIMARY KEY, "ChannelId" varchar(26) NOT NULL,
@@ -153,6 +154,10 @@ def test_other_without_a_raw_value_moves_its_share_and_not_null_columns_get_thei
     assert float(nick) == pytest.approx(1 - shares["display_name"], abs=0.05)
     assert 0.3 < float(pos) < 0.7 and 0.0 < float(bio) < 1.0 and theme == 1
     assert _query(url, """SELECT count(*) FROM "Channels" WHERE "Type" = 'D' AND "DisplayName" <> ''""") == [(0,)]
+    # An uncovered NOT NULL column inside a UNIQUE constraint gets distinct values, not one constant.
+    names, rows = _query(url, 'SELECT count(DISTINCT "Name"), count(*) FROM "Channels"')[0]
+    assert names == rows == result.rows["conversations"]
+    assert any("Channels.Name: unique text" in w for w in warned)
 
 
 def test_other_with_a_raw_value_in_the_mapping_is_written_as_that_value(quirky):
