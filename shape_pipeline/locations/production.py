@@ -44,8 +44,8 @@ class ShapeMetricsConfig(dg.Config):
 def ensure_demo_production_database(production: ProductionSource, emit) -> None:
     """Demo mode only: build the embedded fake production database when it is missing.
 
-    The builder runs in a separate process (`shape-pipeline demo --prepare-production`), so this
-    location never imports generation code.
+    The fake production comes from `chat_simulator` (which imports nothing of the project), so
+    this location never imports generation code.
     """
     from shape_pipeline.demo.bootstrap import ensure_demo_production_database as ensure
 
