@@ -128,8 +128,38 @@ class Totals(Strict):
     messages: int = Field(ge=0)
 
 
+class Histogram2D(Strict):
+    """Counts over a grid of fixed, data-independent buckets: rows [row_edges[i], row_edges[i+1]),
+    columns [column_edges[j], column_edges[j+1]). Small cells are 0 after suppression."""
+
+    row_edges: list[float]
+    column_edges: list[float]
+    counts: list[list[int]]
+
+    @model_validator(mode="after")
+    def _shape(self) -> Histogram2D:
+        for name, edges in (("row_edges", self.row_edges), ("column_edges", self.column_edges)):
+            if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+                raise ValueError(f"{name} must hold at least 2 strictly increasing edges")
+        if len(self.counts) != len(self.row_edges) - 1 or any(
+            len(row) != len(self.column_edges) - 1 for row in self.counts
+        ):
+            raise ValueError("counts must be (len(row_edges) - 1) rows of (len(column_edges) - 1) cells")
+        if any(c < 0 for row in self.counts for c in row):
+            raise ValueError("counts must not be negative")
+        return self
+
+
+class Recency(Strict):
+    """Conversations whose last message in the window lies in its last 7 / 30 days."""
+
+    active_last_7_days: int = Field(ge=0)
+    active_last_30_days: int = Field(ge=0)
+
+
 class UserMetrics(Strict):
     username_length: DistributionStats | None = None
+    conversations_per_user: DistributionStats | None = None  # memberships of active conversations, per member
     profile_completeness: dict[str, float] = Field(default_factory=dict)  # field -> share set (0..1)
 
     @field_validator("profile_completeness")
@@ -147,6 +177,10 @@ class ConversationMetrics(Strict):
     messages_per_conversation_mean: float | None = None
     type_distribution: dict[str, int] = Field(default_factory=dict)  # category -> conversations
     members_per_conversation: dict[str, DistributionStats] = Field(default_factory=dict)  # by type
+    top_sender_share: DistributionStats | None = None  # share (0-1] of a conversation's messages by its top sender
+    lifetime_seconds: DistributionStats | None = None  # last minus first message in the window, per conversation
+    recency: Recency | None = None
+    size_by_members: Histogram2D | None = None  # rows: messages per conversation, columns: members
 
 
 class MessageMetrics(Strict):
@@ -157,6 +191,7 @@ class MessageMetrics(Strict):
     hour_by_day_of_week: list[list[int]] | None = None  # 7 rows (Monday first) x 24 hours
     inter_message_gap_seconds: DistributionStats | None = None  # gaps between consecutive messages of a conversation
     messages_per_sender: DistributionStats | None = None  # messages written per active sender
+    daily_counts: list[int] | None = None  # messages per UTC day of the window, oldest first
 
     @field_validator("hourly_counts")
     @classmethod
@@ -335,18 +370,41 @@ class CalibrationMetadata(Strict):
 class UserGeneration(Strict):
     username_length: NormalModel
     profile_field_probabilities: dict[str, float] = Field(default_factory=dict)
+    conversations_per_user: QuantileSplineModel | None = None  # memberships per member (None: emergent)
+    sender_share: float | None = Field(default=None, gt=0.0, le=1.0)  # users who write at least one message
+
+
+class MembersBySize(Strict):
+    """The joint of conversation size and member count: the production's 2-D histogram as
+    weights, read as "given a size bucket, how are member counts spread"."""
+
+    row_edges: list[float]  # messages per conversation
+    column_edges: list[float]  # members
+    weights: list[list[float]]
+
+
+class RecencyShares(Strict):
+    """Shares of conversations whose last message is in the window's last 7 / 30 days."""
+
+    active_last_7_days: float = Field(ge=0.0, le=1.0)
+    active_last_30_days: float = Field(ge=0.0, le=1.0)
 
 
 class ConversationGeneration(Strict):
     type_distribution: dict[str, float]
     messages_per_conversation: PowerLawTailModel
     members_per_conversation: dict[str, QuantileSplineModel] = Field(default_factory=dict)  # by type
+    members_by_size: MembersBySize | None = None
+    top_sender_share: QuantileSplineModel | None = None  # non-integer, in (0, 1]
+    lifetime_seconds: QuantileSplineModel | None = None
+    recency: RecencyShares | None = None
 
 
 class TemporalWeights(Strict):
     hourly: list[float]  # 24, sum 1
     day_of_week: list[float]  # 7, Monday first, sum 1
     hour_by_day_of_week: list[list[float]] | None = None  # 7 x 24, sum 1
+    daily: list[float] | None = None  # one weight per day of the window, oldest first, sum 1 (the trend)
 
 
 class MessageGeneration(Strict):
@@ -354,7 +412,7 @@ class MessageGeneration(Strict):
     type_distribution: dict[str, float]
     temporal: TemporalWeights
     inter_message_gap_seconds: QuantileSplineModel
-    messages_per_sender: QuantileSplineModel
+    messages_per_sender: QuantileSplineModel | PowerLawTailModel = Field(discriminator="distribution")
 
 
 def _check_probabilities(value: dict[str, float]) -> dict[str, float]:
@@ -419,7 +477,8 @@ class TestResult(Strict):
     mean_error: float | None = None
     median_error: float | None = None
     # detail for humans and charts
-    percentile_errors: dict[str, float] = Field(default_factory=dict)
+    percentile_errors: dict[str, float] = Field(default_factory=dict)  # plain |synthetic/production - 1|
+    noise_band: float | None = None  # relative error sampling noise alone can give at these sizes
     production: dict[str, Any] = Field(default_factory=dict)
     synthetic: dict[str, Any] = Field(default_factory=dict)
     recommendations: list[Recommendation] = Field(default_factory=list)

@@ -70,9 +70,7 @@ def conversation_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
     type_index = plan.conversation_type[rows]
     members = distinct_members(rng, member_counts, plan.membership_cdf)
     senders = pick_senders(rng, member_counts, members, plan.user_activity, counts)
-    sent_at, created = message_times(
-        rng, counts, cfg.message_generation.inter_message_gap_seconds, plan.warp
-    )
+    sent_at, created = message_times(rng, counts, cfg, plan.warp)
     lengths = sample(cfg.message_generation.content_length, rng, int(counts.sum()))
     kinds, kind_index = draw_categories(cfg.message_generation.type_distribution, rng, lengths.size)
     content = text.pool_text(pool, lengths, rng)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import numpy as np
 
-from shape_pipeline.contracts import QuantileSplineModel, TemporalWeights
+from shape_pipeline.contracts import CalibratedConfig, QuantileSplineModel, TemporalWeights
 from shape_pipeline.distributions import quantile
 
 US = 1_000_000
@@ -132,7 +132,7 @@ def allocate_gaps(rng: np.random.Generator, counts: np.ndarray, model: QuantileS
 def message_times(
     rng: np.random.Generator,
     counts: np.ndarray,
-    gaps: QuantileSplineModel,
+    config: CalibratedConfig,
     warp: TimeWarp,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Message times (µs since epoch, ascending within each conversation) and conversation creation times.
@@ -146,7 +146,7 @@ def message_times(
     k = counts.size
     conv = np.repeat(np.arange(k), counts)
     starts = np.cumsum(counts) - counts
-    gap = allocate_gaps(rng, counts, gaps, warp)
+    gap = allocate_gaps(rng, counts, config.message_generation.inter_message_gap_seconds, warp)
     length_s = warp.length_us / US
     scaled = gap * warp.gap_factor(gap)  # activity seconds
     span = np.bincount(conv, weights=scaled, minlength=k)

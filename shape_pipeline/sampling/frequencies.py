@@ -62,3 +62,24 @@ class FrequencyTables:
     )  # Monday first, UTC
     gap_seconds: Frequency = field(default_factory=Frequency.empty)  # consecutive messages of a conversation
     messages_per_sender: Frequency = field(default_factory=Frequency.empty)
+    # Skews that decide index behaviour (issue "Hot users, bursts and exact percentiles"):
+    conversations_per_user: Frequency = field(default_factory=Frequency.empty)  # per member of an active conversation
+    top_sender_permille: Frequency = field(default_factory=Frequency.empty)  # round(1000 * top sender's share), per conversation
+    lifetime_seconds: Frequency = field(default_factory=Frequency.empty)  # last - first message in window, per conversation
+    active_last_7_days: int = 0  # conversations whose last message in the window is in its last 7 days
+    active_last_30_days: int = 0
+    size_by_members: np.ndarray = field(
+        default_factory=lambda: np.zeros((len(SIZE_EDGES) - 1, len(MEMBER_EDGES) - 1), dtype=np.int64)
+    )  # conversations by (messages bucket, members bucket) on the fixed edges below
+    messages_per_day: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # UTC days from window start
+
+
+# Fixed, data-independent bucket edges of the size x members grid: powers of two.
+SIZE_EDGES: tuple[int, ...] = tuple([1 << i for i in range(28)])  # 1, 2, 4 ... 2^27 messages
+MEMBER_EDGES: tuple[int, ...] = tuple([1 << i for i in range(24)])  # 1, 2, 4 ... 2^23 members
+
+
+def power_of_two_bucket(values: np.ndarray, edges: tuple[int, ...]) -> np.ndarray:
+    """Index i of the bucket [edges[i], edges[i+1]) of each value >= 1 (the last bucket is open)."""
+    v = np.maximum(np.asarray(values, dtype=np.int64), 1)
+    return np.minimum(np.floor(np.log2(v)).astype(np.int64), len(edges) - 2)
