@@ -8,19 +8,32 @@ metric the shape lacks falls back to a documented default (`defaults.py`) and is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from shape_pipeline import __version__
 from shape_pipeline.calibration import defaults, summary
+from shape_pipeline.calibration.activity import (
+    fit_conversations_per_user,
+    fit_messages_per_sender,
+    sender_share,
+)
 from shape_pipeline.calibration.categorical import normalize
 from shape_pipeline.calibration.checks import check_shape, metric
 from shape_pipeline.calibration.content_length import PURE_PREFIX, fit_content_length
+from shape_pipeline.calibration.conversation_skews import (
+    fit_lifetime,
+    fit_top_sender_share,
+    recency_shares,
+)
 from shape_pipeline.calibration.fit_report import GOAL, named_models
 from shape_pipeline.calibration.heavy_tail import fit_messages_per_conversation
+from shape_pipeline.calibration.joint import fit_members_by_size
 from shape_pipeline.calibration.spline_fit import fit_spline
 from shape_pipeline.calibration.temporal import fit_temporal
+from shape_pipeline.calibration.trend import daily_weights
 from shape_pipeline.calibration.users import fit_username_length, profile_probabilities
 from shape_pipeline.console import Emit, Reporter
 from shape_pipeline.contracts import (
@@ -30,6 +43,7 @@ from shape_pipeline.contracts import (
     DistributionStats,
     MessageGeneration,
     QuantileSplineModel,
+    RecencyShares,
     ShapeMetrics,
     Totals,
     UserGeneration,
@@ -37,7 +51,9 @@ from shape_pipeline.contracts import (
 from shape_pipeline.files import load_json_model, sha256_file, write_model_atomic
 from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES
 
-DEFAULT = "default (shape lacks it)"
+DEFAULT = defaults.SOURCE
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def _iso(value: datetime) -> str:
@@ -77,6 +93,25 @@ def totals(shape: ShapeMetrics) -> tuple[Totals, list[str]]:
         f"{base.messages / base.conversations:.3g} messages per conversation)"
     )
     return derived, [note]
+
+
+def _unset_warning(field: str, reason: str = "not in shape") -> str:
+    """The warning for a skew the shape lacks: its config key stays unset, and what then."""
+    key, behaviour = defaults.UNSET[field]
+    return (
+        f"{field} {reason}: {key} stays unset; the generator keeps its old behaviour ({behaviour})"
+    )
+
+
+def _optional(
+    where: str, field: str, block: T | None, fit: Callable[[T], U], warnings: list[str]
+) -> U | None:
+    """`fit(block)` (fitting errors name the field), or None and a warning when it is absent."""
+    if block is None:
+        warnings.append(_unset_warning(field))
+        return None
+    with metric(where, field):
+        return fit(block)
 
 
 def _spline(
@@ -142,7 +177,7 @@ def _shares(
 
 
 def _conversation_generation(
-    where: str, shape: ShapeMetrics, warnings: list[str]
+    where: str, shape: ShapeMetrics, window_seconds: float, warnings: list[str]
 ) -> ConversationGeneration:
     conv = shape.conversations
     types = _shares(
@@ -168,11 +203,49 @@ def _conversation_generation(
                 + (" + histogram" if conv.messages_per_conversation_histogram else ""),
             )
     warnings.extend(notes)
+    members = _members(where, shape, list(types), warnings)
+    conversations = shape.totals.conversations if shape.totals is not None else None
     return ConversationGeneration(
         type_distribution=types,
         messages_per_conversation=mpc,
-        members_per_conversation=_members(where, shape, list(types), warnings),
-    )
+        members_per_conversation=members,
+        members_by_size=_optional(
+            where, "conversations.size_by_members", conv.size_by_members, fit_members_by_size,
+            warnings,
+        ),
+        top_sender_share=_optional(
+            where, "conversations.top_sender_share", conv.top_sender_share, fit_top_sender_share,
+            warnings,
+        ),
+        lifetime_seconds=_optional(
+            where, "conversations.lifetime_seconds", conv.lifetime_seconds,
+            lambda stats: fit_lifetime(stats, window_seconds), warnings,
+        ),
+        recency=_recency(where, shape, conversations, warnings),
+    )  # fmt: skip
+
+
+def _recency(
+    where: str, shape: ShapeMetrics, conversations: int | None, warnings: list[str]
+) -> RecencyShares | None:
+    """Recency shares need the exported number of active conversations as their denominator."""
+    field = "conversations.recency"
+    if shape.conversations.recency is not None and not conversations:
+        warnings.append(_unset_warning(field, "has no totals.conversations to divide by"))
+        return None
+    return _optional(
+        where, field, shape.conversations.recency,
+        lambda recency: recency_shares(recency, conversations), warnings,
+    )  # fmt: skip
+
+
+def _daily(where: str, shape: ShapeMetrics, warnings: list[str]) -> list[float] | None:
+    """Trend weights per day; suppressed days interpolated (see trend.py)."""
+    k = shape.privacy.min_cell_count if shape.privacy is not None else None
+    return _optional(
+        where, "messages.daily_counts", shape.messages.daily_counts,
+        lambda counts: daily_weights(counts, k), warnings,
+    )  # fmt: skip
 
 
 def _message_generation(where: str, shape: ShapeMetrics, warnings: list[str]) -> MessageGeneration:
@@ -198,6 +271,7 @@ def _message_generation(where: str, shape: ShapeMetrics, warnings: list[str]) ->
     )  # fmt: skip
     with metric(where, "messages"):
         temporal, temporal_defaults = fit_temporal(msg)
+    temporal = temporal.model_copy(update={"daily": _daily(where, shape, warnings)})
     warnings.extend(
         _default_warning(f, "diurnal wave" if "hourly" in f else "weekday/weekend weights")
         for f in temporal_defaults
@@ -206,10 +280,9 @@ def _message_generation(where: str, shape: ShapeMetrics, warnings: list[str]) ->
         where, "messages.inter_message_gap_seconds", msg.inter_message_gap_seconds,
         defaults.gap_seconds(shape.sample_window_days), warnings, natural_min=0, heavy_tail=True,
     )  # fmt: skip
-    senders = _spline(
-        where, "messages.messages_per_sender", msg.messages_per_sender,
-        defaults.MESSAGES_PER_SENDER, warnings, natural_min=1, heavy_tail=True,
-    )  # fmt: skip
+    with metric(where, "messages.messages_per_sender"):
+        senders, notes = fit_messages_per_sender(msg.messages_per_sender)
+    warnings.extend(notes)
     return MessageGeneration(
         content_length=content,
         type_distribution=types,
@@ -228,7 +301,20 @@ def _user_generation(where: str, shape: ShapeMetrics, warnings: list[str]) -> Us
     profile, defaulted = profile_probabilities(users.profile_completeness if users else None)
     if defaulted:
         warnings.append(_default_warning("users.profile_completeness", "fill rates"))
-    return UserGeneration(username_length=username, profile_field_probabilities=profile)
+    share = sender_share(shape.messages.messages_per_sender, shape.totals)
+    if share is None:
+        warnings.append(
+            _unset_warning("messages.messages_per_sender.count", "or totals.users not in shape")
+        )
+    return UserGeneration(
+        username_length=username,
+        profile_field_probabilities=profile,
+        conversations_per_user=_optional(
+            where, "users.conversations_per_user", users.conversations_per_user if users else None,
+            fit_conversations_per_user, warnings,
+        ),
+        sender_share=share,
+    )  # fmt: skip
 
 
 def off_goal_warnings(config: CalibratedConfig) -> list[str]:
@@ -251,7 +337,8 @@ def calibrate(
     start, end, warnings = window(shape)
     total, notes = totals(shape)
     warnings += notes
-    conversation = _conversation_generation(where, shape, warnings)
+    seconds = (end - start).total_seconds()
+    conversation = _conversation_generation(where, shape, seconds, warnings)
     message = _message_generation(where, shape, warnings)
     user = _user_generation(where, shape, warnings)
     path = Path(source_path) if source_path is not None else None

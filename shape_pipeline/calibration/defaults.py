@@ -22,6 +22,12 @@ the rest are typical figures for a consumer chat product, chosen to be plausible
 | messages per sender | p50 6, p90 75, p99 700, max 20000 | heavy-tailed: a few senders write most messages |
 | hourly weights | diurnal wave (UTC): trough 03-05, rise from 07, plateau midday, peak 19-21 | typical chat traffic |
 | day-of-week weights | Mon-Thu 1.0, Fri 0.95, Sat 0.75, Sun 0.7 | weekends quieter |
+| lowest top-sender share | 0.001 | the export's resolution (shares are counted in permille) |
+
+The skews added for index behaviour (conversations per user, sender share, top sender share,
+lifetime, recency, size x members, daily trend) have no default: when the shape lacks one, its
+config field stays unset (`null`) and the generator keeps its earlier behaviour, named in
+`UNSET` and in the calibration warning.
 """
 
 from __future__ import annotations
@@ -70,6 +76,43 @@ HOURLY: tuple[float, ...] = (
 
 # Relative message volume Monday..Sunday.
 DAY_OF_WEEK: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 0.95, 0.75, 0.7)
+
+
+SOURCE = "default (shape lacks it)"  # the `source` of every model fitted to a default
+
+SHARE_FLOOR = 0.001
+
+# Shape field -> (config key left unset, what the generator does instead) when the shape lacks it.
+UNSET: dict[str, tuple[str, str]] = {
+    "users.conversations_per_user": (
+        "user_generation.conversations_per_user",
+        "memberships follow from members per conversation",
+    ),
+    "messages.messages_per_sender.count": (
+        "user_generation.sender_share",
+        "every generated user may send",
+    ),
+    "conversations.top_sender_share": (
+        "conversation_generation.top_sender_share",
+        "senders drawn by activity within each conversation",
+    ),
+    "conversations.lifetime_seconds": (
+        "conversation_generation.lifetime_seconds",
+        "a conversation's span follows from its gaps",
+    ),
+    "conversations.recency": (
+        "conversation_generation.recency",
+        "last messages spread over the whole window",
+    ),
+    "conversations.size_by_members": (
+        "conversation_generation.members_by_size",
+        "member counts drawn independently of size",
+    ),
+    "messages.daily_counts": (
+        "message_generation.temporal.daily",
+        "a flat trend over the window, hour and day-of-week weights only",
+    ),
+}
 
 
 def gap_seconds(window_days: int) -> DistributionStats:

@@ -96,4 +96,10 @@ def named_models(config: CalibratedConfig) -> list[tuple[str, Model]]:
         (f"conversation_generation.members_per_conversation.{kind}", model)
         for kind, model in conv.members_per_conversation.items()
     ]
+    optional: list[tuple[str, Model | None]] = [
+        ("user_generation.conversations_per_user", config.user_generation.conversations_per_user),
+        ("conversation_generation.top_sender_share", conv.top_sender_share),
+        ("conversation_generation.lifetime_seconds", conv.lifetime_seconds),
+    ]
+    out += [(name, model) for name, model in optional if model is not None]
     return out

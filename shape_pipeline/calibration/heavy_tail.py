@@ -1,4 +1,5 @@
-"""Messages per conversation: a spline body through the percentiles and a Pareto tail.
+"""Heavy-tailed counts (messages per conversation, messages per sender): a spline body through
+the percentiles and a Pareto tail.
 
 A pure power law from 1 cannot carry a median of 45 (with alpha 1.85 its median is about 2),
 so the body is the monotone quantile spline through every exported percentile and agreeing
@@ -9,7 +10,8 @@ With alpha estimated from the two top percentiles,
     alpha = 1 + ln((1 - p_a) / (1 - p_b)) / ln(q_b / q_a),
 
 the tail passes exactly through the top percentile (p_b, q_b). Editing `alpha` in the JSON
-moves everything above p_a: lower alpha, heavier tail, a higher p99 and more huge rooms.
+moves everything above p_a: lower alpha, heavier tail, a higher p99 and more huge rooms (or
+more hot senders).
 """
 
 from __future__ import annotations
@@ -28,8 +30,16 @@ from shape_pipeline.calibration.knots import (
     shape_knots,
     value_floor,
 )
-from shape_pipeline.contracts import Histogram, Knot, Percentiles, PowerLawTailModel
+from shape_pipeline.contracts import (
+    DistributionStats,
+    Histogram,
+    Knot,
+    Percentiles,
+    PowerLawTailModel,
+)
 from shape_pipeline.distributions import pareto_tail
+
+HEAVY_ALPHA = 3.0  # tail exponents at or below this count as heavy (`looks_heavy`)
 
 
 def estimate_alpha(low: Knot, high: Knot) -> float:
@@ -38,6 +48,15 @@ def estimate_alpha(low: Knot, high: Knot) -> float:
     if not (0.0 < q_a < q_b and p_a < p_b < 1.0):
         raise ValueError(f"cannot estimate alpha from {low} and {high}")
     return 1.0 + math.log((1.0 - p_a) / (1.0 - p_b)) / math.log(q_b / q_a)
+
+
+def looks_heavy(stats: Percentiles) -> bool:
+    """Whether the data asks for a Pareto tail: the top value is first reached at p90 or above
+    and the pair below it gives an alpha of at most `HEAVY_ALPHA`. Below 3 a Pareto has no
+    finite variance; a log-normal-like continuation of the spline would put the p99.9 far too
+    low. A plateau at the top (small bounded counts) is not heavy."""
+    pair = tail_pair(stats.knots())
+    return pair is not None and pair[1][0] >= 0.9 and estimate_alpha(*pair) <= HEAVY_ALPHA
 
 
 def tail_pair(knots: Sequence[Knot]) -> tuple[Knot, Knot] | None:
@@ -60,14 +79,17 @@ def split_body_tail(knots: Sequence[Knot]) -> tuple[list[Knot], Knot]:
     return list(knots[:-1]), knots[-1]
 
 
-def fit_messages_per_conversation(
+def fit_heavy_tail(
     percentiles: Percentiles,
     histogram: Histogram | None = None,
     mean: float | None = None,
     *,
+    name: str,
+    natural_min: float = 1.0,
     source: str = "shape",
 ) -> tuple[PowerLawTailModel, list[str]]:
-    """Fit the body-plus-tail model; returns it and any notes (e.g. a default alpha)."""
+    """Fit the body-plus-tail model of the count `name`; returns it and any notes (a default
+    alpha, an extrapolated cap), each prefixed with `name`."""
     notes: list[str] = []
     knots = shape_knots(percentiles, histogram, integer=True)
     if not knots:
@@ -76,26 +98,26 @@ def fit_messages_per_conversation(
     if pair is None:
         alpha = defaults.TAIL_ALPHA
         notes.append(
-            f"messages_per_conversation: alpha cannot be estimated from {len(knots)} distinct "
+            f"{name}: alpha cannot be estimated from {len(knots)} distinct "
             f"upper percentile(s); using the default alpha {alpha}"
         )
     else:
         alpha = estimate_alpha(*pair)
     body, start = split_body_tail(knots)
-    low = int(value_floor(histogram, knots, natural_min=1.0))
+    low = int(value_floor(histogram, knots, natural_min=natural_min))
     cap = exported_cap(percentiles, histogram, integer=True)
     if cap is None:
         u = np.array([extrapolation_level(knots)])
         cap = round_up_2sig(float(pareto_tail(start, alpha, u)[0]))
         notes.append(
-            f"messages_per_conversation: no max exported; capped at {cap:,.0f} "
+            f"{name}: no max exported; capped at {cap:,.0f} "
             "(the tail's value 100 times rarer than the top percentile)"
         )
     model = PowerLawTailModel(
         alpha=alpha,  # unrounded: near alpha 1 even the 7th digit moves the top knot by a unit
         min=low,
         max=int(math.ceil(max(cap, knots[-1][1]))),
-        p50=percentiles.p50,
+        p50=dict(percentiles.knots()).get(0.5),  # a DistributionStats may name it `median`
         p90=percentiles.p90,
         p99=percentiles.p99,
         body_knots=body,
@@ -103,6 +125,28 @@ def fit_messages_per_conversation(
         source=source,
     )
     return finish(model, percentiles.knots(), mean), notes
+
+
+def fit_messages_per_conversation(
+    percentiles: Percentiles,
+    histogram: Histogram | None = None,
+    mean: float | None = None,
+    *,
+    source: str = "shape",
+) -> tuple[PowerLawTailModel, list[str]]:
+    """Messages per conversation (the seed's power-law model): `fit_heavy_tail` under its name."""
+    return fit_heavy_tail(
+        percentiles, histogram, mean, name="messages_per_conversation", source=source
+    )
+
+
+def fit_heavy_tail_stats(
+    stats: DistributionStats, *, name: str, natural_min: float = 1.0, source: str = "shape"
+) -> tuple[PowerLawTailModel, list[str]]:
+    """`fit_heavy_tail` on one exported stats block (percentiles, histogram and mean together)."""
+    return fit_heavy_tail(
+        stats, stats.histogram, stats.mean, name=name, natural_min=natural_min, source=source
+    )
 
 
 def finish(

@@ -87,9 +87,10 @@ def round_up_2sig(value: float) -> float:
 def value_floor(
     histogram: Histogram | None, knots: Sequence[Knot], natural_min: float, *, integer: bool = True
 ) -> float:
-    """The model's minimum: the histogram's first edge when exported, else the metric's natural
-    minimum, never above the lowest knot's value."""
-    low = histogram.edges[0] if histogram is not None else natural_min
+    """The model's minimum: the histogram's first edge or the metric's natural minimum, whichever
+    is higher (a log grid starts at 0 even for counts that start at 1), never above the lowest
+    knot's value."""
+    low = max(histogram.edges[0], natural_min) if histogram is not None else natural_min
     if not knots:
         return low
     lowest = math.ceil(knots[0][1] - 1e-9) if integer else knots[0][1]

@@ -34,9 +34,14 @@ def fit_spline(
     integer: bool = True,
     natural_min: float = 0.0,
     heavy_tail: bool = False,
+    bounds: tuple[float, float] | None = None,
     source: str = "shape",
 ) -> QuantileSplineModel:
-    """Fit a quantile spline to `stats`; raises ValueError when it has no percentile at all."""
+    """Fit a quantile spline to `stats`; raises ValueError when it has no percentile at all.
+
+    `bounds` are the metric's hard limits (a share in (0, 1], a lifetime inside the window):
+    the model's min and max never leave them, whatever the histogram edges or rounded max say.
+    """
     knots = shape_knots(stats, stats.histogram, integer=integer)
     if not knots:
         raise ValueError("needs at least one percentile or a histogram")
@@ -49,10 +54,13 @@ def fit_spline(
             knots=knots, min=low, max=math.inf, integer=integer, tail_alpha=alpha
         )
         cap = round_up_2sig(float(quantile(open_model, np.array([extrapolation_level(knots)]))[0]))
+    high = max(cap, knots[-1][1])
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
     model = QuantileSplineModel(
         knots=knots,
         min=low,
-        max=max(cap, knots[-1][1]),
+        max=high,
         integer=integer,
         tail_alpha=alpha,
         source=source,

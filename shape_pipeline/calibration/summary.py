@@ -11,7 +11,15 @@ from collections.abc import Sequence
 
 from shape_pipeline.calibration.content_length import PURE_PREFIX
 from shape_pipeline.console import Reporter, fmt_int, fmt_pct
-from shape_pipeline.contracts import CalibratedConfig, FitError, QuantileSplineModel
+from shape_pipeline.contracts import (
+    CalibratedConfig,
+    ConversationGeneration,
+    FitError,
+    PowerLawTailModel,
+    QuantileSplineModel,
+    TemporalWeights,
+    UserGeneration,
+)
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -37,16 +45,101 @@ def _shares(reporter: Reporter, title: str, shares: dict[str, float]) -> None:
         reporter.detail(f"{key}: {fmt_pct(share)}")
 
 
+def _num(value: float) -> str:
+    """Whole numbers with thousands separators, fractions with three significant digits."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3g}"
+
+
 def _spline(reporter: Reporter, title: str, model: QuantileSplineModel, unit: str = "") -> None:
     reporter.blank()
     reporter.line(
         f"Fitting {title} (quantile spline{', Pareto tail' if model.tail_alpha else ''})..."
     )
     tail = f", tail alpha {model.tail_alpha:g}" if model.tail_alpha else ""
+    mean = f", mean {_num(round(model.mean, 3))}" if model.mean is not None else ""
     reporter.detail(
-        f"Range: [{model.min:,.0f}, {model.max:,.0f}]{unit}, knots {len(model.knots)}{tail}, mean {model.mean:,.1f}"
+        f"Range: [{_num(model.min)}, {_num(model.max)}]{unit}, knots {len(model.knots)}{tail}{mean}"
     )
     reporter.detail(fit_line(model.fit_errors))
+
+
+def _power_law(reporter: Reporter, title: str, model: PowerLawTailModel) -> None:
+    """A body-plus-Pareto-tail model in the seed's power-law wording."""
+    reporter.blank()
+    reporter.line(f"Fitting {title} (power law)...")
+    start_at = (
+        f" (tail from p{model.tail_start[0] * 100:g} = {model.tail_start[1]:,.0f})"
+        if model.tail_start
+        else ""
+    )
+    reporter.detail(f"Alpha: {model.alpha:g}{start_at}")
+    reporter.detail(f"Range: [{model.min}, {model.max}]")
+    for key in ("p50", "p90", "p99"):
+        if (value := getattr(model, key)) is not None:
+            reporter.detail(f"Production {key}: {value:g}")
+    reporter.detail(f"Model mean: {model.mean:,.1f}")
+    reporter.detail(fit_line(model.fit_errors))
+
+
+def _absent(reporter: Reporter, title: str) -> None:
+    reporter.blank()
+    reporter.line(f"{title}: not in shape (the generator keeps its old behaviour)")
+
+
+def _optional_spline(
+    reporter: Reporter, title: str, model: QuantileSplineModel | None, unit: str = ""
+) -> None:
+    if model is None:
+        _absent(reporter, title[0].upper() + title[1:])
+    else:
+        _spline(reporter, title, model, unit)
+
+
+def _users(reporter: Reporter, user: UserGeneration) -> None:
+    """Sender share and conversations per user (issue 10's per-user skews)."""
+    share = user.sender_share
+    reporter.detail(
+        f"Users who send: {fmt_pct(share)}" if share is not None else "Users who send: not known"
+    )
+    _optional_spline(reporter, "conversations per user", user.conversations_per_user)
+
+
+def _conversation_skews(reporter: Reporter, conv: ConversationGeneration) -> None:
+    """Top sender share, lifetime, recency and the size x members grid."""
+    _optional_spline(reporter, "top sender's share of a conversation", conv.top_sender_share)
+    _optional_spline(reporter, "conversation lifetime", conv.lifetime_seconds, " s")
+    if conv.recency is None:
+        _absent(reporter, "Recency")
+    else:
+        reporter.blank()
+        reporter.line("Extracting recency...")
+        reporter.detail(
+            f"Active in the last 7 days: {fmt_pct(conv.recency.active_last_7_days)}, "
+            f"last 30 days: {fmt_pct(conv.recency.active_last_30_days)}"
+        )
+    grid = conv.members_by_size
+    if grid is None:
+        _absent(reporter, "Members by size")
+    else:
+        reporter.blank()
+        reporter.line("Normalizing members by size (per size bucket)...")
+        reporter.detail(
+            f"Grid: {len(grid.row_edges) - 1} size buckets x {len(grid.column_edges) - 1} "
+            "member buckets"
+        )
+
+
+def _trend(reporter: Reporter, temporal: TemporalWeights) -> None:
+    """The daily trend: first week against last week."""
+    daily = temporal.daily
+    if daily is None:
+        reporter.detail("Daily trend: not exported (flat over the window)")
+        return
+    week = min(7, len(daily))
+    reporter.detail(
+        f"Daily trend: {len(daily)} days, first {week} days {fmt_pct(sum(daily[:week]))}, "
+        f"last {week} days {fmt_pct(sum(daily[-week:]))} of messages"
+    )
 
 
 def report(config: CalibratedConfig, reporter: Reporter) -> None:
@@ -76,24 +169,11 @@ def report(config: CalibratedConfig, reporter: Reporter) -> None:
     )
     profile = ", ".join(f"{k} {fmt_pct(v)}" for k, v in user.profile_field_probabilities.items())
     reporter.detail(f"Profile fields set: {profile or 'none'}")
+    _users(reporter, user)
 
     _shares(reporter, "conversation type distribution", conv.type_distribution)
 
-    mpc = conv.messages_per_conversation
-    reporter.blank()
-    reporter.line("Fitting messages per conversation (power law)...")
-    start_at = (
-        f" (tail from p{mpc.tail_start[0] * 100:g} = {mpc.tail_start[1]:,.0f})"
-        if mpc.tail_start
-        else ""
-    )
-    reporter.detail(f"Alpha: {mpc.alpha:g}{start_at}")
-    reporter.detail(f"Range: [{mpc.min}, {mpc.max}]")
-    for key in ("p50", "p90", "p99"):
-        if (value := getattr(mpc, key)) is not None:
-            reporter.detail(f"Production {key}: {value:g}")
-    reporter.detail(f"Model mean: {mpc.mean:,.1f}")
-    reporter.detail(fit_line(mpc.fit_errors))
+    _power_law(reporter, "messages per conversation", conv.messages_per_conversation)
 
     content = msg.content_length
     reporter.blank()
@@ -132,13 +212,18 @@ def report(config: CalibratedConfig, reporter: Reporter) -> None:
     reporter.detail(
         f"24x7 grid: {'from the shape' if temporal.hour_by_day_of_week else 'not exported (hourly x daily)'}"
     )
+    _trend(reporter, temporal)
 
     _spline(
         reporter, "gaps between messages of a conversation", msg.inter_message_gap_seconds, " s"
     )
-    _spline(reporter, "messages per sender", msg.messages_per_sender)
+    if isinstance(msg.messages_per_sender, PowerLawTailModel):
+        _power_law(reporter, "messages per sender", msg.messages_per_sender)
+    else:
+        _spline(reporter, "messages per sender", msg.messages_per_sender)
     for kind, model in conv.members_per_conversation.items():
         _spline(reporter, f"members per {kind} conversation", model)
+    _conversation_skews(reporter, conv)
 
     if meta.warnings:
         reporter.blank()
