@@ -53,6 +53,13 @@ def _percentiles(
         raise MalformedMetric(f"{where}: {field}: has no percentile (p50, p90, ...) to fit")
 
 
+def _at_most_one(where: str, field: str, stats: Percentiles) -> None:
+    """A share of a conversation's messages cannot exceed 1."""
+    values = [v for _, v in stats.knots()]
+    if any(v > 1 for v in values):
+        raise MalformedMetric(f"{where}: {field}: shares must lie in (0, 1]")
+
+
 def check_shape(shape: ShapeMetrics, where: str) -> None:
     """Raise MalformedMetric for the first unusable metric; return quietly otherwise."""
     conv, msg = shape.conversations, shape.messages
@@ -62,7 +69,7 @@ def check_shape(shape: ShapeMetrics, where: str) -> None:
         )
     _counts(where, "conversations.type_distribution", conv.type_distribution)
     _counts(where, "messages.type_distribution", msg.type_distribution)
-    for name in ("hourly_counts", "day_of_week_counts"):
+    for name in ("hourly_counts", "day_of_week_counts", "daily_counts"):
         if (values := getattr(msg, name)) is not None:
             _counts(where, f"messages.{name}", values)
     if msg.hour_by_day_of_week is not None:
@@ -92,8 +99,14 @@ def check_shape(shape: ShapeMetrics, where: str) -> None:
             for k, v in conv.members_per_conversation.items()
         },
     }
+    if conv.top_sender_share is not None:
+        stats_fields["conversations.top_sender_share"] = conv.top_sender_share
+        _at_most_one(where, "conversations.top_sender_share", conv.top_sender_share)
+    if conv.lifetime_seconds is not None:
+        stats_fields["conversations.lifetime_seconds"] = conv.lifetime_seconds
     if shape.users is not None:
         stats_fields["users.username_length"] = shape.users.username_length
+        stats_fields["users.conversations_per_user"] = shape.users.conversations_per_user
     for field, stats in stats_fields.items():
         if stats is not None:
             if stats.mean is not None and stats.mean < 0:

@@ -7,13 +7,16 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from shape_pipeline.calibration.activity import fit_messages_per_sender
 from shape_pipeline.calibration.content_length import fit_content_length
 from shape_pipeline.calibration.heavy_tail import fit_messages_per_conversation
 from shape_pipeline.calibration.spline_fit import fit_spline
 from shape_pipeline.contracts import (
     PERCENTILE_KEYS,
     DistributionStats,
+    Histogram,
     Percentiles,
+    PowerLawTailModel,
     percentile_level,
 )
 from shape_pipeline.distributions import quantile
@@ -74,3 +77,25 @@ def test_content_length_knots_match_every_exported_percentile(pct: dict[str, flo
     if len(stats.knots()) >= 2:
         got = quantile(model, np.array([p for p, _ in stats.knots()]))
         assert got.tolist() == [q for _, q in stats.knots()]
+
+
+@settings(max_examples=80, deadline=None)
+@given(percentile_sets(), st.integers(0, 3))
+def test_messages_per_sender_heavy_tail_is_monotone_and_matches_knots(
+    pct: dict[str, float], histogram_buckets: int
+) -> None:
+    """Messages per sender goes through the same heavy-tail fit, histogram points included."""
+    top = pct["max"]
+    edges = sorted({1.0, *np.geomspace(1, top + 1, histogram_buckets + 2).round().tolist()})
+    histogram = None
+    if histogram_buckets and len(edges) >= 3:
+        counts = np.linspace(100, 10, len(edges) - 1).round().astype(int).tolist()
+        histogram = Histogram(edges=edges, counts=counts)
+    stats = DistributionStats(**pct, histogram=histogram)
+    model, _ = fit_messages_per_sender(stats)
+    assert isinstance(model, PowerLawTailModel)
+    _monotone(model)
+    assert model.min >= 1
+    knots = stats.knots()
+    got = quantile(model, np.array([p for p, _ in knots]))
+    assert got.tolist() == [q for _, q in knots]
