@@ -1,7 +1,7 @@
 """Referential and window integrity of a synthetic dataset: counts of breaches, never rows.
 
-Checked: every sender is a member of the conversation; every direct message has exactly two
-members; no message outside the window or before its conversation was created; no dangling
+Checked: every sender is a member of the conversation; every direct message has one member (a
+note to self) or two; no message outside the window or before its conversation was created; no dangling
 reference (message -> conversation/user, member -> conversation/user). Databases are checked
 through the schema mapping with a handful of aggregate queries (one pass over the messages
 table); Parquet folders with Arrow joins. On PostgreSQL a reference enforced by a foreign key
@@ -25,7 +25,7 @@ from shape_pipeline.mapping import SchemaMapping, TimeColumn, reflect_tables
 
 CHECKS: dict[str, str] = {
     "senders_not_members": "messages whose sender is not a member of the conversation",
-    "direct_messages_without_two_members": "direct-message conversations without exactly 2 members",
+    "direct_messages_without_one_or_two_members": "direct-message conversations with no member or more than 2",
     "messages_outside_window": "messages outside the shape's window",
     "messages_before_conversation": "messages dated before their conversation was created",
     "messages_without_conversation": "messages referencing a missing conversation",
@@ -33,6 +33,8 @@ CHECKS: dict[str, str] = {
     "members_without_conversation": "member rows referencing a missing conversation",
     "members_without_user": "member rows referencing a missing user",
 }
+
+DIRECT_MESSAGE_MEMBERS: tuple[int, ...] = (1, 2)  # a note to self, or two people
 
 
 @dataclass
@@ -147,7 +149,7 @@ def _check_tables(
 
     row = conn.execute(sa.select(*[v.label(k) for k, v in checks.items()]).select_from(joined)).one()
     found.counts.update({k: int(v) for k, v in row._mapping.items()})
-    found.counts["direct_messages_without_two_members"] = _direct_message_breaches(conn, mapping, c, mem)
+    found.counts["direct_messages_without_one_or_two_members"] = _direct_message_breaches(conn, mapping, c, mem)
     found.counts.update(_member_breaches(conn, bind, mapping, u, c, mem, found))
     return found
 
@@ -176,7 +178,7 @@ def _direct_message_breaches(
     query = (
         sa.select(sa.func.count())
         .select_from(c.outerjoin(sizes, sizes.c.cid == c.c[cm.id]))
-        .where(is_dm, sa.func.coalesce(sizes.c.n, 0) != 2)
+        .where(is_dm, sa.func.coalesce(sizes.c.n, 0).not_in(DIRECT_MESSAGE_MEMBERS))
     )
     return int(conn.execute(query).scalar_one())
 
@@ -241,7 +243,7 @@ def check_parquet(parquet_dir: str | Path, *, window_start: datetime, window_end
             "senders_not_members": _anti_count(
                 messages, members, ["conversation_id", "sender_id"], ["conversation_id", "user_id"]
             ),
-            "direct_messages_without_two_members": int(np.count_nonzero(dm_counts != 2)),
+            "direct_messages_without_one_or_two_members": int(np.count_nonzero(~np.isin(dm_counts, DIRECT_MESSAGE_MEMBERS))),
             "messages_outside_window": int(pc.sum(outside).as_py() or 0),
             "messages_before_conversation": int(pc.sum(early).as_py() or 0),
             "messages_without_conversation": _anti_count(messages, conversations, ["conversation_id"], ["id"]),

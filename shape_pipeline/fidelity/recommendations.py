@@ -32,7 +32,7 @@ ALL_PASS: tuple[str, ...] = (
 )
 INTEGRITY_FIXES: dict[str, str] = {
     "senders_not_members": "draw each message's sender from that conversation's members",
-    "direct_messages_without_two_members": "give every direct message exactly 2 members",
+    "direct_messages_without_one_or_two_members": "give every direct message 1 member (a note to self) or 2",
     "messages_outside_window": "place messages inside calibration_metadata.window_start..window_end",
     "messages_before_conversation": "date messages after their conversation's created_at",
     "messages_without_conversation": "write every conversation its messages reference",

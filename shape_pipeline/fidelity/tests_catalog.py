@@ -172,6 +172,16 @@ def _histogram_data(hist: Histogram | None, freq: Frequency) -> tuple[dict[str, 
     )
 
 
+def _unexplained_parts(cmp: st.DistributionComparison, parts: dict[str, float]) -> dict[str, float]:
+    """The deciding statistics with each percentile error replaced by its part outside noise."""
+    out = dict(parts)
+    if "max_percentile_error" in out:
+        out["max_percentile_error"] = cmp.unexplained_percentile_error or 0.0
+    if "median_error" in out and "p50" in cmp.noise_bands:
+        out["median_error"] = st.unexplained({"p50": parts["median_error"]}, cmp.noise_bands)
+    return out
+
+
 def _distribution_test(
     title: str,
     cmp: st.DistributionComparison,
@@ -181,9 +191,11 @@ def _distribution_test(
     hist: Histogram | None,
     freq: Frequency,
 ) -> TestResult:
-    """Decide on the largest of the `deciding` statistics (those that could be computed)."""
+    """Decide on the largest of the `deciding` statistics (those that could be computed); a
+    FAIL that rests only on percentile errors inside their noise bands becomes a WARNING."""
     parts = {k: v for k, v in deciding.items() if v is not None}
     prod_extra, syn_extra = _histogram_data(hist, freq)
+    banded = bool(cmp.noise_bands) and ("max_percentile_error" in parts or "median_error" in parts)
     common = {
         "title": title,
         "tolerance": tolerance,
@@ -192,11 +204,13 @@ def _distribution_test(
         "mean_error": cmp.mean_error,
         "median_error": cmp.median_error,
         "percentile_errors": cmp.percentile_errors,
+        "noise_band": cmp.noise_band if banded else None,
         "production": {"percentiles": cmp.production_percentiles, "mean": cmp.production_mean, **prod_extra},
         "synthetic": {
             "percentiles": cmp.synthetic_percentiles,
             "mean": cmp.synthetic_mean,
             "count": cmp.synthetic_total,
+            **({"noise_bands": cmp.noise_bands} if banded else {}),
             **syn_extra,
         },
     }
@@ -205,7 +219,8 @@ def _distribution_test(
     if not parts:
         return TestResult(verdict="SKIPPED", reason="no comparable production statistic", **common)
     name = max(parts, key=lambda k: parts[k])
-    verdict, reason = decide(parts[name], tolerance)
+    rest = max(_unexplained_parts(cmp, parts).values()) if banded else None
+    verdict, reason = decide(parts[name], tolerance, unexplained=rest, noise_band=common["noise_band"])
     reason = f"{name.replace('_', ' ')} {reason} ({cmp.synthetic_total:,} synthetic {unit})"
     return TestResult(verdict=verdict, statistic=name, effect_size=parts[name], reason=reason, **common)
 
@@ -318,6 +333,7 @@ def check_members_per_conversation(i: Inputs) -> TestResult:
         tolerance=i.tolerance,
         reason=f"{worst}: {w.reason}",
         ks_statistic=w.ks_statistic,
+        noise_band=w.noise_band,
         percentile_errors={f"{k}.{p}": e for k, r in per_type.items() for p, e in r.percentile_errors.items()},
         production={k: r.production for k, r in per_type.items()},
         synthetic={**{k: r.synthetic for k, r in per_type.items()}, "worst_type": worst},

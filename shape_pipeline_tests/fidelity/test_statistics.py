@@ -62,14 +62,29 @@ def test_ks_at_percentile_knots_is_zero_exactly_when_the_discrete_percentile_agr
     assert st.ks_distance(st.production_cdf_points(capped, None), freq) == pytest.approx(0.2)
 
 
-def test_percentile_error_ignores_sampling_noise_but_not_at_scale() -> None:
+def test_percentile_error_is_plain_and_the_noise_band_shrinks_with_size() -> None:
     rng = np.random.default_rng(0)
     small = Frequency.from_values(np.ceil(rng.lognormal(3, 1, 300)))
     big = Frequency.from_values(np.ceil(rng.lognormal(3, 1, 2_000_000)))
-    target = st.percentile_from_frequency(big, 0.99) * 1.1  # production 10% above
-    assert st.percentile_error(small, 0.99, target, None) == 0.0  # 3 entities above p99: noise
-    # at two million rows the noise band is a few units wide: the plain 1 - 1/1.1 = 9.1%
-    assert st.percentile_error(big, 0.99, target, None) == pytest.approx(1 - 1 / 1.1, abs=0.01)
+    for freq in (small, big):  # the seed's number: |synthetic / production - 1|, whatever the size
+        target = st.percentile_from_frequency(freq, 0.99) * 1.1  # production 10% above
+        assert st.percentile_error(freq, 0.99, target) == pytest.approx(1 - 1 / 1.1)
+    # 3 entities above p99 of 300: noise alone gives far more than 10%; at two million, a unit or so
+    assert st.percentile_noise_band(small, 0.99, None) > 0.3
+    assert st.percentile_noise_band(big, 0.99, None) < 0.02
+    assert st.percentile_noise_band(big, 0.99, 300) > 0.3  # production's own count counts too
+
+
+def test_noise_band_formula_by_hand() -> None:
+    # values 1..1000 once each: Q(p) = ceil(1000 p); se at p50 with n_s = n_p = 1000 is
+    # sqrt(.25 * 2/1000) = 0.02236; z = 3 -> Q(.5 -/+ .0671) = 433 and 568: the larger error
+    # production could show by noise is 500/433 - 1 (the other side gives 1 - 500/568)
+    freq = Frequency.from_values(np.arange(1, 1001))
+    assert st.percentile_noise_band(freq, 0.5, 1000) == pytest.approx(500 / 433 - 1, rel=1e-9)
+    # a share of 1% from 10,000 rows each side: 3 * sqrt(.01 * .99 * 2e-4) / .01 = 0.422
+    assert st.share_noise_band(0.01, 10_000, 10_000) == pytest.approx(0.422, abs=0.001)
+    assert st.share_error(0.008, 0.01) == pytest.approx(0.2)
+    assert st.unexplained({"p50": 0.2, "p99": 0.4}, {"p50": 0.1, "p99": 0.5}) == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +100,16 @@ def test_percentile_error_ignores_sampling_noise_but_not_at_scale() -> None:
 )
 def test_verdict_rule(effect: float, p_value: float | None, expected: str) -> None:
     assert decide(effect, 0.15, p_value=p_value)[0] == expected
+
+
+def test_noise_softens_a_verdict_by_one_step_and_no_further() -> None:
+    verdict, reason = decide(0.30, 0.15, unexplained=0.0, noise_band=0.35)
+    assert verdict == "WARNING" and "0.300" in reason and "noise band 0.350" in reason
+    assert decide(0.30, 0.15, unexplained=0.16, noise_band=0.35)[0] == "FAIL"  # another error is beyond noise
+    assert decide(0.30, 0.15, unexplained=0.12)[0] == "WARNING"  # never softer than one step
+    assert decide(0.12, 0.15, unexplained=0.0)[0] == "PASS"  # a top-third warning noise explains
+    assert decide(0.12, 0.15, unexplained=0.11)[0] == "WARNING"
+    assert decide(0.12, 0.15, unexplained=0.0, p_value=0.01)[0] == "WARNING"  # the p-value rule still holds
 
 
 def test_overall_ignores_skipped() -> None:
