@@ -29,7 +29,7 @@ from shape_pipeline.calibration.conversation_skews import (
     recency_shares,
 )
 from shape_pipeline.calibration.fit_report import GOAL, named_models
-from shape_pipeline.calibration.heavy_tail import fit_messages_per_conversation
+from shape_pipeline.calibration.heavy_tail import fit_messages_per_conversation, looks_heavy
 from shape_pipeline.calibration.joint import fit_members_by_size
 from shape_pipeline.calibration.spline_fit import fit_spline
 from shape_pipeline.calibration.temporal import fit_temporal
@@ -142,8 +142,11 @@ def _members(
     for kind in dict.fromkeys([*kinds, *exported]):
         field = f"conversations.members_per_conversation.{kind}"
         if kind in exported:
-            with metric(where, field):
-                out[kind] = fit_spline(exported[kind], natural_min=1, source=f"shape {field}")
+            stats = exported[kind]
+            with metric(where, field):  # big rooms: a Pareto tail when the top says so
+                out[kind] = fit_spline(
+                    stats, natural_min=1, heavy_tail=looks_heavy(stats), source=f"shape {field}"
+                )
             continue
         base = kind if kind in defaults.MEMBERS_PER_CONVERSATION else "GROUP_CHAT"
         defaulted.append(kind if base == kind else f"{kind} (as GROUP_CHAT)")

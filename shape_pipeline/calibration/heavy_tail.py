@@ -17,12 +17,12 @@ more hot senders).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from shape_pipeline.calibration import defaults
-from shape_pipeline.calibration.fit_report import model_errors, model_mean
+from shape_pipeline.calibration.fit_report import GOAL, model_errors, model_mean, relative_error
 from shape_pipeline.calibration.knots import (
     exported_cap,
     extrapolation_level,
@@ -40,6 +40,7 @@ from shape_pipeline.contracts import (
 from shape_pipeline.distributions import pareto_tail
 
 HEAVY_ALPHA = 3.0  # tail exponents at or below this count as heavy (`looks_heavy`)
+ALPHA_RANGE = (1.05, 20.0)  # tail exponents a mean match may choose from
 
 
 def estimate_alpha(low: Knot, high: Knot) -> float:
@@ -48,6 +49,18 @@ def estimate_alpha(low: Knot, high: Knot) -> float:
     if not (0.0 < q_a < q_b and p_a < p_b < 1.0):
         raise ValueError(f"cannot estimate alpha from {low} and {high}")
     return 1.0 + math.log((1.0 - p_a) / (1.0 - p_b)) / math.log(q_b / q_a)
+
+
+def alpha_for_mean(mean_at: Callable[[float], float], target: float) -> float | None:
+    """The tail exponent in ALPHA_RANGE whose model mean is `target` (bisection: the mean falls
+    as alpha rises); None when the target is out of reach within the model's cap."""
+    low, high = ALPHA_RANGE
+    if mean_at(low) < target or mean_at(high) > target:
+        return None
+    while high - low > 1e-3:
+        middle = (low + high) / 2
+        low, high = (middle, high) if mean_at(middle) > target else (low, middle)
+    return (low + high) / 2
 
 
 def looks_heavy(stats: Percentiles) -> bool:
@@ -124,7 +137,32 @@ def fit_heavy_tail(
         tail_start=start,
         source=source,
     )
+    if mean is not None:
+        model = match_mean(model, knots, percentiles.knots()[-1][0], mean)
     return finish(model, percentiles.knots(), mean), notes
+
+
+def match_mean(
+    model: PowerLawTailModel, knots: Sequence[Knot], top_level: float, mean: float
+) -> PowerLawTailModel:
+    """When the model's mean misses the exported mean by more than the goal, start the tail at
+    the top exported percentile and choose the alpha that carries the mean.
+
+    Every exported percentile stays exact (they all lie on the body); only histogram points
+    above the top percentile give way. Those rest on the few largest entities after privacy
+    merges, while the mean says how much they hold in total: for messages per sender, how
+    much of the traffic the hottest users write.
+    """
+    if abs(relative_error(model_mean(model), mean)) <= GOAL:
+        return model
+    anchored = [k for k in knots if k[0] <= top_level]
+    base = model.model_copy(update={"body_knots": anchored[:-1], "tail_start": anchored[-1]})
+    alpha = alpha_for_mean(lambda a: model_mean(base.model_copy(update={"alpha": a})), mean)
+    if alpha is None:
+        return model  # out of reach within the cap: keep the estimate, the error is reported
+    return base.model_copy(
+        update={"alpha": alpha, "source": f"{model.source}; tail alpha matched to the mean"}
+    )
 
 
 def fit_messages_per_conversation(

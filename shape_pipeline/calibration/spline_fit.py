@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from shape_pipeline.calibration.fit_report import GOAL, model_errors, model_mean, relative_error
-from shape_pipeline.calibration.heavy_tail import estimate_alpha, tail_pair
+from shape_pipeline.calibration.heavy_tail import alpha_for_mean, estimate_alpha, tail_pair
 from shape_pipeline.calibration.knots import (
     exported_cap,
     extrapolation_level,
@@ -24,8 +24,6 @@ from shape_pipeline.calibration.knots import (
 )
 from shape_pipeline.contracts import DistributionStats, QuantileSplineModel
 from shape_pipeline.distributions import quantile
-
-_ALPHA_RANGE = (1.05, 20.0)  # tail exponents the mean match may choose from
 
 
 def fit_spline(
@@ -81,17 +79,9 @@ def match_tail_to_mean(model: QuantileSplineModel, mean: float) -> QuantileSplin
     """
     if abs(relative_error(model_mean(model), mean)) <= GOAL:
         return model
-
-    def gap(alpha: float) -> float:
-        return model_mean(model.model_copy(update={"tail_alpha": alpha})) - mean
-
-    low, high = _ALPHA_RANGE
-    if gap(low) < 0 or gap(high) > 0:
+    alpha = alpha_for_mean(lambda a: model_mean(model.model_copy(update={"tail_alpha": a})), mean)
+    if alpha is None:
         return model  # out of reach within the cap: keep the estimate, the error is reported
-    while high - low > 1e-3:  # the mean falls as alpha rises: bisect
-        middle = (low + high) / 2
-        low, high = (middle, high) if gap(middle) > 0 else (low, middle)
-    alpha = (low + high) / 2
     return model.model_copy(
         update={
             "tail_alpha": round(alpha, 4),

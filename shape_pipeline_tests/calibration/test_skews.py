@@ -201,6 +201,21 @@ def test_messages_per_sender_falls_back_without_percentiles() -> None:
     assert quantile(model, np.array([0.5, 0.9, 0.99])).tolist() == [17, 268, 3_684]
 
 
+def test_heavy_tail_alpha_carries_the_exported_mean_without_moving_a_percentile() -> None:
+    """A hot sender (a bot) holds more than the two-knot Pareto gives: the mean says how much."""
+    base = {"p25": 2, "p50": 5, "p75": 15, "p90": 79, "p95": 151, "p99": 404, "max": 16_000}
+    estimate, _ = fit_messages_per_sender(DistributionStats(**base))
+    target = 1.3 * estimate.mean
+    matched, _ = fit_messages_per_sender(DistributionStats(**base, mean=target))
+    assert matched.alpha < estimate.alpha and "matched to the mean" in matched.source
+    assert abs(matched.mean - target) / target <= 0.05
+    levels = [0.25, 0.5, 0.75, 0.9, 0.95, 0.99]
+    assert quantile(matched, np.array(levels)).tolist() == [2, 5, 15, 79, 151, 404]
+    unreachable, _ = fit_messages_per_sender(DistributionStats(**base, mean=100 * estimate.mean))
+    assert unreachable.alpha == estimate.alpha  # kept; the mean's error is reported instead
+    assert not next(e for e in unreachable.fit_errors if e.metric == "mean").within_goal
+
+
 def test_sender_share_is_clipped_and_unknown_without_counts() -> None:
     totals = Totals(users=100, conversations=10, messages=1_000)
     assert sender_share(DistributionStats(p50=3, count=40), totals) == 0.4
