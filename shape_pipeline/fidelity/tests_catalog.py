@@ -8,15 +8,17 @@ have no histograms, no temporal data) and does not count toward the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from shape_pipeline.contracts import (
+    PERCENTILE_KEYS,
     DistributionStats,
     Histogram,
+    Histogram2D,
     Percentiles,
     ShapeMetrics,
     TestResult,
@@ -24,7 +26,7 @@ from shape_pipeline.contracts import (
 from shape_pipeline.fidelity import statistics as st
 from shape_pipeline.fidelity.integrity import CHECKS, IntegrityFindings
 from shape_pipeline.fidelity.verdict import decide
-from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
+from shape_pipeline.sampling.frequencies import MEMBER_EDGES, SIZE_EDGES, Frequency, FrequencyTables
 
 WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -340,6 +342,232 @@ def check_members_per_conversation(i: Inputs) -> TestResult:
     )
 
 
+# --------------------------------------------------------------------------------------
+# The skews that decide index behaviour: hot users, hot rooms, lifetimes, recency, trend
+# --------------------------------------------------------------------------------------
+
+
+def check_conversations_per_user(i: Inputs) -> TestResult:
+    """Active conversations each member belongs to: the plan of a user's conversation list."""
+    title = "Conversations per user"
+    stats = i.shape.users.conversations_per_user if i.shape.users else None
+    if stats is None:
+        return _skipped(title, "the shape has no users.conversations_per_user")
+    return _numeric(title, stats, i.synthetic.conversations_per_user, i, "members", use_percentiles=True)
+
+
+def check_conversation_lifetime(i: Inputs) -> TestResult:
+    title = "Conversation lifetime (seconds)"
+    stats = i.shape.conversations.lifetime_seconds
+    if stats is None:
+        return _skipped(title, "the shape has no conversations.lifetime_seconds")
+    return _numeric(title, stats, i.synthetic.lifetime_seconds, i, "conversations", use_percentiles=True)
+
+
+PERMILLE = 1000.0
+
+
+def _as_permille(stats: DistributionStats) -> DistributionStats:
+    """Production shares (0-1] in the synthetic table's unit, round(1000 * share), so the exact
+    integer KS distance applies at every histogram edge and percentile."""
+    scaled = {
+        k: (round(v * PERMILLE) if k in (*PERCENTILE_KEYS, "max", "median") else v * PERMILLE)
+        for k in (*PERCENTILE_KEYS, "max", "median", "mean", "stddev")
+        if (v := getattr(stats, k)) is not None
+    }
+    hist = stats.histogram
+    if hist is not None:
+        hist = Histogram(edges=[e * PERMILLE for e in hist.edges], counts=list(hist.counts))
+    return DistributionStats(count=stats.count, histogram=hist, **scaled)
+
+
+def check_top_sender_share(i: Inputs) -> TestResult:
+    """How much of a conversation its most active sender writes, in permille.
+
+    Decided on the exact KS distance at the exported points (histogram edges, percentiles), not
+    on relative percentile errors: shares are bounded and pile up at 1.0 (single-sender rooms),
+    so p90-p99 are often exactly 1000 on both sides and a relative error near the bottom of the
+    range says little; KS weighs every part of the range alike. Plain errors are reported.
+    """
+    title = "Top sender share (permille of a conversation's messages)"
+    stats = i.shape.conversations.top_sender_share
+    if stats is None:
+        return _skipped(title, "the shape has no conversations.top_sender_share")
+    return _numeric(title, _as_permille(stats), i.synthetic.top_sender_permille, i, "conversations", use_percentiles=False)
+
+
+def _share_test(
+    title: str,
+    statistic: str,
+    production: dict[str, float],
+    synthetic: dict[str, float],
+    counts: tuple[int | None, int],
+    tolerance: float,
+    design_effect: float = 1.0,
+    extra: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+) -> TestResult:
+    """Plain relative errors |s/p - 1| of a few shares; the largest decides, softened by one
+    step where every error above a line lies inside its binomial noise band."""
+    n_prod, n_syn = counts
+    errors = {k: st.share_error(synthetic[k], p) for k, p in production.items()}
+    bands = {k: st.share_noise_band(p, n_prod, n_syn, design_effect) for k, p in production.items()}
+    worst = max(errors, key=lambda k: errors[k])
+    verdict, reason = decide(
+        errors[worst], tolerance, unexplained=st.unexplained(errors, bands), noise_band=bands[worst]
+    )
+    return TestResult(
+        title=title,
+        verdict=verdict,
+        statistic=statistic,
+        effect_size=errors[worst],
+        tolerance=tolerance,
+        reason=f"{worst.replace('_', ' ')}: {reason}",
+        noise_band=bands[worst],
+        production={"shares": production, **extra[0]},
+        synthetic={
+            "shares": synthetic,
+            "count": n_syn,
+            "share_errors": errors,
+            "noise_bands": bands,
+            **({"design_effect": design_effect} if design_effect != 1.0 else {}),
+            **extra[1],
+        },
+    )
+
+
+def check_recency(i: Inputs) -> TestResult:
+    """Shares of conversations whose last message lies in the window's last 7 and 30 days."""
+    title = "Recency (conversations active in the last 7 / 30 days)"
+    recency = i.shape.conversations.recency
+    if recency is None:
+        return _skipped(title, "the shape has no conversations.recency")
+    n_prod = i.shape.totals.conversations if i.shape.totals else 0
+    if not n_prod:
+        return _skipped(title, "the shape has no totals.conversations to turn recency into shares")
+    n_syn = i.synthetic.conversations_total
+    if n_syn == 0:
+        return TestResult(title=title, verdict="FAIL", reason="the synthetic data has no conversations")
+    counts = {
+        "last_7_days": (recency.active_last_7_days, i.synthetic.active_last_7_days),
+        "last_30_days": (recency.active_last_30_days, i.synthetic.active_last_30_days),
+    }
+    return _share_test(
+        title,
+        "max_share_error",
+        {k: p / n_prod for k, (p, _) in counts.items()},
+        {k: s / n_syn for k, (_, s) in counts.items()},
+        (n_prod, n_syn),
+        i.tolerance,
+        extra=({"counts": {k: p for k, (p, _) in counts.items()}}, {"counts": {k: s for k, (_, s) in counts.items()}}),
+    )
+
+
+def weekly_blocks(days: int) -> list[tuple[int, int]]:
+    """[start, end) day ranges of 7 days counted back from the window's end, the oldest block
+    taking the days left over (a 30-day window: days 0-9, 9-16, 16-23, 23-30)."""
+    if days <= 7:
+        return [(0, days)]
+    ends = list(range(days, 6, -7))
+    blocks = [(end - 7, end) for end in ends]
+    blocks[-1] = (0, blocks[-1][1])
+    return blocks[::-1]
+
+
+def _padded(a: list[int] | np.ndarray, length: int) -> np.ndarray:
+    out = np.zeros(length, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)[:length]
+    out[: len(a)] = a
+    return out
+
+
+def check_messages_per_day(i: Inputs) -> TestResult:
+    """The trend over the window, judged on 7-day blocks counted back from its end.
+
+    Each block's share of the window's messages is compared by plain relative error (the daily
+    series itself is too noisy, and its total variation distance too forgiving: a flat series
+    against production whose last week holds half an average week is a TVD of only 0.10, but an
+    error of 77% on the last block). Noise bands are binomial with the design effect of messages
+    clustered in conversations. Daily shares are kept for the chart.
+    """
+    title = "Messages per day (trend over the window)"
+    daily = i.shape.messages.daily_counts
+    if not daily or sum(daily) == 0:
+        return _skipped(title, "the shape has no messages.daily_counts")
+    prod = _padded(daily, len(daily))
+    syn = _padded(i.synthetic.messages_per_day, len(daily))
+    if syn.sum() == 0:
+        return TestResult(title=title, verdict="FAIL", reason="the synthetic data has no messages in the window")
+    blocks = weekly_blocks(len(daily))
+    label = {b: f"days {b[0] + 1}-{b[1]}" for b in blocks}
+    labels = [f"{d + 1:02d}" for d in range(len(daily))]
+    return _share_test(
+        title,
+        "max_weekly_share_error",
+        {label[b]: float(prod[b[0] : b[1]].sum() / prod.sum()) for b in blocks},
+        {label[b]: float(syn[b[0] : b[1]].sum() / syn.sum()) for b in blocks},
+        (int(prod.sum()), int(syn.sum())),
+        i.tolerance,
+        design_effect=_clustering(i),
+        extra=(
+            {"daily_shares": _labelled(prod / prod.sum(), tuple(labels))},
+            {"daily_shares": _labelled(syn / syn.sum(), tuple(labels))},
+        ),
+    )
+
+
+def rebin_grid(
+    counts: np.ndarray, row_edges: Sequence[float], column_edges: Sequence[float], onto: Histogram2D
+) -> tuple[np.ndarray, int]:
+    """(counts on `onto`'s cells, count left outside its extent) of a grid with other edges.
+
+    Each source cell goes to the target cell holding its lower corner, which is exact when the
+    target edges are a subset of the source's (the production grid is the fixed power-of-two
+    grid, trimmed to its non-empty extent).
+    """
+    src = np.asarray(counts, dtype=np.int64)
+    rows = np.searchsorted(onto.row_edges, row_edges[: src.shape[0]], side="right") - 1
+    cols = np.searchsorted(onto.column_edges, column_edges[: src.shape[1]], side="right") - 1
+    ok_r = (rows >= 0) & (rows < len(onto.row_edges) - 1)
+    ok_c = (cols >= 0) & (cols < len(onto.column_edges) - 1)
+    out = np.zeros((len(onto.row_edges) - 1, len(onto.column_edges) - 1), dtype=np.int64)
+    inside = src[np.ix_(ok_r, ok_c)]
+    np.add.at(out, (rows[ok_r][:, None], cols[ok_c][None, :]), inside)
+    return out, int(src.sum() - inside.sum())
+
+
+def check_size_by_members(i: Inputs) -> TestResult:
+    """The joint of conversation size and member count: TVD over the production grid's cells
+    (both normalised; synthetic conversations outside its extent count as a cell of their
+    own), softened by one step inside the TVD two samples of these sizes show."""
+    title = "Conversation size x members (2-D)"
+    grid = i.shape.conversations.size_by_members
+    if grid is None:
+        return _skipped(title, "the shape has no conversations.size_by_members")
+    prod = np.asarray(grid.counts, dtype=np.float64)
+    if prod.sum() == 0:
+        return _skipped(title, "every cell of the production size x members grid is suppressed")
+    syn, outside = rebin_grid(i.synthetic.size_by_members, SIZE_EDGES, MEMBER_EDGES, grid)
+    n_syn = int(syn.sum()) + outside
+    if n_syn == 0:
+        return TestResult(title=title, verdict="FAIL", reason="the synthetic data has no conversations")
+    p, q = prod / prod.sum(), syn / n_syn
+    tvd = 0.5 * float(np.abs(p - q).sum() + outside / n_syn)
+    band = st.tvd_noise_band(p, int(prod.sum()), n_syn)
+    verdict, reason = decide(tvd, i.tolerance, unexplained=0.0 if tvd <= band else tvd, noise_band=band)
+    edges = {"row_edges": grid.row_edges, "column_edges": grid.column_edges}
+    return TestResult(
+        title=title,
+        verdict=verdict,
+        statistic="total_variation_distance",
+        effect_size=tvd,
+        tolerance=i.tolerance,
+        reason=f"total variation distance {reason} ({n_syn:,} synthetic conversations)",
+        noise_band=band,
+        production={"grid": {**edges, "shares": p.tolist()}},
+        synthetic={"grid": {**edges, "shares": q.tolist()}, "outside_share": outside / n_syn, "count": n_syn},
+    )
+
+
 _RANK = {"FAIL": 3, "WARNING": 2, "PASS": 1, "SKIPPED": 0}
 
 
@@ -386,6 +614,12 @@ CATALOG: tuple[tuple[str, Callable[[Inputs], TestResult]], ...] = (
     ("day_of_week_pattern", check_day_of_week_pattern),
     ("inter_message_gaps", check_inter_message_gaps),
     ("messages_per_sender", check_messages_per_sender),
+    ("conversations_per_user", check_conversations_per_user),
+    ("top_sender_share", check_top_sender_share),
+    ("conversation_lifetime", check_conversation_lifetime),
+    ("recency", check_recency),
+    ("size_by_members", check_size_by_members),
+    ("messages_per_day", check_messages_per_day),
     ("integrity", check_integrity),
 )
 TEST_KEYS: tuple[str, ...] = tuple(key for key, _ in CATALOG)

@@ -12,6 +12,7 @@ import pytest
 
 from shape_pipeline import cli
 from shape_pipeline.contracts import ShapeMetrics
+from shape_pipeline.contracts import TestResult as Result
 from shape_pipeline.db import create_engine
 from shape_pipeline.fidelity import integrity
 from shape_pipeline.fidelity.parquet_source import frequencies_from_parquet
@@ -31,13 +32,21 @@ from shape_pipeline_tests.fidelity.world import (
     to_postgres,
 )
 
+# The skew tests of issue 10: SKIPPED while the shape lacks their blocks (test_skews.py feeds them).
+SKEW_KEYS = {"conversations_per_user", "top_sender_share", "conversation_lifetime", "recency", "size_by_members", "messages_per_day"}
+
+
+def _skipped_for_lack(result: Result) -> bool:
+    return result.verdict == "SKIPPED" and (result.reason or "").startswith("the shape has no")
+
 
 def test_a_faithful_dataset_passes(production_shape: ShapeMetrics, synthetic_dir: Callable[..., Path]) -> None:
     report = validate(production_shape, parquet_dir=synthetic_dir())
-    assert {k: t.verdict for k, t in report.tests.items()} == dict.fromkeys(TEST_KEYS, "PASS")
+    for key, result in report.tests.items():
+        assert result.verdict == "PASS" or (key in SKEW_KEYS and _skipped_for_lack(result)), (key, result.reason)
     assert report.overall_verdict == "PASS"
     assert report.summary.recommendations == list(ALL_PASS)
-    assert report.summary.passed_tests == len(TEST_KEYS)
+    assert report.summary.passed_tests == len(TEST_KEYS) - report.summary.skipped_tests
 
 
 def _direction(rec) -> float:  # noqa: ANN001 - a Recommendation
@@ -154,7 +163,7 @@ def test_a_tiny_dataset_gets_a_clear_verdict(production_shape: ShapeMetrics, tmp
     report = validate(production_shape, parquet_dir=folder)
     assert report.overall_verdict in ("WARNING", "FAIL")
     for key, result in report.tests.items():
-        assert result.verdict in ("PASS", "WARNING", "FAIL"), key
+        assert result.verdict in ("PASS", "WARNING", "FAIL") or (key in SKEW_KEYS and _skipped_for_lack(result)), key
         assert result.reason, key
     assert "4 synthetic conversations" in report.tests["messages_per_conversation"].reason
 
@@ -180,6 +189,7 @@ def test_a_seed_form_shape_skips_what_it_lacks(synthetic_dir: Callable[..., Path
         "day_of_week_pattern",
         "inter_message_gaps",
         "messages_per_sender",
+        *SKEW_KEYS,
     }
     assert all(report.tests[k].reason.startswith("the shape has no") for k in skipped)
     assert report.summary.skipped_tests == len(skipped)
