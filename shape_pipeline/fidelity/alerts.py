@@ -27,6 +27,7 @@ class FailedCheck:
     statistic: str | None = None
     effect_size: float | None = None
     tolerance: float | None = None
+    noise_band: float | None = None  # what sampling noise alone gives, in the statistic's unit
     recommendations: list[str] = field(default_factory=list)
 
 
@@ -48,6 +49,8 @@ def compose(checks: Sequence[FailedCheck], *, run_id: str, report_path: str | No
             stat = f" {c.statistic} {c.effect_size:.3f}"
             if c.tolerance is not None:
                 stat += f" vs tolerance {c.tolerance:g}"
+            if c.noise_band is not None:
+                stat += f" (noise band {c.noise_band:.3f})"
         lines.append(f"- {c.name} [{c.severity}] {c.verdict}:{stat}. {c.reason}".rstrip())
         lines.extend(f"    -> {r}" for r in c.recommendations)
     if report_path:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from shape_pipeline.console import Emit, Reporter, fmt_pct
 from shape_pipeline.contracts import FidelityReport, TestResult
 
+SHARE_STATISTICS = ("max_share_error", "max_weekly_share_error")
+
 
 def statistic_lines(result: TestResult) -> list[str]:
     """The statistic lines of one test (without the `[Test N]` tag)."""
@@ -25,6 +27,12 @@ def statistic_lines(result: TestResult) -> list[str]:
         lines.append(f"Mean Error: {fmt_pct(result.mean_error)}")
     if result.median_error is not None:
         lines.append(f"Median Error: {fmt_pct(result.median_error)}")
+    errors = result.synthetic.get("share_errors")
+    if result.statistic in SHARE_STATISTICS and errors:
+        lines.append("Share Errors: " + ", ".join(f"{k.replace('_', ' ')} {fmt_pct(v)}" for k, v in errors.items()))
+    if result.noise_band is not None:
+        band = f"{result.noise_band:.3f}" if result.statistic == "total_variation_distance" else fmt_pct(result.noise_band)
+        lines.append(f"Noise Band: {band} (what sampling noise alone gives at these sizes)")
     if result.statistic == "integrity_breaches":
         lines.append(f"Breaches: {int(result.effect_size or 0):,}")
     verdict = f"Verdict: {result.verdict}"

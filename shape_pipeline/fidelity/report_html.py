@@ -12,6 +12,7 @@ import io
 from typing import Any
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, safe in Dagster's threads
 
 from shape_pipeline.contracts import FidelityReport, TestResult
@@ -20,7 +21,14 @@ from shape_pipeline.fidelity.render_console import statistic_lines
 PROD, SYN = "#1f77b4", "#ff7f0e"
 COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "WARNING": "#ef6c00", "SKIPPED": "#757575"}
 LINE_TESTS = {"hourly_pattern", "day_of_week_pattern"}
-HEAVY_TAILS = {"messages_per_conversation", "inter_message_gaps", "messages_per_sender", "content_length"}
+HEAVY_TAILS = {
+    "messages_per_conversation",
+    "inter_message_gaps",
+    "messages_per_sender",
+    "content_length",
+    "conversations_per_user",
+    "conversation_lifetime",
+}
 
 
 def _svg(fig: Figure) -> str:
@@ -87,9 +95,32 @@ def distribution_chart(prod: dict[str, Any], syn: dict[str, Any], *, log: bool) 
     return _svg(fig)
 
 
+def grid_chart(prod: dict[str, Any], syn: dict[str, Any]) -> str:
+    """Production and synthetic shares of a 2-D grid side by side, on one colour scale."""
+    fig = Figure(figsize=(7.0, 3.2))
+    p, s = np.asarray(prod["shares"]), np.asarray(syn["shares"])
+    top = max(float(p.max(initial=0.0)), float(s.max(initial=0.0)), 1e-9)
+    rows, cols = prod["row_edges"], prod["column_edges"]
+    for n, (shares, label) in enumerate(((p, "production"), (s, "synthetic")), start=1):
+        ax = fig.add_subplot(1, 2, n)
+        image = ax.imshow(shares, origin="lower", aspect="auto", cmap="Blues", vmin=0.0, vmax=top)
+        ax.set_title(label)
+        ax.set_yticks(range(len(rows) - 1), [f"{r:g}" for r in rows[:-1]])
+        ax.set_xticks(range(len(cols) - 1), [f"{c:g}" for c in cols[:-1]], rotation=90)
+        ax.set_xlabel("members (from)")
+        if n == 1:
+            ax.set_ylabel("messages (from)")
+    fig.colorbar(image, ax=fig.axes, label="share of conversations")
+    return _svg(fig)
+
+
 def chart_for(key: str, result: TestResult) -> str | None:
     if result.verdict == "SKIPPED" or key == "integrity":
         return None
+    if "grid" in result.production:
+        return grid_chart(result.production["grid"], result.synthetic.get("grid", {}))
+    if "daily_shares" in result.production:
+        return category_chart(result.production["daily_shares"], result.synthetic.get("daily_shares", {}), lines=True)
     if "shares" in result.production:
         return category_chart(result.production["shares"], result.synthetic.get("shares", {}), lines=key in LINE_TESTS)
     if key == "members_per_conversation":
@@ -115,12 +146,29 @@ def _section(number: int, key: str, result: TestResult) -> str:
         f'<div class="chart">{chart}</div>' if chart else "",
         f"<h3>Recommendation</h3><ul>{recs}</ul>" if recs else "",
     ]
+    if result.synthetic.get("share_errors"):
+        parts.append(_share_table(result))
     if key == "integrity" and result.synthetic.get("counts"):
         rows = "".join(
             f"<tr><td>{esc(k)}</td><td>{v:,}</td></tr>" for k, v in result.synthetic["counts"].items()
         )
         parts.append(f"<table><tr><th>rule</th><th>breaches</th></tr>{rows}</table>")
     return "".join(parts) + "</section>"
+
+
+def _share_table(result: TestResult) -> str:
+    """Each share of a share test: production, synthetic, plain error and noise band."""
+    prod, syn = result.production.get("shares", {}), result.synthetic.get("shares", {})
+    errors, bands = result.synthetic["share_errors"], result.synthetic.get("noise_bands", {})
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{prod.get(k, 0.0):.2%}</td><td>{syn.get(k, 0.0):.2%}</td>"
+        f"<td>{e:.1%}</td><td>&plusmn;{bands.get(k, 0.0):.1%}</td></tr>"
+        for k, e in errors.items()
+    )
+    return (
+        "<table><tr><th>share</th><th>production</th><th>synthetic</th><th>error</th>"
+        f"<th>noise band</th></tr>{rows}</table>"
+    )
 
 
 def render_html(report: FidelityReport, *, shape_path: str | None = None) -> str:

@@ -377,7 +377,7 @@ def _as_permille(stats: DistributionStats) -> DistributionStats:
     }
     hist = stats.histogram
     if hist is not None:
-        hist = Histogram(edges=[e * PERMILLE for e in hist.edges], counts=list(hist.counts))
+        hist = Histogram(edges=[round(e * PERMILLE, 6) for e in hist.edges], counts=list(hist.counts))
     return DistributionStats(count=stats.count, histogram=hist, **scaled)
 
 

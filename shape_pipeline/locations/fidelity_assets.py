@@ -82,7 +82,7 @@ def tests_table(report: FidelityReport) -> str:
 def check_result(key: str, result: TestResult) -> dg.AssetCheckResult:
     """PASS/SKIPPED pass; WARNING fails with WARN severity; FAIL fails with ERROR severity."""
     metadata: dict[str, Any] = {"verdict": result.verdict}
-    for name in ("statistic", "effect_size", "tolerance", "reason", "p_value"):
+    for name in ("statistic", "effect_size", "tolerance", "noise_band", "reason", "p_value"):
         value = getattr(result, name)
         if value is not None:
             metadata[name] = value
@@ -191,6 +191,7 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[alerts.Fail
             statistic=_text(md, "statistic"),
             effect_size=_number(md, "effect_size"),
             tolerance=_number(md, "tolerance"),
+            noise_band=_number(md, "noise_band"),
             recommendations=[line[2:] for line in recs.splitlines() if line.startswith("- ")],
         )
     return [found[k] for k in TEST_KEYS if k in found]
