@@ -25,7 +25,7 @@ import dagster as dg
 from shape_pipeline import settings
 from shape_pipeline.calibration.calibrate import calibrate_file, off_goal_warnings
 from shape_pipeline.calibration.fit_report import named_models
-from shape_pipeline.contracts import CalibratedConfig
+from shape_pipeline.contracts import CalibratedConfig, PowerLawTailModel, QuantileSplineModel
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import newest_file, sha256_file
 from shape_pipeline.locations.resources import DevelopmentTarget
@@ -102,8 +102,13 @@ def fitted_parameters(config: CalibratedConfig) -> dict[str, Any]:
             "stddev": config.user_generation.username_length.stddev,
         },
         "gap_seconds_tail_alpha": msg.inter_message_gap_seconds.tail_alpha,
-        "messages_per_sender_tail_alpha": msg.messages_per_sender.tail_alpha,
+        "messages_per_sender_tail_alpha": tail_alpha(msg.messages_per_sender),
     }
+
+
+def tail_alpha(model: QuantileSplineModel | PowerLawTailModel) -> float | None:
+    """The Pareto exponent of a model's tail (None: no tail)."""
+    return model.alpha if isinstance(model, PowerLawTailModel) else model.tail_alpha
 
 
 def config_path(development: DevelopmentTarget, when: datetime) -> Path:
