@@ -120,3 +120,27 @@ def discrete_percentile(values: np.ndarray, p: float) -> float:
         raise ValueError("no values")
     index = max(int(np.ceil(p * ordered.size)) - 1, 0)
     return float(ordered[index])
+
+
+def stratified_levels(rng: np.random.Generator, size: int) -> np.ndarray:
+    """u_i = (i + U_i) / n in a seeded random order: one level in each of n equal strata.
+
+    Realized quantiles then sit within one order statistic of the model's at any n (Latin
+    hypercube sampling), where i.i.d. levels scatter them by O(1/sqrt(n)). The top stratum
+    still reaches into the tail, so Pareto draws beyond the last knot are kept.
+    """
+    if size <= 0:
+        return np.zeros(0, dtype=np.float64)
+    levels = (np.arange(size, dtype=np.float64) + rng.random(size)) / size
+    return levels[rng.permutation(size)]
+
+
+def sample_stratified(model: Model, rng: np.random.Generator, size: int) -> np.ndarray:
+    """`size` draws from `model` at stratified levels (see `stratified_levels`), typed like `sample`."""
+    x = quantile(model, stratified_levels(rng, size))
+    return x.astype(np.int64) if is_integer(model) else x
+
+
+def is_integer(model: Model) -> bool:
+    """Whether `model` draws whole numbers (every model but a non-integer quantile spline)."""
+    return not isinstance(model, QuantileSplineModel) or model.integer

@@ -1,9 +1,11 @@
 """The plan of a dataset: sizes, per-conversation counts and per-user traits, drawn once.
 
 Everything that ties shards together (how many messages each conversation holds, its type and
-member count, each user's activity and username length) is drawn here from the seed's own
-plan stream; the shards then fill in rows independently. The plan is small: a few numbers per
-user and per conversation, never per message.
+member count, who its members are and how many messages each writes, each user's username
+length) is drawn here from the seed's own plan stream; the shards then fill in rows
+independently. Per-entity quantities are stratified draws (generation/stratified.py), so their
+percentiles sit on the model's at any size. The plan is small: a few numbers per user, per
+conversation and per membership, never per message.
 """
 
 from __future__ import annotations
@@ -13,21 +15,35 @@ from datetime import datetime
 
 import numpy as np
 
-from shape_pipeline.contracts import CalibratedConfig, QuantileSplineModel
-from shape_pipeline.distributions import Model, quantile, sample
+from shape_pipeline.contracts import CalibratedConfig, MembersBySize, QuantileSplineModel
+from shape_pipeline.distributions import (
+    Model,
+    quantile,
+    sample_stratified,
+    stratified_levels,
+)
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.generation import seeds
+from shape_pipeline.generation.assign import (
+    activity_by_load,
+    allocate_messages,
+    configuration_membership,
+)
 from shape_pipeline.generation.bands import BANDS, DEFAULT_BAND, band_messages  # noqa: F401 - re-exported
+from shape_pipeline.generation.stratified import apportion, cap_keeping_sum, draw_adding_up, spread
 from shape_pipeline.generation.timeline import TimeWarp, build_time_warp
 
+DIRECT_MESSAGE = "DIRECT_MESSAGE"
 CONVERSATIONS_PER_SHARD = 256  # the unit of randomness for conversations, members and messages
 USERS_PER_SHARD = 16_384  # the unit of randomness for users
-MEMBERSHIP_EXPONENT = 0.0  # popularity = activity ** this; 0 (uniform) measured closest to messages-per-sender
-DIRECT_MESSAGE = "DIRECT_MESSAGE"
+DEGREE_EXPONENT = 0.75  # without conversations_per_user: degree ~ activity ** this (a real corpus: ~0.77)
+MAX_DEGREE_SHARE = 0.5  # no user is in more than this share of the conversations (a spline's far tail can ask for all)
+MEMBER_GRID = 4096  # quantile levels on which a type's member model is spread over size buckets
 DEFAULT_USERS_PER_MESSAGE = 1 / 24  # when the config's totals hold no messages
 
 # Members per conversation for a type the config lacks (documented defaults).
 DEFAULT_MEMBERS: dict[str, QuantileSplineModel] = {
+    DIRECT_MESSAGE: QuantileSplineModel(knots=[(0.5, 2.0)], min=2, max=2, source="default"),  # a pair
     "GROUP_CHAT": QuantileSplineModel(
         knots=[(0.5, 5.0), (0.9, 12.0), (0.99, 40.0)], min=3, max=250, source="default"
     ),
@@ -53,8 +69,10 @@ class Plan:
     message_counts: np.ndarray  # int64 per conversation, sums to target_messages
     conversation_type: np.ndarray  # int8 per conversation
     member_counts: np.ndarray  # int64 per conversation
-    user_activity: np.ndarray  # float64 per user: relative share of messages written
-    membership_cdf: np.ndarray  # float64 per user: cumulative popularity, last = 1
+    user_activity: np.ndarray  # float64 per user: target messages written (0: writes nothing)
+    user_degree: np.ndarray  # int64 per user: target conversations (0: member of none)
+    member_users: np.ndarray  # per member slot (grouped by conversation): user index
+    member_messages: np.ndarray  # int64 per member slot: messages that member writes there
     username_length: np.ndarray  # int64 per user
     username_rank: np.ndarray  # int64 per user: rank among users of the same length
     username_suffix: dict[int, int] = field(default_factory=dict)  # length -> digits of the rank
@@ -94,7 +112,12 @@ class Plan:
         return int(self._message_offsets[conversation])
 
     def member_offset(self, conversation: int) -> int:
+        """Member slots of all conversations before `conversation` (index into member_users)."""
         return int(self._member_offsets[conversation])
+
+    def member_slice(self, rows: slice) -> slice:
+        """The member slots of the conversations `rows`."""
+        return slice(self.member_offset(rows.start), self.member_offset(rows.stop))
 
     def __post_init__(self) -> None:
         self._message_offsets = np.concatenate([[0], np.cumsum(self.message_counts)])
@@ -102,26 +125,13 @@ class Plan:
 
 
 def draw_message_counts(config: CalibratedConfig, rng: np.random.Generator, target: int) -> np.ndarray:
-    """Messages per conversation drawn from the model until they add up to exactly `target`.
+    """Messages per conversation at stratified levels, adding up to exactly `target`.
 
-    Conversations are drawn in batches and the last one is cut to the remainder, so the
-    number of conversations follows from the model's mean, not from a rescaling that would
-    shift every percentile.
+    As many conversations as the model's mean implies; the small remainder moves only the
+    conversations above p99 (generation/stratified.py), so p50-p99 sit where the draw put them.
     """
     model = config.conversation_generation.messages_per_conversation
-    guess = max(int(target / max(model_mean(model), 1.0) * 1.1), 16)
-    parts: list[np.ndarray] = []
-    total = 0
-    while total < target:
-        batch = np.maximum(sample(model, rng, guess), 1)
-        parts.append(batch)
-        total += int(batch.sum())
-    counts = np.concatenate(parts)
-    cumulative = np.cumsum(counts)
-    last = int(np.searchsorted(cumulative, target))
-    counts = counts[: last + 1].copy()
-    counts[-1] -= int(cumulative[last]) - target
-    return counts
+    return draw_adding_up(model, rng, target, max(model_mean(model), 1.0), floor=1, cap=float(model.max))
 
 
 def model_mean(model: Model) -> float:
@@ -131,31 +141,82 @@ def model_mean(model: Model) -> float:
 
 
 def draw_categories(shares: dict[str, float], rng: np.random.Generator, n: int) -> tuple[list[str], np.ndarray]:
-    """Category names (positive shares only, in the config's order) and n drawn indexes."""
+    """Category names (positive shares only, in the config's order) and n indexes at stratified levels."""
     names = [name for name, p in shares.items() if p > 0]
     if not names:
         raise ShapePipelineError("config: a type distribution has no category with a positive share")
     probabilities = np.array([shares[name] for name in names], dtype=np.float64)
     cdf = np.cumsum(probabilities / probabilities.sum())
     cdf[-1] = 1.0
-    return names, np.searchsorted(cdf, rng.random(n), side="right").astype(np.int8)
+    return names, np.searchsorted(cdf, stratified_levels(rng, n), side="right").astype(np.int8)
+
+
+def members_model(config: CalibratedConfig, name: str) -> Model:
+    """Members per conversation of a type: its model, else a documented default (2 for direct messages)."""
+    models = config.conversation_generation.members_per_conversation
+    return models.get(name) or DEFAULT_MEMBERS.get(name, FALLBACK_MEMBERS)
 
 
 def draw_member_counts(
-    config: CalibratedConfig, types: list[str], type_index: np.ndarray, users: int, rng: np.random.Generator
+    config: CalibratedConfig,
+    types: list[str],
+    type_index: np.ndarray,
+    message_counts: np.ndarray,
+    users: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """Members per conversation by type: a direct message has exactly 2, others their model."""
-    models = config.conversation_generation.members_per_conversation
+    """Members per conversation by type, at stratified levels; conditional on size where the
+    config has `members_by_size` (see `members_given_size`). Clipped to [1, users]."""
+    joint = config.conversation_generation.members_by_size
     counts = np.empty(type_index.size, dtype=np.int64)
     for i, name in enumerate(types):
-        where = type_index == i
-        n = int(where.sum())
-        if name == DIRECT_MESSAGE:
-            counts[where] = 2
+        where = np.flatnonzero(type_index == i)
+        if where.size == 0:
             continue
-        model = models.get(name) or DEFAULT_MEMBERS.get(name, FALLBACK_MEMBERS)
-        counts[where] = sample(model, rng, n) if n else 0
+        model = members_model(config, name)
+        if joint is None:
+            counts[where] = sample_stratified(model, rng, where.size)
+        else:
+            counts[where] = members_given_size(model, joint, message_counts[where], rng)
     return np.clip(counts, 1, users)
+
+
+def bucket_of(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Index of the bucket [edges[i], edges[i+1]) of each value (the outer buckets are open)."""
+    return np.clip(np.searchsorted(np.asarray(edges), values, side="right") - 1, 0, len(edges) - 2)
+
+
+def members_given_size(model: Model, joint: MembersBySize, sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Member counts of one type's conversations given their sizes.
+
+    The member bucket of a conversation in size row r is drawn with weights
+    joint[r, b] * P_type(b) / P_all(b): the production's "members given size" for all types,
+    reweighted by how this type's own model spreads over the buckets (conditional independence
+    of type and size given members). The type's marginal is kept exactly when sizes tell nothing
+    about members, and approximately otherwise (the trade-off: a type's members cannot follow
+    both its own model and an all-types grid exactly). Inside its bucket the count is drawn from
+    the type's model restricted to the bucket.
+    """
+    grid_levels = (np.arange(MEMBER_GRID) + 0.5) / MEMBER_GRID
+    grid = quantile(model, grid_levels)
+    columns = len(joint.column_edges) - 1
+    grid_bucket = bucket_of(grid, joint.column_edges)
+    own = np.bincount(grid_bucket, minlength=columns) / MEMBER_GRID
+    weights = np.maximum(np.asarray(joint.weights, dtype=np.float64), 0.0)
+    overall = weights.sum(axis=0)
+    overall = overall / overall.sum() if overall.sum() > 0 else np.full(columns, 1.0 / columns)
+    rows = bucket_of(sizes, joint.row_edges)
+    bucket = np.empty(sizes.size, dtype=np.int64)
+    for row in np.unique(rows).tolist():
+        where = np.flatnonzero(rows == row)
+        p = weights[row] * np.divide(own, overall, out=np.zeros(columns), where=overall > 0)
+        p = p / p.sum() if p.sum() > 0 else own
+        cdf = np.cumsum(p)
+        cdf[-1] = 1.0
+        bucket[where] = np.minimum(np.searchsorted(cdf, stratified_levels(rng, where.size), side="right"), columns - 1)
+    low = np.searchsorted(grid_bucket, bucket, side="left") / MEMBER_GRID
+    high = np.searchsorted(grid_bucket, bucket, side="right") / MEMBER_GRID
+    return quantile(model, low + (high - low) * rng.random(sizes.size)).astype(np.int64)
 
 
 def user_count(config: CalibratedConfig, target: int) -> int:
@@ -194,6 +255,49 @@ def username_ranks(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[in
     return lengths, ranks, digits
 
 
+def draw_user_targets(
+    config: CalibratedConfig, rng: np.random.Generator, users: int, member_counts: np.ndarray, target: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(member counts, conversations per user, activity targets) for `users` users.
+
+    Members: as many users as `conversations_per_user`'s mean implies, each with a stratified
+    degree, the degrees adding up to the member slots (member counts are clipped to the members).
+    Senders: `sender_share` of the users, else as many as `messages_per_sender`'s mean implies,
+    at most the members; their stratified activity targets add up to the target (handed to users
+    later, by load: assign.activity_by_load). Without `conversations_per_user` the members are the
+    senders (plus lurkers where a room needs more members), with degree 1 + a share of the other
+    slots in proportion to activity ** DEGREE_EXPONENT.
+    Degrees are capped at MAX_DEGREE_SHARE of the conversations (the excess goes to the others)
+    and go to random user indexes (users of degree 0 are in no conversation).
+    """
+    gen = config.user_generation
+    k = member_counts.size
+    mps = config.message_generation.messages_per_sender
+    mean_mps = max(model_mean(mps), 1.0)
+    wanted = round(gen.sender_share * users) if gen.sender_share else round(target / mean_mps)
+    slots = int(member_counts.sum())
+    if gen.conversations_per_user is not None:
+        cpu = gen.conversations_per_user
+        degrees = draw_adding_up(cpu, rng, slots, max(model_mean(cpu), 1.0), floor=1, max_entities=min(users, slots))
+        member_counts = np.minimum(member_counts, degrees.size)
+        senders = int(min(max(wanted, 1), degrees.size))
+        activity = draw_adding_up(mps, rng, target, mean_mps, floor=1, count=senders)
+    else:
+        senders = int(min(max(wanted, 1), users, slots))
+        activity = draw_adding_up(mps, rng, target, mean_mps, floor=1, count=senders)
+        member_counts = np.minimum(member_counts, users)
+        n_members = int(max(senders, member_counts.max(initial=1)))
+        weights = np.zeros(n_members)
+        weights[:senders] = activity.astype(np.float64) ** DEGREE_EXPONENT
+        degrees = 1 + apportion(int(member_counts.sum()) - n_members, weights)
+    slots = int(member_counts.sum())
+    cap = min(k, max(int(k * MAX_DEGREE_SHARE), -(-slots // degrees.size)))
+    degrees = cap_keeping_sum(spread(degrees, slots, 1, True), cap)
+    degree_of_user = np.zeros(users, dtype=np.int64)
+    degree_of_user[rng.permutation(users)[: degrees.size]] = degrees
+    return member_counts, degree_of_user, activity.astype(np.float64)
+
+
 def make_plan(
     config: CalibratedConfig,
     *,
@@ -212,13 +316,12 @@ def make_plan(
     counts = draw_message_counts(config, rng, target_messages)
     types, type_index = draw_categories(config.conversation_generation.type_distribution, rng, counts.size)
     users = user_count(config, target_messages)
-    members = draw_member_counts(config, types, type_index, users, rng)
-    activity = sample(config.message_generation.messages_per_sender, rng, users).astype(np.float64)
-    activity = np.maximum(activity, 1e-3)
-    popularity = activity**MEMBERSHIP_EXPONENT
-    cdf = np.cumsum(popularity / popularity.sum())
-    cdf[-1] = 1.0
-    lengths = np.maximum(sample(config.user_generation.username_length, rng, users), 1)
+    members = draw_member_counts(config, types, type_index, counts, users, rng)
+    members, degrees, targets = draw_user_targets(config, rng, users, members, target_messages)
+    member_users = configuration_membership(rng, members, degrees)
+    activity = activity_by_load(rng, members, member_users, counts, users, targets)
+    member_messages = allocate_messages(members, member_users, counts, activity)
+    lengths = np.maximum(sample_stratified(config.user_generation.username_length, rng, users), 1)
     lengths, ranks, digits = username_ranks(lengths)
     return Plan(
         config=config,
@@ -232,7 +335,9 @@ def make_plan(
         conversation_type=type_index,
         member_counts=members,
         user_activity=activity,
-        membership_cdf=cdf,
+        user_degree=degrees,
+        member_users=member_users.astype(np.int32 if users < 2**31 else np.int64),
+        member_messages=member_messages,
         username_length=lengths,
         username_rank=ranks,
         username_suffix=digits,

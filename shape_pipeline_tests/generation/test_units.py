@@ -11,7 +11,8 @@ import pytest
 from shape_pipeline.contracts import TemporalWeights
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.generation import seeds, text
-from shape_pipeline.generation.conversations import conversation_chunk, distinct_members
+from shape_pipeline.generation.assign import configuration_membership
+from shape_pipeline.generation.conversations import conversation_chunk
 from shape_pipeline.generation.plan import BANDS, band_messages, make_plan, username_ranks
 from shape_pipeline.generation.timeline import build_time_warp
 from shape_pipeline.generation.users import user_chunk
@@ -79,14 +80,17 @@ def test_pii_demo_style_has_fake_pii_and_filler_has_none(config):
     assert all(e.endswith("@example.com") for e in emails)
 
 
-def test_members_are_distinct_within_each_conversation():
-    rng = np.random.default_rng(3)
-    cdf = np.cumsum(np.r_[np.full(5, 100.0), np.ones(95)])
-    cdf /= cdf[-1]
-    counts = np.array([2, 50, 90, 100, 3])
-    members = distinct_members(rng, counts, cdf)
+@pytest.mark.parametrize("seed", range(20))
+def test_members_are_distinct_within_each_conversation_and_degrees_exact(seed):
+    rng = np.random.default_rng(seed)
+    counts = np.array([2, 50, 90, 80, 3, 1, 1, 2])
+    degrees = np.r_[np.full(5, 3), np.zeros(5, dtype=np.int64), np.full(95, 2)]  # hot users in every big room
+    degrees[10:34] += 1
+    assert degrees.sum() == counts.sum()
+    members = configuration_membership(rng, counts, degrees)
     for part in np.split(members, np.cumsum(counts)[:-1]):
         assert len(set(part.tolist())) == len(part)
+    assert np.array_equal(np.bincount(members, minlength=degrees.size), degrees)
 
 
 def test_the_activity_clock_follows_the_weights():
