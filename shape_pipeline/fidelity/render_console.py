@@ -17,8 +17,14 @@ def statistic_lines(result: TestResult) -> list[str]:
     if result.chi_square_statistic is not None:
         p = f"{result.p_value:.3f}" if result.p_value is not None else "n/a"
         lines.append(f"Chi-Square: {result.chi_square_statistic:.2f}, p-value: {p}")
+    tvd = result.synthetic.get("total_variation_distance")
     if result.statistic == "total_variation_distance" and result.effect_size is not None:
-        lines.append(f"Total Variation Distance: {result.effect_size:.3f} (tolerance {result.tolerance:.2f})")
+        tvd = result.effect_size
+    if tvd is not None:
+        lines.append(f"Total Variation Distance: {tvd:.3f} (tolerance {result.tolerance:.2f})")
+    rare = result.synthetic.get("rare_share_errors")
+    if rare:
+        lines.append("Rare Category Errors: " + ", ".join(f"{k} {fmt_pct(v)}" for k, v in rare.items()))
     if result.ks_statistic is not None:
         lines.append(f"KS Statistic: {result.ks_statistic:.3f}")
     if result.max_percentile_error is not None:
@@ -31,7 +37,7 @@ def statistic_lines(result: TestResult) -> list[str]:
     if result.statistic in SHARE_STATISTICS and errors:
         lines.append("Share Errors: " + ", ".join(f"{k.replace('_', ' ')} {fmt_pct(v)}" for k, v in errors.items()))
     if result.noise_band is not None:
-        band = f"{result.noise_band:.3f}" if result.statistic == "total_variation_distance" else fmt_pct(result.noise_band)
+        band = f"{result.noise_band:.3f}" if result.statistic == "total_variation_distance" and not rare else fmt_pct(result.noise_band)
         lines.append(f"Noise Band: {band} (what sampling noise alone gives at these sizes)")
     if result.statistic == "integrity_breaches":
         lines.append(f"Breaches: {int(result.effect_size or 0):,}")

@@ -50,6 +50,26 @@ def _skipped(title: str, reason: str) -> TestResult:
 # --------------------------------------------------------------------------------------
 
 
+RARE_SHARE = 0.10  # categories below this production share are judged by relative error too
+
+
+def _rare_categories(
+    cmp: st.CategoryComparison, production_count: int, design_effect: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(plain relative share errors, noise bands) of the categories rarer than RARE_SHARE.
+
+    An absolute bound cannot see a rare category: AUDIO at 1% gone entirely is a TVD of 0.01.
+    Its relative error |s/p - 1| can (1.0 here), with the binomial noise band beside it.
+    """
+    rare = [k for k, p in cmp.production_shares.items() if 0 < p < RARE_SHARE]
+    errors = {k: st.share_error(cmp.synthetic_shares[k], cmp.production_shares[k]) for k in rare}
+    bands = {
+        k: st.share_noise_band(cmp.production_shares[k], production_count, cmp.synthetic_total, design_effect)
+        for k in rare
+    }
+    return errors, bands
+
+
 def _category_test(
     title: str,
     production: dict[str, float],
@@ -57,8 +77,19 @@ def _category_test(
     tolerance: float,
     unit: str,
     design_effect: float = 1.0,
+    *,
+    rare: bool = False,
 ) -> TestResult:
+    """TVD decides; with `rare`, so does the largest relative error of a rare category, a FAIL
+    softened by one step where every such error above a line lies inside its noise band."""
     cmp = st.compare_categories(production, synthetic, design_effect=design_effect)
+    errors, bands = _rare_categories(cmp, int(sum(production.values())), design_effect) if rare else ({}, {})
+    parts = {"total_variation_distance": cmp.tvd}
+    if errors:
+        parts["max_rare_share_error"] = max(errors.values())
+    name = max(parts, key=lambda k: parts[k])
+    worst = max(errors, key=lambda k: errors[k]) if errors else None
+    noise_band = bands[worst] if worst is not None else None
     if cmp.synthetic_total == 0:
         verdict, reason = "FAIL", f"the synthetic data has no {unit}"
     elif cmp.zero_mass:
@@ -69,23 +100,28 @@ def _category_test(
             f"{'s' if len(cmp.zero_mass) == 1 else ''} in the synthetic data"
         )
     else:
-        verdict, reason = decide(cmp.tvd, tolerance, p_value=cmp.p_value)
-        reason = f"total variation distance {reason}"
+        rest = max(cmp.tvd, st.unexplained(errors, bands)) if errors else None
+        verdict, reason = decide(parts[name], tolerance, p_value=cmp.p_value, unexplained=rest, noise_band=noise_band)
+        what = "total variation distance" if name == "total_variation_distance" else f"rare category {worst}: relative share error"
+        reason = f"{what} {reason}"
     return TestResult(
         title=title,
         verdict=verdict,
-        statistic="total_variation_distance",
-        effect_size=cmp.tvd,
+        statistic=name,
+        effect_size=parts[name],
         tolerance=tolerance,
         reason=reason,
         chi_square_statistic=cmp.chi_square,
         p_value=cmp.p_value,
+        noise_band=noise_band,
         production={"shares": cmp.production_shares},
         synthetic={
             "shares": cmp.synthetic_shares,
             "count": cmp.synthetic_total,
+            "total_variation_distance": cmp.tvd,
             "cohens_w": cmp.cohens_w,
             "zero_mass_categories": cmp.zero_mass,
+            **({"rare_share_errors": errors, "noise_bands": bands} if errors else {}),
             **({"design_effect": design_effect} if design_effect != 1.0 else {}),
         },
     )
@@ -96,7 +132,7 @@ def check_conversation_types(i: Inputs) -> TestResult:
     prod = i.shape.conversations.type_distribution
     if not prod:
         return _skipped(title, "the shape has no conversations.type_distribution")
-    return _category_test(title, dict(prod), i.synthetic.conversation_types, i.tolerance, "conversations")
+    return _category_test(title, dict(prod), i.synthetic.conversation_types, i.tolerance, "conversations", rare=True)
 
 
 def check_message_types(i: Inputs) -> TestResult:
@@ -104,7 +140,7 @@ def check_message_types(i: Inputs) -> TestResult:
     prod = i.shape.messages.type_distribution
     if not prod:
         return _skipped(title, "the shape has no messages.type_distribution")
-    return _category_test(title, dict(prod), i.synthetic.message_types, i.tolerance, "messages")
+    return _category_test(title, dict(prod), i.synthetic.message_types, i.tolerance, "messages", rare=True)
 
 
 def _hourly(shape: ShapeMetrics) -> list[int] | None:
