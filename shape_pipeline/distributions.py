@@ -13,16 +13,19 @@ from scipy.interpolate import PchipInterpolator
 from scipy.special import ndtri
 
 from shape_pipeline.contracts import (
+    PERCENTILE_KEYS,
     Knot,
     LogNormalModel,
     NormalModel,
     PowerLawTailModel,
     QuantileSplineModel,
+    percentile_level,
 )
 
 Model = QuantileSplineModel | NormalModel | LogNormalModel | PowerLawTailModel
 
 _EPS = 1e-12
+PINNED_LEVELS: tuple[float, ...] = tuple(percentile_level(key) for key in PERCENTILE_KEYS)
 
 
 def probit(u: np.ndarray | float) -> np.ndarray:
@@ -127,11 +130,15 @@ def stratified_levels(rng: np.random.Generator, size: int) -> np.ndarray:
 
     Realized quantiles then sit within one order statistic of the model's at any n (Latin
     hypercube sampling), where i.i.d. levels scatter them by O(1/sqrt(n)). The top stratum
-    still reaches into the tail, so Pareto draws beyond the last knot are kept.
+    still reaches into the tail, so Pareto draws beyond the last knot are kept. The stratum that
+    holds an exported percentile level (p1 ... p99: the order statistic `percentile_disc` reads)
+    gets exactly that level, so those percentiles come out as the model's own.
     """
     if size <= 0:
         return np.zeros(0, dtype=np.float64)
     levels = (np.arange(size, dtype=np.float64) + rng.random(size)) / size
+    for p in PINNED_LEVELS:
+        levels[max(int(np.ceil(p * size)) - 1, 0)] = p
     return levels[rng.permutation(size)]
 
 
