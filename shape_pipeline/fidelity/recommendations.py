@@ -370,6 +370,26 @@ def _members_recs(result: TestResult, config: CalibratedConfig | None) -> list[R
     return _spline_recs(sub, key, model, f"members per {kind} conversation")
 
 
+def _trend_recs(result: TestResult) -> list[Recommendation]:
+    """The 7-day block furthest from production: the daily weights must follow production's."""
+    errors: dict[str, float] = result.synthetic.get("share_errors", {})
+    if not errors:
+        return []
+    block = max(errors, key=lambda k: errors[k])
+    p, s = result.production["shares"][block], result.synthetic["shares"][block]
+    return [
+        Recommendation(
+            text=(
+                f"messages per day: {block} hold {s:.1%} of the window's messages vs {p:.1%} in production: "
+                "set message_generation.temporal.daily to production's daily shares (calibrate again from the shape)"
+            ),
+            config_key="message_generation.temporal.daily",
+            current_value=round(float(s), 6),
+            suggested_value=round(float(p), 6),
+        )
+    ]
+
+
 def _integrity_recs(result: TestResult) -> list[Recommendation]:
     counts: dict[str, int] = result.synthetic.get("counts", {})
     return [
@@ -407,6 +427,18 @@ def recommend(key: str, result: TestResult, config: CalibratedConfig | None) -> 
         return _spline_recs(result, "message_generation.inter_message_gap_seconds", mg.inter_message_gap_seconds if mg else None, "gap seconds")
     if key == "messages_per_sender":
         return _spline_recs(result, "message_generation.messages_per_sender", mg.messages_per_sender if mg else None, "messages per sender")
+    if key == "conversations_per_user":
+        ug = config.user_generation if config else None
+        return _spline_recs(result, "user_generation.conversations_per_user", ug.conversations_per_user if ug else None, "conversations per user")
+    if key == "conversation_lifetime":
+        return _spline_recs(result, "conversation_generation.lifetime_seconds", cg.lifetime_seconds if cg else None, "conversation lifetime")
+    if key == "top_sender_share":
+        return _spline_recs(result, "conversation_generation.top_sender_share", cg.top_sender_share if cg else None, "top sender permille")
+    if key == "recency":
+        current = cg.recency.model_dump() if cg and cg.recency else None
+        return _category_recs(result, "conversation_generation.recency", current)
+    if key == "messages_per_day":
+        return _trend_recs(result)
     if key == "integrity":
         return _integrity_recs(result)
     return []

@@ -484,8 +484,8 @@ def check_recency(i: Inputs) -> TestResult:
     if n_syn == 0:
         return TestResult(title=title, verdict="FAIL", reason="the synthetic data has no conversations")
     counts = {
-        "last_7_days": (recency.active_last_7_days, i.synthetic.active_last_7_days),
-        "last_30_days": (recency.active_last_30_days, i.synthetic.active_last_30_days),
+        "active_last_7_days": (recency.active_last_7_days, i.synthetic.active_last_7_days),
+        "active_last_30_days": (recency.active_last_30_days, i.synthetic.active_last_30_days),
     }
     return _share_test(
         title,

@@ -192,7 +192,7 @@ def test_the_skew_tests_show_in_console_json_html_and_dagster(production: ShapeM
     assert "Share Errors: days 1-9" in text and "Noise Band:" in text
     data = report.model_dump(mode="json")
     assert data["tests"]["recency"]["noise_band"] > 0
-    assert set(data["tests"]["recency"]["synthetic"]["share_errors"]) == {"last_7_days", "last_30_days"}
+    assert set(data["tests"]["recency"]["synthetic"]["share_errors"]) == {"active_last_7_days", "active_last_30_days"}
     page = render_html(report)
     for key in SKEW_KEYS:
         section = page[page.index(f'<section id="{key}">') :]
@@ -201,4 +201,8 @@ def test_the_skew_tests_show_in_console_json_html_and_dagster(production: ShapeM
     assert "<th>noise band</th>" in page
     check = check_result("messages_per_day", report.tests["messages_per_day"])
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    rec = report.tests["recency"].recommendations[0]
+    assert rec.config_key == "conversation_generation.recency.active_last_7_days" and rec.suggested_value > rec.current_value
+    trend = report.tests["messages_per_day"].recommendations[0]
+    assert trend.config_key == "message_generation.temporal.daily" and "days 24-30" in trend.text
     assert check.metadata["noise_band"].value == pytest.approx(report.tests["messages_per_day"].noise_band)
