@@ -346,11 +346,15 @@ def _username_recs(result: TestResult, config: CalibratedConfig | None) -> list[
     ]
 
 
-def _spline_recs(result: TestResult, key: str, model: QuantileSplineModel | None, metric: str) -> list[Recommendation]:
+def _spline_recs(
+    result: TestResult, key: str, model: QuantileSplineModel | PowerLawTailModel | None, metric: str
+) -> list[Recommendation]:
+    """Scale the failing percentile's knot (a spline's knots, or a heavy-tail model's body knots)."""
     worst = _worst(result)
     if worst is None:
         return []
-    return [_knot_rec(key, model.knots if model else None, model, metric, *worst)]
+    knots = model.knots if isinstance(model, QuantileSplineModel) else model.body_knots if model else None
+    return [_knot_rec(key, knots, model, metric, *worst)]
 
 
 def _members_recs(result: TestResult, config: CalibratedConfig | None) -> list[Recommendation]:
