@@ -175,4 +175,8 @@ def order_senders(
     """Sender of each message of consecutive conversations, in a seeded random order per conversation."""
     senders = np.repeat(members, sent)
     conv = segment_index(message_counts)
-    return senders[np.argsort(conv + rng.random(conv.size), kind="stable")]
+    shuffled = rng.permutation(senders.size)
+    # a stable sort of the shuffled conversation indexes (small integers: a radix sort) keeps
+    # each conversation's messages together in random order
+    small = conv.astype(np.int16 if message_counts.size < 2**15 else np.int64)
+    return senders[shuffled[np.argsort(small[shuffled], kind="stable")]]
