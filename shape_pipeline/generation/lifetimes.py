@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.special import ndtr
 
 from shape_pipeline.contracts import QuantileSplineModel, RecencyShares
 from shape_pipeline.distributions import probit, quantile
@@ -38,6 +39,22 @@ def ranks(values: np.ndarray) -> np.ndarray:
     return out
 
 
+LIFETIME_LEVELS = ndtr(np.linspace(-5.0, 5.3, 1024))
+_TABLES: dict[int, tuple[QuantileSplineModel, np.ndarray]] = {}
+
+
+def lifetime_quantile(model: QuantileSplineModel, levels: np.ndarray) -> np.ndarray:
+    """The model's quantile function, tabulated once per model object (building the spline
+    per shard cost more than all the rest of the lifetimes)."""
+    cached = _TABLES.get(id(model))
+    if cached is None or cached[0] is not model:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        grid = np.concatenate([[0.0], LIFETIME_LEVELS, [1.0]])
+        cached = _TABLES[id(model)] = (model, quantile(model, grid))
+    return np.interp(levels, np.concatenate([[0.0], LIFETIME_LEVELS, [1.0]]), cached[1])
+
+
 def draw_lifetimes(rng: np.random.Generator, counts: np.ndarray, model: QuantileSplineModel, window_s: float) -> np.ndarray:
     """Lifetime in seconds per conversation (0 for a single message), shorter than the window.
 
@@ -49,7 +66,7 @@ def draw_lifetimes(rng: np.random.Generator, counts: np.ndarray, model: Quantile
     rho = LIFETIME_RANK_CORRELATION
     score = rho * count_score + np.sqrt(1.0 - rho * rho) * rng.standard_normal(k)
     score = np.where(counts <= 1, -np.inf, score)
-    lifetime = quantile(model, stratified_levels(rng, ranks(score)))
+    lifetime = lifetime_quantile(model, stratified_levels(rng, ranks(score)))
     lifetime = np.where(counts <= 1, 0.0, lifetime)
     return np.clip(lifetime, 0.0, window_s * (1.0 - 1e-9))
 

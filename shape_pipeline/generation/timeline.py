@@ -40,7 +40,7 @@ IPF_ROUNDS = 60  # day x hour-of-week fitting rounds (converges in a few dozen)
 GAP_LEVELS = ndtr(np.linspace(-5.0, 5.3, 640))  # quantile levels of the activity gap table
 CORRECTION_STARTS = 256  # gap start positions (spread evenly over the activity clock)
 CORRECTION_ROUNDS = 8
-BAND_GRID = 2048  # raw levels on which the bands' pooled distribution is worked out
+BAND_GRID = 4096  # raw levels on which the bands' pooled distribution is worked out
 BAND_STEPS = np.linspace(-1.0, 1.0, 1025)[1:-1]  # band parameter: <0 is [0, 1+s], >0 is [s, 1]
 BAND_ROUNDS = 3
 
@@ -147,7 +147,7 @@ def build_time_warp(temporal: TemporalWeights, window_start: datetime, window_en
     return TimeWarp(start, end - start, edges.astype(np.float64), activity)
 
 
-_GAP_TABLES: dict[tuple[object, ...], np.ndarray] = {}
+_GAP_TABLES: dict[tuple[int, int], tuple[object, object, np.ndarray]] = {}
 
 
 def activity_gap_table(model: QuantileSplineModel, warp: TimeWarp) -> np.ndarray:
@@ -157,11 +157,12 @@ def activity_gap_table(model: QuantileSplineModel, warp: TimeWarp) -> np.ndarray
     The clock shrinks a gap in a busy hour and stretches one across a night, so read through it
     the pooled gaps are the drawn ones spread out (p99 +60% on a strong daily wave). Each round
     scales the activity gap at each level by target / realized real quantile; cached per
-    model and clock (a few ms, once per process).
+    model and clock object (a few ms, once per process).
     """
-    key = (model.model_dump_json(), warp.key())
-    if key in _GAP_TABLES:
-        return _GAP_TABLES[key]
+    key = (id(model), id(warp))
+    cached = _GAP_TABLES.get(key)
+    if cached is not None and cached[0] is model and cached[1] is warp:
+        return cached[2]
     target = quantile(model, GAP_LEVELS) * US
     weight = np.gradient(GAP_LEVELS)
     start_a = (np.arange(CORRECTION_STARTS) + 0.5) / CORRECTION_STARTS * warp.length_us
@@ -175,8 +176,17 @@ def activity_gap_table(model: QuantileSplineModel, warp: TimeWarp) -> np.ndarray
         gaps = np.maximum.accumulate(np.where(realized > 0, gaps * target / np.maximum(realized, 1e-9), target))
     if len(_GAP_TABLES) > 64:
         _GAP_TABLES.clear()
-    _GAP_TABLES[key] = gaps / US
-    return _GAP_TABLES[key]
+    _GAP_TABLES[key] = (model, warp, gaps / US)
+    return gaps / US
+
+
+def uniform_interp(x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """np.interp(x, linspace(0, 1, len(values)), values) for x in [0, 1], without a search."""
+    cells = values.size - 1
+    position = np.clip(x, 0.0, 1.0) * cells
+    index = np.minimum(position.astype(np.int64), cells - 1)
+    low = values[index]
+    return low + (position - index) * (values[index + 1] - low)
 
 
 def band_cdf(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -199,8 +209,8 @@ def band_bounds(step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def choose_bands(mean_gap: np.ndarray, slots: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each conversation's band of raw levels, and the map from raw to pooled level (on
-    BAND_GRID), such that a conversation's mean gap is `mean_gap` and the pooled levels are
+    """Each conversation's band of raw levels, and the gap at each raw level (on BAND_GRID:
+    the table read at the pooled level the raw level maps to), such that a conversation's mean gap is `mean_gap` and the pooled levels are
     uniform. Solved by a few rounds of: bands for the current map, map for the bands."""
     grid = np.linspace(0.0, 1.0, BAND_GRID + 1)
     weight = slots / max(float(slots.sum()), 1.0)
@@ -211,14 +221,14 @@ def choose_bands(mean_gap: np.ndarray, slots: np.ndarray, table: np.ndarray) -> 
     for _ in range(BAND_ROUNDS):
         values = np.interp(pooled, GAP_LEVELS, table)
         integral = np.concatenate([[0.0], np.cumsum((values[1:] + values[:-1]) / 2)]) / BAND_GRID
-        means = (np.interp(step_hi, grid, integral) - np.interp(step_lo, grid, integral)) / (step_hi - step_lo)
+        means = (uniform_interp(step_hi, integral) - uniform_interp(step_lo, integral)) / (step_hi - step_lo)
         means = np.maximum.accumulate(means) + np.linspace(0.0, 1e-9, means.size)
         lo, hi = band_bounds(np.interp(mean_gap, means, BAND_STEPS))
         pooled = band_cdf(lo, hi, weight, grid)
-    return lo, hi, pooled
+    return lo, hi, np.interp(pooled, GAP_LEVELS, table)
 
 
-def stratified_slots(rng: np.random.Generator, slots: np.ndarray) -> np.ndarray:
+def stratified_slots(rng: np.random.Generator, slots: np.ndarray, owner: np.ndarray) -> np.ndarray:
     """For each gap slot, a level in [0, 1) stratified within its conversation, in random-looking
     order (stratum = a * j + b mod m with a random a coprime to m: a permutation without a sort)."""
     m = np.maximum(slots, 1)
@@ -230,26 +240,26 @@ def stratified_slots(rng: np.random.Generator, slots: np.ndarray) -> np.ndarray:
         a[bad] = rng.integers(1, np.maximum(m[bad], 2))
     a = np.where(np.gcd(a, m) == 1, a, 1)
     b = rng.integers(0, m)
-    owner = np.repeat(np.arange(slots.size), slots)
-    j = np.arange(owner.size) - np.repeat(np.cumsum(slots) - slots, slots)
-    stratum = (a[owner] * j + b[owner]) % m[owner]
-    return (stratum + rng.random(owner.size)) / m[owner]
+    j = np.arange(owner.size) - (np.cumsum(slots) - slots)[owner]
+    size = m[owner]
+    stratum = (a[owner] * j + b[owner]) % size
+    return (stratum + rng.random(owner.size)) / size
 
 
-def draw_gaps(rng: np.random.Generator, slots: np.ndarray, mean_gap: np.ndarray, table: np.ndarray) -> np.ndarray:
+def draw_gaps(
+    rng: np.random.Generator, slots: np.ndarray, owner: np.ndarray, mean_gap: np.ndarray, table: np.ndarray
+) -> np.ndarray:
     """Activity gaps (seconds) of every slot, grouped by conversation (see module doc)."""
-    lo, hi, pooled = choose_bands(mean_gap, slots, table)
-    raw = np.repeat(lo, slots) + np.repeat(hi - lo, slots) * stratified_slots(rng, slots)
-    level = np.interp(raw, np.linspace(0.0, 1.0, BAND_GRID + 1), pooled)
-    return np.interp(level, GAP_LEVELS, table)
+    lo, hi, values = choose_bands(mean_gap, slots, table)
+    raw = lo[owner] + (hi - lo)[owner] * stratified_slots(rng, slots, owner)
+    return uniform_interp(raw, values)
 
 
-def fit_spans(gaps: np.ndarray, slots: np.ndarray, span: np.ndarray) -> np.ndarray:
+def fit_spans(gaps: np.ndarray, slots: np.ndarray, owner: np.ndarray, span: np.ndarray) -> np.ndarray:
     """Gaps changed so each conversation's add up to its span. Only the part of each gap above
     the conversation's mean gap (span / slots) is stretched or shrunk, by one factor per
     conversation, so its short gaps (the bursts) stay as drawn; a conversation without such a
     part has its gaps scaled."""
-    owner = np.repeat(np.arange(slots.size), slots)
     mean = span / np.maximum(slots, 1)
     total = np.bincount(owner, weights=gaps, minlength=slots.size).astype(np.float64)
     above = np.maximum(gaps - mean[owner], 0.0)
@@ -257,7 +267,7 @@ def fit_spans(gaps: np.ndarray, slots: np.ndarray, span: np.ndarray) -> np.ndarr
     factor = np.where(room > 0, 1.0 - (total - span) / np.maximum(room, 1e-300), 1.0)
     out = gaps - above + above * factor[owner]
     scale = np.where(room > 0, 1.0, span / np.maximum(total, 1e-300))
-    return np.where(np.repeat(total > 0, slots), out * scale[owner], mean[owner])
+    return np.where((total > 0)[owner], out * scale[owner], mean[owner])
 
 
 def capped_means(slots: np.ndarray, longest: float, full_mean: float) -> np.ndarray:
@@ -315,6 +325,7 @@ def message_times(
     """
     k = counts.size
     slots = np.maximum(counts - 1, 0)
+    owner = np.repeat(np.arange(k), slots)
     length_s = warp.length_us / US
     table = activity_gap_table(config.message_generation.inter_message_gap_seconds, warp)
     generation = config.conversation_generation
@@ -328,13 +339,13 @@ def message_times(
         budget = float(span[slots > 0].sum()) / max(float(slots.sum()), 1.0)
         top = config.message_generation.inter_message_gap_seconds.knots[-1][0]
         table = budget_table(table, budget, top, length_s)
-        gaps = draw_gaps(rng, slots, span / np.maximum(slots, 1), table)
-        gaps = fit_spans(gaps, slots, span)
+        gaps = draw_gaps(rng, slots, owner, span / np.maximum(slots, 1), table)
+        gaps = fit_spans(gaps, slots, owner, span)
     else:
-        gaps = draw_gaps(rng, slots, capped_means(slots, SPAN_SHARE * length_s, full_mean), table)
-        span = np.bincount(np.repeat(np.arange(k), slots), weights=gaps, minlength=k).astype(np.float64)
+        gaps = draw_gaps(rng, slots, owner, capped_means(slots, SPAN_SHARE * length_s, full_mean), table)
+        span = np.bincount(owner, weights=gaps, minlength=k).astype(np.float64)
         squeeze = np.minimum(1.0, 0.98 * length_s / np.maximum(span, 1e-9))
-        gaps *= np.repeat(squeeze, slots)
+        gaps *= squeeze[owner]
         span *= squeeze
         end_a = lifetimes.place_ends(rng, span, warp, generation.recency, span / np.maximum(slots, 1))
         start_a = end_a - span
