@@ -4,6 +4,11 @@
 file handling and the seed-style console summary used by the CLI and the Dagster asset. Every
 metric the shape lacks falls back to a documented default (`defaults.py`) and is listed in
 `calibration_metadata.warnings`, as is every fitted percentile off its 5% goal.
+
+The skews that decide index behaviour (conversations per user, sender share, top sender share,
+lifetime, recency, members by size, the daily trend) have no default: a shape without the
+block (or with every cell suppressed) leaves the config field unset, with a warning naming what
+the generator does instead (`defaults.UNSET`).
 """
 
 from __future__ import annotations
@@ -104,11 +109,21 @@ def _unset_warning(field: str, reason: str = "not in shape") -> str:
 
 
 def _optional(
-    where: str, field: str, block: T | None, fit: Callable[[T], U], warnings: list[str]
+    where: str,
+    field: str,
+    block: T | None,
+    fit: Callable[[T], U],
+    warnings: list[str],
+    *,
+    empty: Callable[[T], bool] | None = None,
 ) -> U | None:
-    """`fit(block)` (fitting errors name the field), or None and a warning when it is absent."""
+    """`fit(block)` (fitting errors name the field), or None and a warning when it is absent
+    or `empty` (every cell suppressed: a small production, not a broken file)."""
     if block is None:
         warnings.append(_unset_warning(field))
+        return None
+    if empty is not None and empty(block):
+        warnings.append(_unset_warning(field, "has no mass (every cell suppressed)"))
         return None
     with metric(where, field):
         return fit(block)
@@ -214,7 +229,7 @@ def _conversation_generation(
         members_per_conversation=members,
         members_by_size=_optional(
             where, "conversations.size_by_members", conv.size_by_members, fit_members_by_size,
-            warnings,
+            warnings, empty=lambda grid: not any(map(any, grid.counts)),
         ),
         top_sender_share=_optional(
             where, "conversations.top_sender_share", conv.top_sender_share, fit_top_sender_share,
@@ -247,7 +262,7 @@ def _daily(where: str, shape: ShapeMetrics, warnings: list[str]) -> list[float] 
     k = shape.privacy.min_cell_count if shape.privacy is not None else None
     return _optional(
         where, "messages.daily_counts", shape.messages.daily_counts,
-        lambda counts: daily_weights(counts, k), warnings,
+        lambda counts: daily_weights(counts, k), warnings, empty=lambda counts: not any(counts),
     )  # fmt: skip
 
 

@@ -302,11 +302,19 @@ def test_suppressed_days_are_interpolated_below_the_cell_limit() -> None:
     assert sum(weights) == pytest.approx(1.0, abs=1e-6) and min(weights) > 0
 
 
-def test_all_zero_daily_counts_are_one_error_line() -> None:
+def test_fully_suppressed_blocks_stay_unset_and_negative_counts_are_one_error_line() -> None:
     shape = full_shape()
     shape.messages.daily_counts = [0] * WINDOW_DAYS
-    with pytest.raises(MalformedMetric, match="messages.daily_counts: has no positive count"):
-        calibrate(shape)
+    grid = shape.conversations.size_by_members
+    shape.conversations.size_by_members = grid.model_copy(
+        update={"counts": [[0] * len(row) for row in grid.counts]}
+    )
+    config = calibrate(shape)
+    assert config.message_generation.temporal.daily is None
+    assert config.conversation_generation.members_by_size is None
+    warnings = "\n".join(config.calibration_metadata.warnings)
+    assert "messages.daily_counts has no mass (every cell suppressed)" in warnings
+    assert "conversations.size_by_members has no mass (every cell suppressed)" in warnings
     shape.messages.daily_counts = [-1] + [10] * (WINDOW_DAYS - 1)
     with pytest.raises(MalformedMetric, match="messages.daily_counts: counts must not be negative"):
         calibrate(shape)
