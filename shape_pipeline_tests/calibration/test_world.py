@@ -77,6 +77,16 @@ def test_each_config_field_is_set_iff_its_block_is_exported(
         assert (f"{field} not in shape" in warnings) == (block is None), field
         if isinstance(block, DistributionStats):
             assert_reproduces(field, fitted, block)
+    conv, cg = shape.conversations, config.conversation_generation
+    if conv.recency is not None:
+        total = shape.totals.conversations
+        assert cg.recency.active_last_30_days == pytest.approx(min(conv.recency.active_last_30_days / total, 1))
+    if conv.size_by_members is not None:
+        assert cg.members_by_size.row_edges == conv.size_by_members.row_edges
+        assert all(sum(row) == pytest.approx(1, abs=1e-6) for row in cg.members_by_size.weights)
+    daily = config.message_generation.temporal.daily
+    if daily is not None:
+        assert len(daily) == len(shape.messages.daily_counts) and sum(daily) == pytest.approx(1, abs=1e-6)
 
 
 def test_messages_per_sender_is_the_heavy_tail_through_every_percentile(
