@@ -8,7 +8,10 @@ traceback after the database was already opened.
 Bytes per entity were measured with tracemalloc on `make_plan` (peak while planning, 0.4 to
 4 million messages, seed config and a config of short conversations and many users):
 82 bytes per user and 37 to 45 per conversation at the peak, 32 and 33 kept afterwards
-(each worker process of `--workers` gets its own copy). The constants below round them up.
+(each worker process of `--workers` gets its own copy). Since membership and message
+allocation are planned globally (generation/assign.py), the plan also holds arrays per
+membership: measured 73 MB peak at 400k messages on a config of many small rooms, about 40
+bytes per membership at the peak and 16 kept. The constants below round them up.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ from shape_pipeline.errors import ShapePipelineError
 
 PEAK_BYTES_PER_USER = 96
 PEAK_BYTES_PER_CONVERSATION = 56
+PEAK_BYTES_PER_MEMBER = 40
 PLAN_OVERHEAD_BYTES = 1 << 20  # grids and temporaries that do not grow with the size (measured 0.2 MB)
-KEPT_BYTES_PER_USER = 40
+KEPT_BYTES_PER_USER = 48
 KEPT_BYTES_PER_CONVERSATION = 40
+KEPT_BYTES_PER_MEMBER = 16
+WORST_MEMBERS_PER_CONVERSATION = 2.0  # without a config: direct messages
 MEMORY_SHARE = 0.5  # the plan may take half the memory; chunks, drivers and the OS need the rest
 WORST_MESSAGES_PER_CONVERSATION = 1.0  # without a config: every message its own conversation
 CGROUP_LIMITS = (
@@ -49,27 +55,30 @@ def machine_memory() -> int | None:
     return min(limits) if total > 0 else None
 
 
-def ratios(config: CalibratedConfig | None) -> tuple[float, float]:
-    """(users per message, conversations per message) the plan will draw for `config`.
+def ratios(config: CalibratedConfig | None) -> tuple[float, float, float]:
+    """(users, conversations, memberships) per message the plan will draw for `config`.
 
     Without a config: the generator's default users per message and the worst case of one
-    message per conversation.
+    message per direct-message conversation.
     """
-    from shape_pipeline.generation.plan import DEFAULT_USERS_PER_MESSAGE, model_mean
+    from shape_pipeline.generation.plan import DEFAULT_USERS_PER_MESSAGE, members_model, model_mean
 
     if config is None:
-        return DEFAULT_USERS_PER_MESSAGE, 1.0 / WORST_MESSAGES_PER_CONVERSATION
+        conversations = 1.0 / WORST_MESSAGES_PER_CONVERSATION
+        return DEFAULT_USERS_PER_MESSAGE, conversations, conversations * WORST_MEMBERS_PER_CONVERSATION
     totals = config.totals
     users = totals.users / totals.messages if totals.messages > 0 and totals.users > 0 else DEFAULT_USERS_PER_MESSAGE
-    mean = max(model_mean(config.conversation_generation.messages_per_conversation), 1.0)
-    return users, 1.0 / mean
+    conversations = 1.0 / max(model_mean(config.conversation_generation.messages_per_conversation), 1.0)
+    shares = config.conversation_generation.type_distribution
+    members = sum(p * model_mean(members_model(config, name)) for name, p in shares.items() if p > 0)
+    return users, conversations, conversations * max(members, 1.0)
 
 
 def bytes_per_message(config: CalibratedConfig | None = None, *, workers: int = 1) -> float:
     """Plan memory per message at the peak (plus one kept copy per worker process)."""
-    users, conversations = ratios(config)
-    peak = users * PEAK_BYTES_PER_USER + conversations * PEAK_BYTES_PER_CONVERSATION
-    kept = users * KEPT_BYTES_PER_USER + conversations * KEPT_BYTES_PER_CONVERSATION
+    users, conversations, members = ratios(config)
+    peak = users * PEAK_BYTES_PER_USER + conversations * PEAK_BYTES_PER_CONVERSATION + members * PEAK_BYTES_PER_MEMBER
+    kept = users * KEPT_BYTES_PER_USER + conversations * KEPT_BYTES_PER_CONVERSATION + members * KEPT_BYTES_PER_MEMBER
     return peak + (kept * workers if workers > 1 else 0.0)
 
 
