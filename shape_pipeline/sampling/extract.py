@@ -10,6 +10,15 @@ connections that share one exported snapshot (see `extract_frequencies`); SQLite
 embedded default) runs the same Core sub-queries one metric at a time, as it has no grouping
 sets.
 
+The skews that decide index behaviour ride on the same passes: the ordered pass also keeps
+each conversation's first and last message time (min/max in its sorted group: lifetime and
+recency, both reduced to integers inside SQL), and the members join of the conversations it
+found gives members per conversation, the size x members grid (power-of-two bucket indexes
+computed by integer comparisons) and conversations per member; the content pass adds a
+(conversation, sender) set for the top sender's share (per mille, integer arithmetic); the
+hour buckets give messages per day when the window starts on a whole hour (else the hour
+statement also groups by the day index).
+
 Gaps are whole seconds, exact below `EXACT_GAP_SECONDS`; longer gaps are rounded down inside
 SQL to a power-of-two step of at most 1/1024 of their value (< 0.1 %), within segments that
 start at the histogram's log-grid edges, so every gap keeps its histogram bucket. This keeps
@@ -19,10 +28,12 @@ thousands on a month of data), which was the costliest hash table of the sampler
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -38,15 +49,25 @@ from shape_pipeline.mapping import (
     TimeColumn,
     reflect_tables,
 )
-from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
+from shape_pipeline.sampling.frequencies import (
+    MEMBER_EDGES,
+    SIZE_EDGES,
+    Frequency,
+    FrequencyTables,
+)
 from shape_pipeline.sampling.shape import log_grid
 
 OTHER_CODE = -1
 
 # Metric ids of the rows the combined statements return: (metric, key1, key2, count).
-LENGTH, MSG_TYPE, GRID, PER_CONVERSATION, PER_SENDER, GAP, CONV_TYPE, MEMBERS, LEN_CODE, HOUR_INDEX = range(10)
+(
+    LENGTH, MSG_TYPE, GRID, PER_CONVERSATION, PER_SENDER, GAP, CONV_TYPE, MEMBERS, LEN_CODE, HOUR_INDEX,
+    LIFETIME, TOP_SENDER, SIZE_MEMBERS, PER_USER, DAY,
+) = range(15)  # LIFETIME rows: (metric, lifetime key, recency code, conversations)
 
 _UNIT_FACTOR = {"epoch_s": 1, "epoch_ms": 1000}
+SECONDS_PER_DAY = 86_400
+RECENT_DAYS = (7, 30)  # recency: last message in the window's last 7 / 30 days
 
 EXACT_GAP_SECONDS = 3600  # gaps below this are exact to the second
 GAP_STEP_DIVISOR = 1024  # longer gaps: rounded down to a power-of-two step <= start / 1024
@@ -85,6 +106,13 @@ def round_gaps(gaps: np.ndarray, segments: Sequence[tuple[int, int]]) -> np.ndar
     out = gaps.copy()
     out[inside] = start + (gaps[inside] - start) // step * step
     return out
+
+
+def pow2_bucket(value: sa.ColumnElement, edges: Sequence[int]) -> sa.ColumnElement:
+    """`power_of_two_bucket` in SQL: integer comparisons only, so exact at every power of two
+    (0 falls in the first bucket, values beyond the last edge in the last)."""
+    last = len(edges) - 2
+    return sa.case(*[(value < edges[i + 1], i) for i in range(last)], else_=last)
 
 
 def _NO_KEY() -> sa.ColumnElement:  # noqa: N802 - reads like the constant it stands for
@@ -144,6 +172,11 @@ class _Dialect:
         # julianday is a float in days; round to milliseconds before the floor.
         millis = sa.func.round((sa.func.julianday(col) - sa.func.julianday(prev)) * 86_400_000.0)
         return self.floor(millis / 1000.0)
+
+    def day_index(self, col: sa.Column, unit: str, start: datetime) -> sa.ColumnElement:
+        """Whole UTC days from `start` (the window's start) to `col`: floor(seconds / 86400)."""
+        origin = sa.literal(_bound(start, unit, self.postgres), col.type)
+        return self.gap_seconds(col, origin, unit) // SECONDS_PER_DAY
 
 
 def _bound(moment: datetime, unit: str, postgres: bool) -> object:
@@ -229,6 +262,8 @@ def _message_base(
         _category_code(m, spec.type, MESSAGE_TYPES).label("code"),
         d.day_of_week(ts).label("dow"),
         d.hour(ts).label("hour"),
+        col.label("t"),
+        d.day_index(col, unit, start).label("day"),
     ]
     if with_gap:
         prev = _previous(col, conv)
@@ -245,45 +280,130 @@ def _with_gap_keys(sub: sa.Subquery, start: datetime, end: datetime) -> sa.Subqu
     return sa.select(*(key.label("gap") if c.name == "gap" else c for c in sub.c)).subquery(f"{sub.name}_k")
 
 
-def _conversation_selects(
-    tables: dict[str, sa.Table], mapping: SchemaMapping, conv_ids: sa.Subquery
-) -> list[sa.Select]:
-    """Type distribution and members per conversation of the in-window conversations."""
-    c = tables["conversations"]
-    mem = tables["members"]
-    spec = mapping.conversations
-    code = _category_code(c, spec.type, CONVERSATION_TYPES)
-    joined = conv_ids.join(c, c.c[spec.id] == conv_ids.c.conv, isouter=True)
-    types = (
-        sa.select(
-            sa.literal(CONV_TYPE).label("metric"),
-            code.label("k1"),
-            _NO_KEY().label("k2"),
-            sa.func.count().label("n"),
-        )
-        .select_from(joined)
-        .group_by(code)
+def window_day_count(window_start: datetime, window_end: datetime) -> int:
+    """Days of the window, a last partial day included: the length of `messages_per_day`."""
+    return max(0, math.ceil((window_end - window_start).total_seconds() / SECONDS_PER_DAY))
+
+
+def top_sender_permille(top: Any, total: Any) -> Any:
+    """round(1000 * top / total), halves up, in integer arithmetic (SQL expressions or numpy
+    arrays alike), so both sources agree to the unit."""
+    return (top * 2000 + total) // (total * 2)
+
+
+def _per_conversation(source: sa.FromClause, n: sa.ColumnElement) -> sa.Subquery:
+    """One row per active conversation: id, in-window messages, first and last message time."""
+    return (
+        sa.select(source.c.conv, n.label("n"), sa.func.min(source.c.t).label("tmin"), sa.func.max(source.c.t).label("tmax"))
+        .where(source.c.conv.is_not(None))
+        .group_by(source.c.conv)
+        .subquery("cv")
     )
+
+
+def recent_bound(start: datetime, end: datetime, days: int) -> datetime:
+    """Start of the window's last `days` days (the window's start when it is shorter; never
+    before year 1)."""
+    span = timedelta(days=days)
+    return start if end - start <= span else end - span
+
+
+def _lifetime_select(cv: sa.Subquery, d: _Dialect, unit: str, start: datetime, end: datetime) -> sa.Select:
+    """(LIFETIME, lifetime key, recency code, conversations): lifetime = last minus first
+    message in whole seconds, rounded like gaps (`gap_key`); recency code = how many of the
+    last-30-days / last-7-days bounds the last message reaches (0, 1 or 2)."""
+    recent = [sa.literal(_bound(recent_bound(start, end, days), unit, d.postgres), cv.c.tmax.type) for days in RECENT_DAYS]
+    code = sa.case((cv.c.tmax >= recent[0], 2), (cv.c.tmax >= recent[1], 1), else_=0)
+    life = sa.select(d.gap_seconds(cv.c.tmax, cv.c.tmin, unit).label("life"), code.label("recent")).subquery("lt")
+    key = gap_key(life.c.life, gap_segments((end - start).total_seconds()))
+    return sa.select(
+        sa.literal(LIFETIME).label("metric"), key.label("k1"), sa.cast(life.c.recent, sa.BigInteger).label("k2"), sa.func.count().label("n")
+    ).group_by(key, life.c.recent)
+
+
+def _pairs(source: sa.FromClause) -> sa.Subquery:
+    """In-window messages per (conversation, sender). On PostgreSQL a statement of its own: a
+    pipelined hash aggregate costs far less than a grouping set whose rows (one per pair:
+    nearly one per message when senders scatter) a CTE would have to store and read back."""
+    return (
+        sa.select(source.c.conv, source.c.sender, sa.func.count().label("n"))
+        .group_by(source.c.conv, source.c.sender)
+        .subquery("pairs")
+    )
+
+
+def _top_sender_select(pairs: sa.Subquery) -> sa.Select:
+    """(TOP_SENDER, per mille, conversations) from (conv, sender, n) pairs: the top sender's
+    messages over all the conversation's in-window messages (a NULL sender counts in the
+    total, never as the top sender)."""
+    top = sa.func.max(sa.case((pairs.c.sender.is_not(None), pairs.c.n)))
+    per = (
+        sa.select(top.label("top"), sa.cast(sa.func.sum(pairs.c.n), sa.BigInteger).label("total"))
+        .where(pairs.c.conv.is_not(None))
+        .group_by(pairs.c.conv)
+        .subquery("ts")
+    )
+    permille = top_sender_permille(per.c.top, per.c.total)
+    return sa.select(
+        sa.literal(TOP_SENDER).label("metric"), permille.label("k1"), _NO_KEY().label("k2"), sa.func.count().label("n")
+    ).where(per.c.top.is_not(None)).group_by(permille)
+
+
+def _membership(
+    tables: dict[str, sa.Table], mapping: SchemaMapping, cv: sa.Subquery, d: _Dialect
+) -> tuple[sa.FromClause, sa.FromClause]:
+    """Of the in-window conversations `cv` (conv, n): one row per conversation (code, size,
+    members) and one per member of at least one of them (k: how many). PostgreSQL joins the
+    members once and groups both ways with GROUPING SETS; SQLite groups the join twice."""
+    c, mem = tables["conversations"], tables["members"]
+    member_conv, member_user = mem.c[mapping.members.conversation_id], mem.c[mapping.members.user_id]
+    code = _category_code(c, mapping.conversations.type, CONVERSATION_TYPES)
+    joined = cv.join(c, c.c[mapping.conversations.id] == cv.c.conv, isouter=True).join(
+        mem, member_conv == cv.c.conv, isouter=True
+    )
+    if d.postgres:
+        rows = sa.select(cv.c.conv, code.label("code"), cv.c.n.label("size"), member_user.label("user")).select_from(joined).subquery("mj")
+        g, ids = _grouped(
+            rows, {MEMBERS: ("conv", "code", "size"), PER_USER: ("user",)}, "gm", extra=(sa.func.count(rows.c.user).label("members"),)
+        )
+        per_conv = sa.select(g.c.code, g.c.size, g.c.members).where(g.c.gid == ids[MEMBERS]).subquery("pc")
+        per_user = sa.select(g.c.n.label("k")).where(g.c.gid == ids[PER_USER], g.c.user.is_not(None)).subquery("pu")
+        return per_conv, per_user
     per_conv = (
-        sa.select(
-            code.label("code"),
-            sa.func.count(mem.c[mapping.members.user_id]).label("members"),
-        )
-        .select_from(
-            joined.join(
-                mem, mem.c[mapping.members.conversation_id] == conv_ids.c.conv, isouter=True
-            )
-        )
-        .group_by(conv_ids.c.conv, code)
-        .subquery("pc")
+        sa.select(code.label("code"), cv.c.n.label("size"), sa.func.count(member_user).label("members"))
+        .select_from(joined)
+        .group_by(cv.c.conv, code, cv.c.n)
+        .cte("pc")
     )
-    members = sa.select(
-        sa.literal(MEMBERS).label("metric"),
-        per_conv.c.code.label("k1"),
-        per_conv.c.members.label("k2"),
-        sa.func.count().label("n"),
-    ).group_by(per_conv.c.code, per_conv.c.members)
-    return [types, members]
+    per_user = (
+        sa.select(sa.func.count().label("k"))
+        .select_from(cv.join(mem, member_conv == cv.c.conv))
+        .where(member_user.is_not(None))
+        .group_by(member_user)
+        .subquery("pu")
+    )
+    return per_conv, per_user
+
+
+def _counted(metric: int, k1: sa.ColumnElement, k2: sa.ColumnElement | None = None) -> sa.Select:
+    """(metric, k1, k2, how many rows) grouped by the keys."""
+    second = _NO_KEY() if k2 is None else k2
+    keys = (k1,) if k2 is None else (k1, k2)
+    return sa.select(sa.literal(metric).label("metric"), k1.label("k1"), second.label("k2"), sa.func.count().label("n")).group_by(*keys)
+
+
+def _conversation_selects(
+    tables: dict[str, sa.Table], mapping: SchemaMapping, cv: sa.Subquery, d: _Dialect
+) -> list[sa.Select]:
+    """Of the in-window conversations `cv` (conv, n): type distribution, members per
+    conversation, the size x members grid and active conversations per member."""
+    pc, pu = _membership(tables, mapping, cv, d)
+    return [
+        _counted(CONV_TYPE, pc.c.code),
+        _counted(MEMBERS, pc.c.code, pc.c.members),
+        _counted(SIZE_MEMBERS, pow2_bucket(pc.c.size, SIZE_EDGES), pow2_bucket(pc.c.members, MEMBER_EDGES)),
+        _counted(PER_USER, pu.c.k),
+    ]
 
 
 def _entity_frequency(metric: int, base: sa.Subquery, key: str) -> sa.Select:
@@ -312,20 +432,27 @@ def _simple_frequency(metric: int, base: sa.Subquery, *keys: str) -> sa.Select:
 def _sqlite_selects(tables, mapping, d, start, end) -> list[sa.Select]:
     base = _message_base(tables, mapping, d, start, end, with_gap=False)
     gaps = _message_base(tables, mapping, d, start, end, with_gap=True)
-    conv_ids = sa.select(base.c.conv).where(base.c.conv.is_not(None)).distinct().subquery("cv")
+    cv = _per_conversation(base, sa.func.count())
+    pairs = _pairs(base)
     return [
         _simple_frequency(LENGTH, base, "len"),
         _simple_frequency(MSG_TYPE, base, "code"),
         _simple_frequency(GRID, base, "dow", "hour"),
+        _simple_frequency(DAY, base, "day"),
         _entity_frequency(PER_CONVERSATION, base, "conv"),
         _entity_frequency(PER_SENDER, base, "sender"),
         _simple_frequency(GAP, gaps, "gap"),
-        *_conversation_selects(tables, mapping, conv_ids),
+        _lifetime_select(cv, d, mapping.messages.created_at.unit, start, end),
+        _top_sender_select(pairs),
+        *_conversation_selects(tables, mapping, cv, d),
     ]
 
 
-def _grouped(base: sa.Subquery, sets: dict[int, tuple[str, ...]], name: str) -> tuple[sa.CTE, dict[int, int]]:
-    """One GROUPING SETS aggregate over `base` (one scan) and the GROUPING() id of each set."""
+def _grouped(
+    base: sa.Subquery, sets: dict[int, tuple[str, ...]], name: str, extra: Sequence[sa.ColumnElement] = ()
+) -> tuple[sa.CTE, dict[int, int]]:
+    """One GROUPING SETS aggregate over `base` (one scan) and the GROUPING() id of each set;
+    `extra` aggregates ride along (computed for every set)."""
     names = list(dict.fromkeys(k for keys in sets.values() for k in keys))
     cols = [base.c[k] for k in names]
 
@@ -334,7 +461,7 @@ def _grouped(base: sa.Subquery, sets: dict[int, tuple[str, ...]], name: str) -> 
         return sum(1 << (len(names) - 1 - i) for i, k in enumerate(names) if k not in keys)
 
     g = (
-        sa.select(sa.func.grouping(*cols).label("gid"), *cols, sa.func.count().label("n"))
+        sa.select(sa.func.grouping(*cols).label("gid"), *cols, sa.func.count().label("n"), *extra)
         .group_by(sa.func.grouping_sets(*(sa.tuple_(*(base.c[k] for k in keys)) for keys in sets.values())))
         .cte(name)
     )
@@ -358,16 +485,23 @@ def _set_entities(g: sa.CTE, metric: int, gid: int, key: str) -> sa.Select:
     )
 
 
+def _starts_on_an_hour(moment: datetime) -> bool:
+    """Hours since the epoch then fall wholly inside one day of the window."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == moment
+
+
 def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executable], list[sa.Executable]]:
     """Statements for two connections that run side by side, balanced to take about as long.
 
     First connection, the ordered pass (conversation, time: an index on them is read in
-    order, else one sort): gaps via lag() and messages per conversation (a sorted group:
-    nearly free) with GROUPING SETS, then the conversation and member aggregates of the
-    conversations found. Second connection: the content pass, length x type and messages per
-    sender with GROUPING SETS (the raw type is grouped and coded afterwards: one CASE a group,
-    not a row), then the hour buckets (a plain GROUP BY: a third hash set in either pass cost
-    more than this scan of its own).
+    order, else one sort): gaps via lag() and messages per conversation with its first and
+    last message time (a sorted group: nearly free) with GROUPING SETS, then lifetime,
+    recency, the conversation and member aggregates of the conversations found (members
+    joined once, grouped by conversation and by member with GROUPING SETS), then the hour
+    buckets (a plain GROUP BY: a third hash set in either pass cost more than this scan of
+    its own). Second connection: the content pass, length x type and messages per sender
+    with GROUPING SETS (the raw type is grouped and coded afterwards: one CASE a group, not
+    a row), then the top sender's share from (conversation, sender) counts (`_pairs`).
     """
     m = tables["messages"]
     spec = mapping.messages
@@ -376,19 +510,29 @@ def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executabl
     where = _in_window(col, unit, start, end, True)
     prev = _previous(col, conv)
     ordered = _with_gap_keys(
-        sa.select(conv.label("conv"), d.gap_seconds(col, prev, unit).label("gap")).where(where).subquery("w"),
+        sa.select(conv.label("conv"), col.label("t"), d.gap_seconds(col, prev, unit).label("gap")).where(where).subquery("w"),
         start,
         end,
     )
-    g, ids = _grouped(ordered, {PER_CONVERSATION: ("conv",), GAP: ("gap",)}, "g")
-    conv_ids = sa.select(g.c.conv).where(g.c.gid == ids[PER_CONVERSATION], g.c.conv.is_not(None)).subquery("cv")
+    g, ids = _grouped(ordered, {PER_CONVERSATION: ("conv",), GAP: ("gap",)}, "g", extra=(
+        sa.func.min(ordered.c.t).label("tmin"), sa.func.max(ordered.c.t).label("tmax"),
+    ))
+    cv = (
+        sa.select(g.c.conv, g.c.n, g.c.tmin, g.c.tmax)
+        .where(g.c.gid == ids[PER_CONVERSATION], g.c.conv.is_not(None))
+        .subquery("cv")
+    )
     first = sa.union_all(
         _set_entities(g, PER_CONVERSATION, ids[PER_CONVERSATION], "conv"),
         _set_rows(g, GAP, ids[GAP], "gap"),
-        *_conversation_selects(tables, mapping, conv_ids),
+        _lifetime_select(cv, d, unit, start, end),
+        *_conversation_selects(tables, mapping, cv, d),
     )
+    hour_keys = [d.hour_index(col, unit).label("h")]
+    if not _starts_on_an_hour(start):
+        hour_keys.append(d.day_index(col, unit, start).label("day"))
     hours = _simple_frequency(
-        HOUR_INDEX, sa.select(d.hour_index(col, unit).label("h")).where(where).subquery("hw"), "h"
+        HOUR_INDEX, sa.select(*hour_keys).where(where).subquery("hw"), *(k.name for k in hour_keys)
     )
     content = (
         sa.select(
@@ -407,7 +551,8 @@ def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executabl
         g2.c.n,
     ).where(g2.c.gid == ids2[LEN_CODE], g2.c.len.is_not(None))
     second = sa.union_all(len_code, _set_entities(g2, PER_SENDER, ids2[PER_SENDER], "sender"))
-    return [first], [second, hours]
+    pairs = _pairs(sa.select(conv.label("conv"), m.c[spec.sender_id].label("sender")).where(where).subquery("p"))
+    return [first, hours], [second, _top_sender_select(pairs)]
 
 
 def _users_select(tables: dict[str, sa.Table], mapping: SchemaMapping, d: _Dialect, end: datetime) -> sa.Select:
@@ -447,7 +592,33 @@ def _category_counts(codes: np.ndarray, counts: np.ndarray, categories: Sequence
     return out
 
 
-def _assemble(rows: np.ndarray, freq: FrequencyTables) -> None:
+def _messages_per_day(day: np.ndarray, hours: np.ndarray, hour_day: np.ndarray, counts: np.ndarray,
+                      hour_counts: np.ndarray, start: datetime, end: datetime) -> np.ndarray:
+    """Messages per day of the window from DAY rows (SQLite) or hour buckets (PostgreSQL: the
+    day key rides along when the window does not start on a whole hour, else it follows from
+    the hour since the epoch)."""
+    derived = (hours * 3600 - int(start.timestamp())) // SECONDS_PER_DAY
+    days = np.concatenate([day, np.where(hour_day >= 0, hour_day, derived)]).astype(np.int64)
+    weights = np.concatenate([counts, hour_counts])
+    return np.bincount(days, weights=weights, minlength=window_day_count(start, end)).astype(np.int64)
+
+
+def _assemble_skews(part, freq: FrequencyTables, start: datetime, end: datetime) -> None:
+    """The skews that decide index behaviour (lifetime, recency, top sender, grid, per user, per day)."""
+    life, recent, life_n = part(LIFETIME)
+    freq.lifetime_seconds = _frequency(life, life_n)
+    freq.active_last_7_days = int(life_n[recent == 2].sum())
+    freq.active_last_30_days = int(life_n[recent >= 1].sum())
+    freq.top_sender_permille = _frequency(*part(TOP_SENDER)[::2])
+    freq.conversations_per_user = _frequency(*part(PER_USER)[::2])
+    size, width, grid_n = part(SIZE_MEMBERS)
+    np.add.at(freq.size_by_members, (size, width), grid_n)
+    day, _, day_n = part(DAY)
+    hours, hour_day, hour_n = part(HOUR_INDEX)
+    freq.messages_per_day = _messages_per_day(day, hours, hour_day, day_n, hour_n, start, end)
+
+
+def _assemble(rows: np.ndarray, freq: FrequencyTables, start: datetime, end: datetime) -> None:
     """Fill `freq` from an (n, 4) integer array of (metric, k1, k2, count) rows."""
     rows = rows.reshape(-1, 4)
 
@@ -481,6 +652,7 @@ def _assemble(rows: np.ndarray, freq: FrequencyTables) -> None:
     freq.members_per_conversation = {
         name: _frequency(members[names == name], n[names == name]) for name in sorted(set(names.tolist()))
     }
+    _assemble_skews(part, freq, start, end)
 
 
 def _assemble_users(rows: list[Sequence[int | None]], fields: Sequence[str], freq: FrequencyTables) -> None:
@@ -562,6 +734,6 @@ def extract_frequencies(
             parts = [_fetch(conn, st) for st in statements]
             user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
     rows = np.concatenate(parts)
-    _assemble(rows, freq)
+    _assemble(rows, freq, window_start, window_end)
     _assemble_users(user_rows, mapping.users.profile_fields, freq)
     return freq
