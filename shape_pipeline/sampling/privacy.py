@@ -36,8 +36,16 @@ NOTE_TIME_CELLS = "hour and day-of-week cells below min_cell_count are reported 
 NOTE_SMALL_DISTRIBUTION = "distributions over fewer entities than min_cell_count are omitted"
 NOTE_TAIL_ROUNDING = "percentiles resting on fewer than min_cell_count entities are rounded up to 2 significant digits"
 NOTE_NO_SUPPRESSION = "no small-cell suppression (min_cell_count not applied)"
+NOTE_SKEW_CELLS = "recency counts, size x members cells and daily counts below min_cell_count are reported as 0"
 ALLOWED_NOTES: frozenset[str] = frozenset(
-    {NOTE_EMPTY_WINDOW, NOTE_TIME_CELLS, NOTE_SMALL_DISTRIBUTION, NOTE_TAIL_ROUNDING, NOTE_NO_SUPPRESSION}
+    {
+        NOTE_EMPTY_WINDOW,
+        NOTE_TIME_CELLS,
+        NOTE_SMALL_DISTRIBUTION,
+        NOTE_TAIL_ROUNDING,
+        NOTE_NO_SUPPRESSION,
+        NOTE_SKEW_CELLS,
+    }
 )
 
 

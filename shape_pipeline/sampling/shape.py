@@ -19,18 +19,21 @@ from shape_pipeline.contracts import (
     ConversationMetrics,
     DistributionStats,
     Histogram,
+    Histogram2D,
     MessageMetrics,
     Percentiles,
     PrivacyReport,
+    Recency,
     ShapeMetrics,
     Totals,
     UserMetrics,
     percentile_level,
 )
 from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER
-from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
+from shape_pipeline.sampling.frequencies import MEMBER_EDGES, SIZE_EDGES, Frequency, FrequencyTables
 from shape_pipeline.sampling.privacy import (
     NOTE_EMPTY_WINDOW,
+    NOTE_SKEW_CELLS,
     NOTE_SMALL_DISTRIBUTION,
     NOTE_TAIL_ROUNDING,
     NOTE_TIME_CELLS,
@@ -42,6 +45,8 @@ from shape_pipeline.sampling.privacy import (
 )
 
 LINEAR_GRID_CAP = 64  # username lengths: 1-wide buckets up to here, log-spaced beyond
+PERMILLE = 1000  # the top sender's share is extracted as round(1000 * share)
+SHARE_BUCKETS = 20  # its histogram: 20 equal buckets over (0, 1]
 
 
 # ------------------------------------------------------------------------------ frequency maths
@@ -208,6 +213,93 @@ def _time_arrays(grid: np.ndarray, tally: PrivacyTally | None) -> tuple[list[int
     return [int(x) for x in hourly], [int(x) for x in daily], [[int(x) for x in row] for row in grid]
 
 
+# ------------------------------------------------------------------------------ skews (issue 10)
+
+
+def share_grid(upper: float) -> np.ndarray:
+    """Fixed per-mille edges of the top sender's share: 0, 50, ..., 950 and 1001, so that a
+    conversation with a single sender (1000) falls in the last of the 20 buckets."""
+    return np.append(np.arange(0.0, PERMILLE, PERMILLE / SHARE_BUCKETS), PERMILLE + 1.0)
+
+
+def scaled_stats(stats: DistributionStats | None, divisor: float) -> DistributionStats | None:
+    """`stats` of integer units (per mille) expressed in the metric's own unit: every value,
+    moment and histogram edge divided by `divisor` (counts unchanged, order kept)."""
+    if stats is None:
+        return None
+    data = stats.model_dump()
+    for key in (*PERCENTILE_KEYS, "max", "mean", "median", "stddev"):
+        if data[key] is not None:
+            data[key] = data[key] / divisor
+    if data["histogram"] is not None:
+        data["histogram"]["edges"] = [e / divisor for e in data["histogram"]["edges"]]
+    return DistributionStats.model_validate(data)
+
+
+def _zero_small(values: np.ndarray, tally: PrivacyTally | None) -> np.ndarray:
+    """Cells below min_cell_count as 0 (tallied and noted); exact without privacy."""
+    values = np.asarray(values, dtype=np.int64)
+    if tally is None:
+        return values
+    out, suppressed = zero_small_cells(values, tally.min_cell_count)
+    tally.suppressed_cells += suppressed
+    if suppressed:
+        tally.note(NOTE_SKEW_CELLS)
+    return out
+
+
+def _omitted(total: int, cells: int, tally: PrivacyTally | None) -> bool:
+    """No block for an empty population, nor (with privacy) for one below min_cell_count:
+    every cell would be 0, which would read as "nobody" rather than "too few to show"."""
+    if total == 0:
+        return True
+    if tally is not None and total < tally.min_cell_count:
+        tally.suppressed_cells += cells
+        tally.note(NOTE_SMALL_DISTRIBUTION)
+        return True
+    return False
+
+
+def _recency(freq: FrequencyTables, tally: PrivacyTally | None) -> Recency | None:
+    if _omitted(freq.conversations_total, 2, tally):
+        return None
+    last_7, last_30 = _zero_small(np.array([freq.active_last_7_days, freq.active_last_30_days]), tally)
+    return Recency(active_last_7_days=int(last_7), active_last_30_days=int(last_30))
+
+
+def nonempty_extent(counts: np.ndarray) -> tuple[slice, slice] | None:
+    """Rows and columns from the first to the last non-empty one (None when all are 0)."""
+    rows, cols = np.nonzero(counts.any(axis=1))[0], np.nonzero(counts.any(axis=0))[0]
+    if rows.size == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _size_by_members(freq: FrequencyTables, tally: PrivacyTally | None) -> Histogram2D | None:
+    """The size x members grid, small cells zeroed, trimmed to its non-empty extent (edges of
+    the kept buckets: fixed powers of two, never data)."""
+    if _omitted(int(freq.size_by_members.sum()), int(np.count_nonzero(freq.size_by_members)), tally):
+        return None
+    grid = _zero_small(freq.size_by_members, tally)
+    extent = nonempty_extent(grid)
+    if extent is None:
+        return None
+    rows, cols = extent
+    return Histogram2D(
+        row_edges=[float(e) for e in SIZE_EDGES[rows.start : rows.stop + 1]],
+        column_edges=[float(e) for e in MEMBER_EDGES[cols.start : cols.stop + 1]],
+        counts=grid[rows, cols].tolist(),
+    )
+
+
+def _daily_counts(freq: FrequencyTables, tally: PrivacyTally | None) -> list[int] | None:
+    if len(freq.messages_per_day) == 0 or _omitted(
+        int(freq.messages_per_day.sum()), int(np.count_nonzero(freq.messages_per_day)), tally
+    ):
+        return None
+    return [int(x) for x in _zero_small(freq.messages_per_day, tally)]
+
+
 def _profile(freq: FrequencyTables, tally: PrivacyTally | None) -> dict[str, float]:
     n = freq.users_total
     if n == 0 or (tally is not None and n < tally.min_cell_count):
@@ -255,6 +347,10 @@ def shape_from_frequencies(
         messages_per_conversation_mean=per_conv.mean if per_conv else None,
         type_distribution=conv_types,
         members_per_conversation=_members(freq, conv_types, merged_conv, tally),
+        top_sender_share=scaled_stats(distribution_stats(freq.top_sender_permille, tally, grid=share_grid), PERMILLE),
+        lifetime_seconds=distribution_stats(freq.lifetime_seconds, tally),
+        recency=_recency(freq, tally),
+        size_by_members=_size_by_members(freq, tally),
     )
     messages = MessageMetrics(
         content_length_stats=distribution_stats(freq.content_length, tally),
@@ -264,9 +360,11 @@ def shape_from_frequencies(
         hour_by_day_of_week=grid,
         inter_message_gap_seconds=distribution_stats(freq.gap_seconds, tally),
         messages_per_sender=distribution_stats(freq.messages_per_sender, tally),
+        daily_counts=_daily_counts(freq, tally),
     )
     users = UserMetrics(
         username_length=distribution_stats(freq.username_length, tally, grid=linear_grid),
+        conversations_per_user=distribution_stats(freq.conversations_per_user, tally),
         profile_completeness=_profile(freq, tally),
     )
     privacy = None
