@@ -29,6 +29,7 @@ thousands on a month of data), which was the costliest hash table of the sampler
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from shape_pipeline.db import is_postgres, read_only_snapshot
@@ -108,11 +110,31 @@ def round_gaps(gaps: np.ndarray, segments: Sequence[tuple[int, int]]) -> np.ndar
     return out
 
 
-def pow2_bucket(value: sa.ColumnElement, edges: Sequence[int]) -> sa.ColumnElement:
+def _thresholds(values: Sequence[int]) -> sa.ColumnElement:
+    return postgresql.array([sa.literal(int(v), sa.BigInteger) for v in values])
+
+
+def pow2_bucket(value: sa.ColumnElement, edges: Sequence[int], *, postgres: bool = False) -> sa.ColumnElement:
     """`power_of_two_bucket` in SQL: integer comparisons only, so exact at every power of two
-    (0 falls in the first bucket, values beyond the last edge in the last)."""
+    (0 falls in the first bucket, values beyond the last edge in the last).
+
+    PostgreSQL: `width_bucket` over the inner edges (how many of them are <= value), one call
+    instead of a CASE ladder; the ladders made JIT compilation of the statement twice as long.
+    """
     last = len(edges) - 2
+    if postgres:
+        return sa.func.width_bucket(value, _thresholds(edges[1 : last + 1]))
     return sa.case(*[(value < edges[i + 1], i) for i in range(last)], else_=last)
+
+
+def searched_gap_key(gap: sa.ColumnElement, segments: Sequence[tuple[int, int]]) -> sa.ColumnElement:
+    """`gap_key` by a search (PostgreSQL `width_bucket` finds the segment, constant arrays give
+    its start and step): the same keys, a far smaller expression to compile. Used for the
+    per-conversation lifetimes; the per-message gaps keep the CASE, measured fast per row."""
+    index = sa.func.width_bucket(gap, _thresholds([start for start, _ in segments]))
+    start = _thresholds([start for start, _ in segments])[index]
+    step = _thresholds([step for _, step in segments])[index]
+    return sa.case((gap < segments[0][0], gap), else_=start + (gap - start) // step * step)
 
 
 def _NO_KEY() -> sa.ColumnElement:  # noqa: N802 - reads like the constant it stands for
@@ -315,7 +337,7 @@ def _lifetime_select(cv: sa.Subquery, d: _Dialect, unit: str, start: datetime, e
     recent = [sa.literal(_bound(recent_bound(start, end, days), unit, d.postgres), cv.c.tmax.type) for days in RECENT_DAYS]
     code = sa.case((cv.c.tmax >= recent[0], 2), (cv.c.tmax >= recent[1], 1), else_=0)
     life = sa.select(d.gap_seconds(cv.c.tmax, cv.c.tmin, unit).label("life"), code.label("recent")).subquery("lt")
-    key = gap_key(life.c.life, gap_segments((end - start).total_seconds()))
+    key = (searched_gap_key if d.postgres else gap_key)(life.c.life, gap_segments((end - start).total_seconds()))
     return sa.select(
         sa.literal(LIFETIME).label("metric"), key.label("k1"), sa.cast(life.c.recent, sa.BigInteger).label("k2"), sa.func.count().label("n")
     ).group_by(key, life.c.recent)
@@ -401,7 +423,11 @@ def _conversation_selects(
     return [
         _counted(CONV_TYPE, pc.c.code),
         _counted(MEMBERS, pc.c.code, pc.c.members),
-        _counted(SIZE_MEMBERS, pow2_bucket(pc.c.size, SIZE_EDGES), pow2_bucket(pc.c.members, MEMBER_EDGES)),
+        _counted(
+            SIZE_MEMBERS,
+            pow2_bucket(pc.c.size, SIZE_EDGES, postgres=d.postgres),
+            pow2_bucket(pc.c.members, MEMBER_EDGES, postgres=d.postgres),
+        ),
         _counted(PER_USER, pu.c.k),
     ]
 
@@ -490,18 +516,21 @@ def _starts_on_an_hour(moment: datetime) -> bool:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == moment
 
 
-def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executable], list[sa.Executable]]:
-    """Statements for two connections that run side by side, balanced to take about as long.
+def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executable], ...]:
+    """Statements for two connections that run side by side: each its own pass, then both
+    take the rest from a shared queue (whichever is free first), so they finish about together
+    whatever the data (the top sender's pairs cost little when senders post where they are
+    members, and as much as a pass when every message has a new (conversation, sender) pair).
 
     First connection, the ordered pass (conversation, time: an index on them is read in
     order, else one sort): gaps via lag() and messages per conversation with its first and
     last message time (a sorted group: nearly free) with GROUPING SETS, then lifetime,
     recency, the conversation and member aggregates of the conversations found (members
-    joined once, grouped by conversation and by member with GROUPING SETS), then the hour
-    buckets (a plain GROUP BY: a third hash set in either pass cost more than this scan of
-    its own). Second connection: the content pass, length x type and messages per sender
-    with GROUPING SETS (the raw type is grouped and coded afterwards: one CASE a group, not
-    a row), then the top sender's share from (conversation, sender) counts (`_pairs`).
+    joined once, grouped by conversation and by member with GROUPING SETS). Second
+    connection: the content pass, length x type and messages per sender with GROUPING SETS
+    (the raw type is grouped and coded afterwards: one CASE a group, not a row). Shared: the
+    top sender's share from (conversation, sender) counts (`_pairs`), and the hour buckets
+    (a plain GROUP BY: a third hash set in either pass cost more than this scan of its own).
     """
     m = tables["messages"]
     spec = mapping.messages
@@ -552,7 +581,7 @@ def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executabl
     ).where(g2.c.gid == ids2[LEN_CODE], g2.c.len.is_not(None))
     second = sa.union_all(len_code, _set_entities(g2, PER_SENDER, ids2[PER_SENDER], "sender"))
     pairs = _pairs(sa.select(conv.label("conv"), m.c[spec.sender_id].label("sender")).where(where).subquery("p"))
-    return [first, hours], [second, _top_sender_select(pairs)]
+    return [first], [second], [_top_sender_select(pairs), hours]
 
 
 def _users_select(tables: dict[str, sa.Table], mapping: SchemaMapping, d: _Dialect, end: datetime) -> sa.Select:
@@ -685,13 +714,28 @@ def _fetch(conn: Connection, statement: sa.Executable) -> np.ndarray:
     return np.asarray(conn.execute(statement).cursor.fetchall(), dtype=np.int64).reshape(-1, 4)
 
 
+def _fetch_all(conn: Connection, own: Sequence[sa.Executable], shared: deque[sa.Executable]) -> list[np.ndarray]:
+    """`own` statements, then shared ones until none is left (deque.popleft is thread-safe)."""
+    out = [_fetch(conn, st) for st in own]
+    while True:
+        try:
+            statement = shared.popleft()
+        except IndexError:
+            return out
+        out.append(_fetch(conn, statement))
+
+
 def _fetch_in_snapshot(
-    engine: Engine, snapshot: str, statements: Sequence[sa.Executable], statement_timeout_ms: int | None
+    engine: Engine,
+    snapshot: str,
+    own: Sequence[sa.Executable],
+    shared: deque[sa.Executable],
+    statement_timeout_ms: int | None,
 ) -> list[np.ndarray]:
-    """Run `statements` on a second connection that sees exactly the exported snapshot."""
+    """Run statements on a second connection that sees exactly the exported snapshot."""
     with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms, snapshot=snapshot) as conn:
         _prepare_session(conn)
-        return [_fetch(conn, st) for st in statements]
+        return _fetch_all(conn, own, shared)
 
 
 def extract_frequencies(
@@ -722,11 +766,12 @@ def extract_frequencies(
         _prepare_session(conn)
         d = _Dialect(postgres=is_postgres(conn))
         if d.postgres:
-            mine, theirs = _postgres_selects(tables, mapping, d, window_start, window_end)
+            mine, theirs, rest = _postgres_selects(tables, mapping, d, window_start, window_end)
+            shared = deque(rest)
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler") as pool:
-                second = pool.submit(_fetch_in_snapshot, engine, snapshot, theirs, statement_timeout_ms)
-                parts = [_fetch(conn, st) for st in mine]
+                second = pool.submit(_fetch_in_snapshot, engine, snapshot, theirs, shared, statement_timeout_ms)
+                parts = _fetch_all(conn, mine, shared)
                 user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
                 parts += second.result()
         else:

@@ -30,9 +30,11 @@ from shape_pipeline.sampling.extract import (
     SIZE_MEMBERS,
     TOP_SENDER,
     extract_frequencies,
+    gap_key,
     gap_segments,
     pow2_bucket,
     round_gaps,
+    searched_gap_key,
 )
 from shape_pipeline.sampling.frequencies import (
     MEMBER_EDGES,
@@ -116,16 +118,37 @@ def test_power_of_two_buckets_in_sql_match_the_contract(canonical_pg: str) -> No
     """Integer comparisons in SQL give `power_of_two_bucket` exactly, at and around every edge."""
     values = sorted({0, *(v for e in SIZE_EDGES for v in (e - 1, e, e + 1)), 1 << 30})
     table = sa.Table("vals", sa.MetaData(), sa.Column("v", sa.BigInteger), prefixes=["TEMPORARY"])
-    for url in (canonical_pg, "sqlite://"):
+    for url, postgres in ((canonical_pg, True), ("sqlite://", False), (canonical_pg, False)):
         with engine_for(url) as engine, engine.connect() as conn:
             table.create(conn)
             conn.execute(table.insert(), [{"v": v} for v in values])
             got = conn.execute(
-                sa.select(pow2_bucket(table.c.v, SIZE_EDGES), pow2_bucket(table.c.v, MEMBER_EDGES)).order_by(table.c.v)
+                sa.select(
+                    pow2_bucket(table.c.v, SIZE_EDGES, postgres=postgres),
+                    pow2_bucket(table.c.v, MEMBER_EDGES, postgres=postgres),
+                ).order_by(table.c.v)
             ).all()
             conn.rollback()
         assert [r[0] for r in got] == power_of_two_bucket(np.array(values), SIZE_EDGES).tolist()
         assert [r[1] for r in got] == power_of_two_bucket(np.array(values), MEMBER_EDGES).tolist()
+
+
+def test_lifetime_keys_by_search_equal_the_gap_rounding(canonical_pg: str) -> None:
+    """PostgreSQL rounds lifetimes with `searched_gap_key` (width_bucket): the same keys as the
+    CASE of `gap_key` and the in-memory `round_gaps`, on every segment edge and around it."""
+    segments = gap_segments(40 * 86_400)
+    lifetimes = sorted({0, 1, *(v for start, _ in segments for v in (start - 1, start, start + 1, start + 777)), 10**8})
+    table = sa.Table("life", sa.MetaData(), sa.Column("v", sa.BigInteger), prefixes=["TEMPORARY"])
+    with engine_for(canonical_pg) as engine, engine.connect() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), [{"v": v} for v in lifetimes])
+        got = conn.execute(
+            sa.select(searched_gap_key(table.c.v, segments), gap_key(table.c.v, segments)).order_by(table.c.v)
+        ).all()
+        conn.rollback()
+    expected = round_gaps(np.array(lifetimes), segments).tolist()
+    assert [r[0] for r in got] == expected and [r[1] for r in got] == expected
+    assert expected[-1] < 10**8  # long lifetimes really are rounded
 
 
 # ------------------------------------------------------------------ a Mattermost world vs its truth
