@@ -191,7 +191,7 @@ def posts(world: LogicalWorld, post_ids: pa.Array, user_ids: pa.Array, channel_i
 MAPPING_YAML = """\
 # Mattermost-style schema. Post types 'system_join_channel', 'system_leave_channel' and
 # 'system_header_change' are left unnamed on purpose (the sampler counts them as OTHER);
-# files are marked by "FileIds", not by the type, so file posts count as TEXT.
+# 'other:' tells the generator which raw value to write for OTHER. Files are marked by "FileIds", not by the type, so file posts count as TEXT.
 users:
   table: Users
   id: Id
@@ -216,7 +216,7 @@ messages:
   conversation_id: ChannelId
   sender_id: UserId
   content: Message
-  type: {column: Type, values: {"": TEXT, "slack_attachment": TEXT}}
+  type: {column: Type, values: {"": TEXT, "slack_attachment": TEXT}, other: system_join_channel}
   created_at: {column: CreateAt, unit: epoch_ms}
 """
 

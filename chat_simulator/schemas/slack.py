@@ -127,7 +127,8 @@ def render(world: LogicalWorld, rng: np.random.Generator) -> dict[str, pa.Table]
 
 MAPPING_YAML = """\
 # Slack/Rocket.Chat-style schema. A plain message has a NULL subtype (default: TEXT);
-# 'channel_join', 'channel_leave' and 'channel_topic' are left unnamed (counted as OTHER).
+# 'channel_join', 'channel_leave' and 'channel_topic' are left unnamed (counted as OTHER);
+# 'other:' tells the generator which raw value to write for OTHER.
 users:
   table: accounts
   id: id
@@ -157,6 +158,7 @@ messages:
     column: subtype
     values: {"image": IMAGE, "file_share": FILE, "audio_clip": AUDIO, "video_clip": VIDEO, "bot_message": TEXT}
     default: TEXT
+    other: channel_join
   created_at: sent_at
 """
 
