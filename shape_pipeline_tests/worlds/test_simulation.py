@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+import yaml
 
 import chat_simulator
 from chat_simulator import World, build_world, simulate
@@ -157,10 +158,13 @@ def test_the_world_looks_like_it_holds_personal_data(world) -> None:
 def test_each_schema_has_its_mapping(tmp_path: Path) -> None:
     small = build_world("mattermost", 500, "m", END)
     assert isinstance(small, World)
-    written = small.write_mapping(tmp_path / "mapping.yaml").read_text()
-    assert '"": TEXT' in written and "system_join_channel" not in written.split("users:")[1]
-    slack = build_world("slack", 500, "m", END).mapping_yaml or ""
-    assert "default: TEXT" in slack and "channel_join" not in slack.split("users:")[1]
+    written = yaml.safe_load(small.write_mapping(tmp_path / "mapping.yaml").read_text())
+    posts = written["messages"]["type"]
+    assert posts["values"][""] == "TEXT" and not any(raw.startswith("system_") for raw in posts["values"])
+    assert posts["other"] == "system_join_channel"  # written for OTHER; the system codes stay unnamed
+    slack = yaml.safe_load(build_world("slack", 500, "m", END).mapping_yaml or "")["messages"]["type"]
+    assert slack["default"] == "TEXT" and not any(raw.startswith("channel_") for raw in slack["values"])
+    assert slack["other"] == "channel_join"
     assert "SYSTEM" not in (build_world("canonical", 500, "m", END).mapping_yaml or "").split("users:")[1]
 
 
