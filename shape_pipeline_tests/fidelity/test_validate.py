@@ -58,7 +58,8 @@ SHIFTS: dict[str, tuple[dict, str, set[str], Callable]] = {
     "conversation types": (
         {"conversation_types": (0.5, 0.4, 0.1)},
         "conversation_types",
-        set(),
+        # fewer DMs: bigger rooms, so members per user, top sender shares and the size grid move too
+        {"size_by_members", "conversations_per_user", "top_sender_share"},
         lambda r: r.config_key.endswith("DIRECT_MESSAGE") and _direction(r) > 0,  # too few DMs
     ),
     "message types": (
@@ -67,17 +68,17 @@ SHIFTS: dict[str, tuple[dict, str, set[str], Callable]] = {
         set(),
         lambda r: r.config_key.endswith("TEXT") and _direction(r) > 0,
     ),
-    # hot rooms make hot senders: messages per sender must move with the tail
+    # hot rooms make hot senders (and live longer): messages per sender and lifetimes move with the tail
     "heavier tail": (
         {"tail_factor": 2.5},
         "messages_per_conversation",
-        {"messages_per_sender"},
+        {"messages_per_sender", "conversation_lifetime"},
         lambda r: r.config_key.endswith(".alpha") and _direction(r) > 0,  # raise alpha: lighter tail
     ),
     "lighter tail": (
         {"tail_factor": 0.5},
         "messages_per_conversation",
-        {"messages_per_sender"},
+        {"messages_per_sender", "conversation_lifetime"},
         lambda r: r.config_key.endswith(".alpha") and _direction(r) < 0,  # lower alpha: heavier tail
     ),
     "longer content": (
@@ -95,7 +96,7 @@ SHIFTS: dict[str, tuple[dict, str, set[str], Callable]] = {
     "slower conversations": (
         {"gap_median_s": 80.0},
         "inter_message_gaps",
-        set(),
+        {"conversation_lifetime"},  # longer gaps, longer lives
         lambda r: "inter_message_gap_seconds" in r.config_key and _direction(r) < 0,
     ),
     "senders outside the room": (
