@@ -13,17 +13,40 @@ Both margins of the user x conversation table hold at once (methods.md "Joint sk
   (conversation totals exact, user totals within rounding and what the membership allows).
 Users with no activity target (lurkers) start at a negligible weight: they write only in a
 conversation none of whose members is a sender. Every sender is a member by construction.
+
+With a top-sender-share model (`conversation_generation.top_sender_share`) the table gets the
+structure real chats have, where one or two people write most of a conversation:
+- each conversation's top sender writes a drawn share of it (`top_counts`: stratified levels,
+  the levels of share 1 going first to the conversations that cannot split: one message or one
+  member), the others at most as much;
+- users' activity targets are rank-correlated with their number of conversations
+  (`pair_with_degrees`, a Gaussian copula);
+- membership is assortative (`matched_membership`): the slots whose messages are fixed (top
+  slots, the other member of a two-member conversation) go to users by rank of the messages
+  each of their conversations should bring them (target / degree), the other slots of bigger
+  rooms at random, every sender getting at least one slot with messages;
+- `allocate_with_tops` keeps the fixed slots and fits the rest of each bigger room to the
+  users' remaining targets by IPF, capped at the room's top.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from scipy.special import ndtri
+
+from shape_pipeline.distributions import Model, quantile, stratified_levels
 
 SWAP_ROUNDS = 60  # rounds of stub swaps before the last duplicates are replaced by other users
 SWAP_CANDIDATES = 16  # random slots tried per duplicate and round
 IPF_ITERATIONS = 40
 RERANK_ROUNDS = 2  # measured: each round moves messages-per-sender p50 a few percent closer
 LURKER_WEIGHT = 1e-9  # relative weight of a member with no activity target
+COPULA_RHO = 0.8  # conversations vs messages of a user: Spearman 0.71 on the simulated worlds
+MATCH_JITTER = 0.3  # log-scale noise on matching keys: equal keys do not pair in blocks
+NEAR_SWAP_WIDTH = 64  # a duplicate of an assortative matching swaps with a slot this close in rank
+STARVING_ROUNDS = 8  # rounds in which senders left with no message take one from a busier member
 
 
 def segment_index(sizes: np.ndarray) -> np.ndarray:
@@ -53,11 +76,23 @@ def configuration_membership(rng: np.random.Generator, member_counts: np.ndarray
     n_users = degrees.size
     users = np.repeat(np.arange(n_users, dtype=np.int64), degrees)[rng.permutation(slots)]
     conv = segment_index(member_counts)
+    return separate(rng, conv, users, n_users, lambda dup: rng.integers(0, slots, (dup.size, SWAP_CANDIDATES)))
+
+
+def separate(
+    rng: np.random.Generator,
+    conv: np.ndarray,
+    users: np.ndarray,
+    n_users: int,
+    candidates: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """`users` per slot with every duplicate swapped with one of its `candidates(dup)` slots
+    where that separates both (SWAP_ROUNDS rounds), the last ones replaced (see below)."""
     for _ in range(SWAP_ROUNDS):
         dup = duplicate_positions(conv, users, n_users)
         if dup.size == 0:
             return users
-        partner = swap_partners(rng, conv, users, n_users, dup)
+        partner = swap_partners(conv, users, n_users, dup, candidates(dup))
         _, first = np.unique(partner, return_index=True)  # one swap per partner slot
         keep = np.zeros(dup.size, dtype=bool)
         keep[first] = True
@@ -103,10 +138,10 @@ def activity_by_load(
 
 
 def swap_partners(
-    rng: np.random.Generator, conv: np.ndarray, users: np.ndarray, n_users: int, dup: np.ndarray
+    conv: np.ndarray, users: np.ndarray, n_users: int, dup: np.ndarray, candidates: np.ndarray
 ) -> np.ndarray:
-    """For each duplicate slot, a random slot it can swap with (-1 if none of SWAP_CANDIDATES can):
-    neither user may already be in the other's conversation."""
+    """For each duplicate slot, the first of its candidate slots it can swap with (-1 if none
+    can): neither user may already be in the other's conversation."""
     keys = np.sort(conv * n_users + users)
 
     def holds(c: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -114,9 +149,8 @@ def swap_partners(
         at = np.minimum(np.searchsorted(keys, key), keys.size - 1)
         return keys[at] == key
 
-    candidates = rng.integers(0, users.size, (dup.size, SWAP_CANDIDATES))
     mine, theirs = users[dup][:, None], users[candidates]
-    fits = ~holds(conv[candidates], mine) & ~holds(conv[dup][:, None], theirs)
+    fits = ~holds(conv[candidates], mine) & ~holds(conv[dup][:, None], theirs) & (candidates != dup[:, None])
     pick = np.argmax(fits, axis=1)
     return np.where(fits.any(axis=1), candidates[np.arange(dup.size), pick], -1)
 
@@ -180,3 +214,183 @@ def order_senders(
     # each conversation's messages together in random order
     small = conv.astype(np.int16 if message_counts.size < 2**15 else np.int64)
     return senders[shuffled[np.argsort(small[shuffled], kind="stable")]]
+
+
+# --------------------------------------------------------------------------------------
+# Top-sender structure (see module doc)
+# --------------------------------------------------------------------------------------
+
+
+def top_counts(rng: np.random.Generator, model: Model, counts: np.ndarray, member_counts: np.ndarray) -> np.ndarray:
+    """Messages of each conversation's top sender: the model's share at stratified levels.
+
+    Conversations that cannot split (one message or one member) take the highest levels (share
+    1), so the model's mass at 1 is not spent twice; the others take the rest in random order.
+    Each count is the share times the size, rounded, at least the even split ceil(n / members).
+    """
+    k = counts.size
+    forced = (counts <= 1) | (member_counts <= 1)
+    order = np.concatenate([rng.permutation(np.flatnonzero(~forced)), rng.permutation(np.flatnonzero(forced))])
+    level = np.empty(k)
+    level[order] = np.sort(stratified_levels(rng, k))
+    lowest = -(-counts // np.maximum(member_counts, 1))
+    return np.clip(np.round(quantile(model, level) * counts).astype(np.int64), lowest, counts)
+
+
+def pair_with_degrees(rng: np.random.Generator, degree_of_user: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Activity target per user: the drawn `targets`, largest first, to the members in the order
+    of a Gaussian copula (COPULA_RHO) with their number of conversations; the rest write nothing."""
+    members = np.flatnonzero(degree_of_user > 0)
+    n = members.size
+    by_degree = members[np.lexsort((rng.random(n), -degree_of_user[members]))]
+    z = COPULA_RHO * ndtri((n - np.arange(n) - 0.5) / max(n, 1)) + np.sqrt(1 - COPULA_RHO**2) * rng.standard_normal(n)
+    ranked = np.sort(np.asarray(targets, dtype=np.float64))[::-1][:n]
+    activity = np.zeros(degree_of_user.size)
+    activity[by_degree[np.argsort(-z, kind="stable")[: ranked.size]]] = ranked
+    return activity
+
+
+def slot_roles(member_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(conversation, is_top, flexible) per member slot: the first slot of a conversation is its
+    top sender's; the other slots of rooms of three or more members are flexible (fitted later)."""
+    conv = segment_index(member_counts)
+    is_top = np.zeros(conv.size, dtype=bool)
+    is_top[(np.cumsum(member_counts) - member_counts)[member_counts > 0]] = True
+    return conv, is_top, ~is_top & (member_counts[conv] >= 3)
+
+
+def matched_membership(
+    rng: np.random.Generator,
+    member_counts: np.ndarray,
+    counts: np.ndarray,
+    tops: np.ndarray,
+    degree_of_user: np.ndarray,
+    activity: np.ndarray,
+) -> np.ndarray:
+    """User of each member slot (grouped by conversation, the top sender's slot first).
+
+    Stubs (one per membership of a user) are keyed by the messages each should bring, activity
+    / degree; fixed slots by their messages (the top's count; the rest of a two-member
+    conversation), flexible slots by the key of a random stub. Slots with messages take every
+    sender's first stub and then the stubs of highest key, in key order; the other stubs fill the
+    slots without messages at random. Duplicates swap with slots close in rank, else anywhere.
+    """
+    conv, is_top, flexible = slot_roles(member_counts)
+    slots, n_users = conv.size, degree_of_user.size
+    stubs = np.repeat(np.arange(n_users, dtype=np.int64), degree_of_user)
+    if stubs.size != slots:
+        raise ValueError("degrees must add up to the member slots")
+    desire = (activity / np.maximum(degree_of_user, 1))[stubs]
+    key_u = np.log1p(desire) + MATCH_JITTER * rng.standard_normal(slots)
+    rest = counts - tops
+    value = np.where(is_top, tops[conv], np.where(flexible, (rest[conv] > 0).astype(np.int64), rest[conv]))
+    key_s = np.log1p(value) + MATCH_JITTER * rng.standard_normal(slots)
+    key_s[flexible] = key_u[rng.integers(0, slots, int(flexible.sum()))]
+    first = np.ones(slots, dtype=bool)
+    first[1:] = stubs[1:] != stubs[:-1]
+    primary = first & (activity[stubs] > 0)
+    full, empty = np.flatnonzero(value > 0), np.flatnonzero(value == 0)
+    others = np.flatnonzero(~primary)
+    others = others[np.argsort(-key_u[others], kind="stable")]
+    room = max(full.size - int(primary.sum()), 0)
+    to_full = np.concatenate([np.flatnonzero(primary), others[:room]])[: full.size]
+    to_empty = np.concatenate([others[room:], np.flatnonzero(primary)[full.size :]])
+    users = np.empty(slots, dtype=np.int64)
+    users[full[np.argsort(-key_s[full], kind="stable")]] = stubs[to_full[np.argsort(-key_u[to_full], kind="stable")]]
+    users[empty[rng.permutation(empty.size)]] = stubs[to_empty]
+    order = np.argsort(-np.where(value > 0, key_s, -np.inf), kind="stable")
+    rank = np.empty(slots, dtype=np.int64)
+    rank[order] = np.arange(slots)
+
+    def near(dup: np.ndarray) -> np.ndarray:
+        offsets = rng.integers(-NEAR_SWAP_WIDTH, NEAR_SWAP_WIDTH + 1, (dup.size, SWAP_CANDIDATES))
+        close = order[np.clip(rank[dup][:, None] + offsets, 0, slots - 1)]
+        return np.concatenate([close, rng.integers(0, slots, (dup.size, SWAP_CANDIDATES))], axis=1)
+
+    return separate(rng, conv, users, n_users, near)
+
+
+def water_fill(conv: np.ndarray, weight: np.ndarray, totals: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """Values proportional to `weight` within each conversation adding up to `totals`, none above
+    its `cap` (the excess of capped slots goes to the others in proportion)."""
+    k = totals.size
+    value = np.zeros(conv.size)
+    fixed = weight <= 0
+    for _ in range(64):
+        free = np.where(fixed, 0.0, weight)
+        left = totals - np.bincount(conv, np.where(fixed, value, 0.0), k)
+        value = np.where(fixed, value, free * (left / np.maximum(np.bincount(conv, free, k), 1e-300))[conv])
+        over = ~fixed & (value > cap)
+        if not over.any():
+            break
+        value[over] = cap[over]
+        fixed |= over
+    return value
+
+
+def allocate_with_tops(
+    rng: np.random.Generator,
+    member_counts: np.ndarray,
+    users: np.ndarray,
+    counts: np.ndarray,
+    tops: np.ndarray,
+    activity: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(messages per member slot, activity per user) for a matched membership.
+
+    Top slots write `tops`, the other member of a two-member conversation the rest; the targets
+    are handed out again in the order of the load this gives each member (their distribution
+    stays exact); the rest of bigger rooms goes to their other members by IPF towards what each
+    user still lacks, at most the room's top each, rounded by largest remainder. A sender left
+    with nothing then takes one message from the busiest other member of one of its rooms.
+    """
+    conv, is_top, flexible = slot_roles(member_counts)
+    k, n_users = counts.size, activity.size
+    rest = (counts - tops).astype(np.float64)
+    pair = ~is_top & ~flexible
+    fixed = np.where(is_top, tops[conv], np.where(pair, rest[conv], 0.0))
+    share = rest / np.maximum(member_counts - 1, 1)
+    member = np.bincount(users, minlength=n_users) > 0
+    load = np.bincount(users, fixed + np.where(flexible, share[conv], 0.0), n_users)
+    activity = rank_targets(rng, np.where(member, load, -1.0), activity[activity > 0])
+    want = np.maximum(activity - np.bincount(users, fixed, n_users), 0.0)
+    sender = activity > 0
+    weight = np.where(flexible, np.where(sender[users], 1.0, LURKER_WEIGHT), 0.0)
+    room_total = np.where(member_counts >= 3, rest, 0.0)
+    for _ in range(IPF_ITERATIONS):
+        weight *= (room_total / np.maximum(np.bincount(conv, weight, k), 1e-300))[conv]
+        column = np.bincount(users, weight, n_users)
+        scale = np.where(sender & (column > 0), np.maximum(want, LURKER_WEIGHT) / np.maximum(column, 1e-300), 1.0)
+        weight *= scale[users]
+    value = np.where(flexible, water_fill(conv, weight, room_total, tops[conv].astype(np.float64)), 0.0)
+    sent = round_within(conv, np.where(pair, rest[conv], value), counts - tops)
+    sent[is_top] = tops
+    return feed_starving(conv, users, sent, is_top, sender), activity
+
+
+def feed_starving(
+    conv: np.ndarray, users: np.ndarray, sent: np.ndarray, is_top: np.ndarray, sender: np.ndarray
+) -> np.ndarray:
+    """Senders with no message take one from the busiest non-top member (at least 2) of one of
+    their conversations, one per conversation and round (the top sender's count is untouched)."""
+    sent = sent.copy()
+    k, n_users = int(conv.max(initial=-1)) + 1, sender.size
+    for _ in range(STARVING_ROUNDS):
+        starving = sender[users] & (np.bincount(users, sent, n_users)[users] == 0)
+        if not starving.any():
+            break
+        other = np.where(is_top, 0, sent)
+        best = np.zeros(k, dtype=np.int64)
+        np.maximum.at(best, conv, other)
+        takers = np.flatnonzero(starving & (best[conv] >= 2))
+        if takers.size == 0:
+            break
+        takers = takers[np.unique(users[takers], return_index=True)[1]]
+        takers = takers[np.unique(conv[takers], return_index=True)[1]]
+        donors = np.flatnonzero(~is_top & (other == best[conv]) & (best[conv] >= 2))
+        donors = donors[np.unique(conv[donors], return_index=True)[1]]
+        donor_of = np.full(k, -1, dtype=np.int64)
+        donor_of[conv[donors]] = donors
+        sent[donor_of[conv[takers]]] -= 1
+        sent[takers] += 1
+    return sent

@@ -27,7 +27,11 @@ from shape_pipeline.generation import seeds
 from shape_pipeline.generation.assign import (
     activity_by_load,
     allocate_messages,
+    allocate_with_tops,
     configuration_membership,
+    matched_membership,
+    pair_with_degrees,
+    top_counts,
 )
 from shape_pipeline.generation.bands import BANDS, DEFAULT_BAND, band_messages  # noqa: F401 - re-exported
 from shape_pipeline.generation.members import (  # noqa: F401 - DEFAULT_MEMBERS, DIRECT_MESSAGE re-exported
@@ -223,6 +227,31 @@ def draw_user_targets(
     return member_counts, degree_of_user, activity.astype(np.float64)
 
 
+def who_writes_what(
+    config: CalibratedConfig,
+    rng: np.random.Generator,
+    members: np.ndarray,
+    counts: np.ndarray,
+    degrees: np.ndarray,
+    targets: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user per member slot, messages per member slot, activity per user) (generation/assign.py).
+
+    With a top-sender-share model: each conversation's top sender writes its drawn share and
+    membership is assortative; without: a random configuration model and plain IPF.
+    """
+    model = config.conversation_generation.top_sender_share
+    if model is None:
+        member_users = configuration_membership(rng, members, degrees)
+        activity = activity_by_load(rng, members, member_users, counts, degrees.size, targets)
+        return member_users, allocate_messages(members, member_users, counts, activity), activity
+    tops = top_counts(rng, model, counts, members)
+    activity = pair_with_degrees(rng, degrees, targets)
+    member_users = matched_membership(rng, members, counts, tops, degrees, activity)
+    member_messages, activity = allocate_with_tops(rng, members, member_users, counts, tops, activity)
+    return member_users, member_messages, activity
+
+
 def make_plan(
     config: CalibratedConfig,
     *,
@@ -243,9 +272,7 @@ def make_plan(
     users = user_count(config, target_messages)
     members = draw_member_counts(config, types, type_index, counts, users, rng)
     members, degrees, targets = draw_user_targets(config, rng, users, members, target_messages)
-    member_users = configuration_membership(rng, members, degrees)
-    activity = activity_by_load(rng, members, member_users, counts, users, targets)
-    member_messages = allocate_messages(members, member_users, counts, activity)
+    member_users, member_messages, activity = who_writes_what(config, rng, members, counts, degrees, targets)
     lengths = np.maximum(sample_stratified(config.user_generation.username_length, rng, users), 1)
     lengths, ranks, digits = username_ranks(lengths)
     return Plan(
