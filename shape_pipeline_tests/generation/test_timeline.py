@@ -27,6 +27,8 @@ from shape_pipeline.generation.timeline import (
     US,
     activity_gap_table,
     build_time_warp,
+    fit_spans,
+    fitted_gap_table,
     message_times,
 )
 from shape_pipeline_tests.generation.conftest import make_config
@@ -248,3 +250,29 @@ def test_tiny_and_lopsided_shards_stay_inside_the_window(counts: list[int], name
     same = np.repeat(np.arange(sizes.size), sizes)
     assert (np.diff(times)[same[1:] == same[:-1]] >= 0).all()
     assert (created <= times[np.cumsum(sizes) - sizes]).all() and (created >= warp.start_us).all()
+
+
+def test_spans_are_met_with_silences_and_bursts_kept() -> None:
+    """A conversation short of its span puts the difference into its longest gaps (the bursts
+    stay as drawn); one over its span shrinks only the parts above its mean gap."""
+    gaps = np.array([5.0, 10.0, 1000.0, 5.0, 10.0, 1000.0, 0.0, 0.0])
+    slots = np.array([3, 3, 2])
+    owner = np.repeat(np.arange(3), slots)
+    span = np.array([10_015.0, 515.0, 50.0])
+    out = fit_spans(gaps, slots, owner, span)
+    assert np.allclose(np.bincount(owner, weights=out), span)
+    assert np.all(out[:2] < 1.1 * gaps[:2])  # the bursts stay (nearly) as drawn
+    assert out[2] > 9_000  # the silence took the shortfall
+    assert out[3] == 5.0 and out[4] == 10.0 and out[5] == pytest.approx(500.0)  # only the long gap shrank
+    assert np.allclose(out[6:], 25.0)  # all-zero gaps: the mean gap
+
+
+def test_the_fitted_gap_table_is_the_same_in_every_process_and_cached() -> None:
+    config = world_config()
+    meta = config.calibration_metadata
+    warp = build_time_warp(config.message_generation.temporal, meta.window_start, meta.window_end)
+    first = fitted_gap_table(config, warp)
+    assert fitted_gap_table(config, warp) is first
+    again = fitted_gap_table(config.model_copy(deep=True), warp)  # another process: a new object
+    assert again is not first and np.array_equal(again, first)
+    assert np.all(np.diff(first) >= 0)
