@@ -27,9 +27,8 @@ from shape_pipeline.generation import seeds
 from shape_pipeline.generation.assign import (
     activity_by_load,
     allocate_messages,
-    allocate_with_tops,
+    assortative_allocation,
     configuration_membership,
-    matched_membership,
     pair_with_degrees,
     top_counts,
 )
@@ -247,9 +246,7 @@ def who_writes_what(
         return member_users, allocate_messages(members, member_users, counts, activity), activity
     tops = top_counts(rng, model, counts, members)
     activity = pair_with_degrees(rng, degrees, targets)
-    member_users = matched_membership(rng, members, counts, tops, degrees, activity)
-    member_messages, activity = allocate_with_tops(rng, members, member_users, counts, tops, activity)
-    return member_users, member_messages, activity
+    return assortative_allocation(rng, members, counts, tops, degrees, activity)
 
 
 def make_plan(
