@@ -2,7 +2,7 @@
 
 Messages per sender p50 17 / p90 268 / p99 3,684 (a body and a Pareto tail), conversations per
 user p10 1 / p50 2 / p90 13 / p99 124, 44% of direct messages with one member, three quarters
-of the users writing. Run as a script to print realized against target:
+of the users writing; `make_top_share_config` adds the worlds' top sender share. Run as a script to print realized against target:
 
     .venv/bin/python -m shape_pipeline_tests.generation.skew [messages ...]
 """
@@ -27,6 +27,12 @@ REAL_MESSAGES, REAL_USERS = 258_000, 1_315
 SENDER_TARGETS = {"p50": 17, "p90": 268, "p99": 3_684}
 DEGREE_TARGETS = {"p10": 1, "p50": 2, "p90": 13, "p99": 124}
 ONE_MEMBER_DM = 0.44
+# Top sender share shaped like the simulated worlds' (dialogues: two people share most rooms),
+# its mass at 1 (45%) holding the one-member direct messages and one-message rooms of this config.
+TOP_SHARE = QuantileSplineModel(
+    knots=[(0.01, 0.3), (0.05, 0.5), (0.2, 0.6), (0.4, 0.694), (0.5, 0.8), (0.55, 1.0), (0.99, 1.0)],
+    min=0.001, max=1.0, integer=False,
+)
 
 
 def make_skewed_config() -> CalibratedConfig:
@@ -72,6 +78,13 @@ def make_skewed_config() -> CalibratedConfig:
     )
 
 
+def make_top_share_config() -> CalibratedConfig:
+    """The skewed config with a top-sender-share model (the generator's assortative path)."""
+    config = make_skewed_config()
+    conversations = config.conversation_generation.model_copy(update={"top_sender_share": TOP_SHARE})
+    return config.model_copy(update={"conversation_generation": conversations})
+
+
 def sent_per_user(plan: Plan) -> np.ndarray:
     """Messages each user writes (over all its memberships)."""
     return np.bincount(plan.member_users, plan.member_messages, plan.users).astype(np.int64)
@@ -95,9 +108,9 @@ def relative_errors(realized: dict[str, float], targets: dict[str, float]) -> di
     return {key: realized[key] / targets[key] - 1 for key in targets}
 
 
-def report(messages: int, seed: str = "skew") -> str:
+def report(messages: int, seed: str = "skew", config: CalibratedConfig | None = None) -> str:
     """Realized against target for one plan (a few lines)."""
-    plan = make_plan(make_skewed_config(), target_messages=messages, seed=seed)
+    plan = make_plan(config or make_skewed_config(), target_messages=messages, seed=seed)
     sent = sent_per_user(plan)
     degree = memberships_per_user(plan)
     senders = sent[sent > 0]
@@ -117,7 +130,8 @@ def report(messages: int, seed: str = "skew") -> str:
             f"share of messages off target {np.abs(sent[active] - activity[active]).sum() / messages:.1%}",
             f"  users whose memberships differ from their planned degree: {int(np.sum(degree != plan.user_degree))}",
             f"  one-member direct messages {one:.1%} (target {ONE_MEMBER_DM:.0%})",
-            f"  top sender share p10/p50/p90 {np.quantile(top, [0.1, 0.5, 0.9]).round(2).tolist()}",
+            f"  top sender share p10/p50/p90 {np.quantile(top, [0.1, 0.5, 0.9]).round(2).tolist()}, "
+            f"share 1 in {np.mean(top == 1):.0%}",
         ]
     )
 
@@ -125,3 +139,4 @@ def report(messages: int, seed: str = "skew") -> str:
 if __name__ == "__main__":
     for size in [int(a) for a in sys.argv[1:]] or [REAL_MESSAGES, 1_000_000]:
         print(report(size))
+        print("with a top sender share model:", report(size, config=make_top_share_config()))
