@@ -82,7 +82,10 @@ def test_direct_messages_are_pairs_where_the_config_says_nothing():
 
 
 def test_members_follow_the_size_grid():
-    """Big conversations get the members the grid gives their size row (here: 8-15 above 64 messages)."""
+    """Big conversations get the members the grid gives their size row (here: 8-15 above 64
+    messages) as far as the type's own member model allows: the type's distribution is fitted
+    jointly with the grid (members.py), so the few members beyond the grid's columns that the
+    type's model needs (about 5% of GROUP_CHATs above 16) stay."""
     config = make_config()
     edges = [1, 64, 1_000_000]
     columns = [1, 2, 4, 8, 16, 1_000]
@@ -91,8 +94,11 @@ def test_members_follow_the_size_grid():
     config.conversation_generation.type_distribution = {"GROUP_CHAT": 1.0}
     plan = make_plan(config, target_messages=500_000, seed="grid")
     big = plan.message_counts >= 64
-    assert np.all((plan.member_counts[big] >= 8) & (plan.member_counts[big] < 16))
-    assert np.all(plan.member_counts[~big] < 8)
+    assert np.mean((plan.member_counts[big] >= 8) & (plan.member_counts[big] < 16)) >= 0.85
+    assert np.mean(plan.member_counts[~big] < 8) >= 0.85
+    model = config.conversation_generation.members_per_conversation["GROUP_CHAT"]
+    realized = np.quantile(plan.member_counts, [p for p, _ in model.knots], method="inverted_cdf")
+    assert all(abs(r / q - 1) <= 0.2 for r, (_, q) in zip(realized, model.knots, strict=True)), realized
 
 
 @pytest.mark.parametrize("messages", [500_000, 1_000_000])
