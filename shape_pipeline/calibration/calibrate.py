@@ -159,9 +159,10 @@ def _members(
         if kind in exported:
             stats = exported[kind]
             with metric(where, field):  # big rooms: a Pareto tail when the top says so
-                out[kind] = fit_spline(
+                model = fit_spline(
                     stats, natural_min=1, heavy_tail=looks_heavy(stats), source=f"shape {field}"
                 )
+            out[kind] = carry_exported_mean(model, stats.mean)
             continue
         base = kind if kind in defaults.MEMBERS_PER_CONVERSATION else "GROUP_CHAT"
         defaulted.append(kind if base == kind else f"{kind} (as GROUP_CHAT)")
@@ -177,6 +178,18 @@ def _members(
             )
         )
     return out
+
+
+def carry_exported_mean(model: QuantileSplineModel, mean: float | None) -> QuantileSplineModel:
+    """Member counts carry the exported mean: the generator makes each type's counts add up to
+    conversations x mean (generation/members.py). A room tail's mean rests on one or two huge
+    rooms that a spline through p1..p99 and a Pareto tail under the max cannot hold (a world's
+    group chats: mean 10.5, the model's 5.8); without them the plan has far fewer memberships
+    than the data, hence fewer senders, each writing more. The model's own mean stays in its
+    fit errors."""
+    if mean is None or mean <= 0:
+        return model
+    return model.model_copy(update={"mean": round(float(mean), 3)})
 
 
 def _shares(

@@ -10,6 +10,7 @@ import numpy as np
 
 from shape_pipeline.contracts import CalibratedConfig, MembersBySize, QuantileSplineModel
 from shape_pipeline.distributions import Model, quantile, sample_stratified, stratified_levels
+from shape_pipeline.generation.stratified import fill_tail_to
 
 DIRECT_MESSAGE = "DIRECT_MESSAGE"
 MEMBER_GRID = 4096  # quantile levels on which a type's member model is spread over size buckets
@@ -48,12 +49,29 @@ def draw_member_counts(
     joint = config.conversation_generation.members_by_size
     models = [members_model(config, name) for name in types]
     if joint is not None:
-        return np.clip(members_given_size(models, joint, message_counts, type_index, rng), 1, users)
-    counts = np.empty(type_index.size, dtype=np.int64)
-    for i, model in enumerate(models):
-        where = np.flatnonzero(type_index == i)
-        counts[where] = sample_stratified(model, rng, where.size)
-    return np.clip(counts, 1, users)
+        counts = members_given_size(models, joint, message_counts, type_index, rng)
+    else:
+        counts = np.empty(type_index.size, dtype=np.int64)
+        for i, model in enumerate(models):
+            where = np.flatnonzero(type_index == i)
+            counts[where] = sample_stratified(model, rng, where.size)
+    return add_up_to_means(models, type_index, np.clip(counts, 1, users), users)
+
+
+def add_up_to_means(models: list[Model], type_index: np.ndarray, counts: np.ndarray, users: int) -> np.ndarray:
+    """Each type's member counts moved towards conversations x the model's `mean` (the exported
+    mean, calibration carries it) through the type's rooms above p99 only, up to the model's
+    max and the users (stratified.fill_tail_to): p1-p99 stay where the draw put them, and the
+    plan holds as many memberships as the data, so there are as many members as senders."""
+    out = counts.copy()
+    for kind, model in enumerate(models):
+        mean = getattr(model, "mean", None)
+        where = np.flatnonzero(type_index == kind)
+        if mean is None or where.size == 0:
+            continue
+        cap = float(min(getattr(model, "max", users), users))
+        out[where] = fill_tail_to(out[where], int(round(where.size * mean)), cap)
+    return out
 
 
 def bucket_of(values: np.ndarray, edges: list[float]) -> np.ndarray:

@@ -136,3 +136,28 @@ def cap_keeping_sum(values: np.ndarray, cap: int) -> np.ndarray:
             break
         out[room] += apportion(min(excess, int((cap - out[room]).sum())), out[room].astype(np.float64))
     return out
+
+
+FILL_LEVELS = (TAIL_LEVEL, 0.95, 0.9)  # `fill_tail_to` reaches down to these percentiles in turn
+
+
+def fill_tail_to(values: np.ndarray, total: int, cap: float) -> np.ndarray:
+    """Integers whose sum moves towards `total` through the top entities only: those above p99
+    first (at least the largest), then above p95 and p90 if that is not enough; growing each
+    up to `cap` in proportion to its room, shrinking none below the level's order statistic.
+    Unlike `absorb`, growth is not limited to doubling: a room tail whose mean rests on one
+    huge room needs that room, not a tail twice as big as drawn."""
+    out = values.copy()
+    for level in FILL_LEVELS:
+        gap = int(total - out.sum())
+        if gap == 0 or out.size == 0:
+            break
+        top, threshold = tail_positions(out, level)
+        if top.size == 0:
+            top = np.array([int(np.argmax(out))])
+        x = out[top].astype(np.float64)
+        room = np.maximum(cap - x, 0.0) if gap > 0 else np.maximum(x - threshold, 0.0)
+        amount = int(min(abs(gap), np.floor(room.sum())))
+        if amount > 0:
+            out[top] += int(np.sign(gap)) * apportion(amount, room)
+    return out
