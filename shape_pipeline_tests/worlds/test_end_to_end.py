@@ -4,7 +4,9 @@ same size and at 5x -> validate, through the CLI, on each simulated schema.
 Each world is a `chat_simulator` production (real-schema quirks: varchar(26) ids, epoch-ms,
 NOT NULL DEFAULT '' columns, unmapped system type codes, one-member DMs, uuid ids, jsonb and
 extra NOT NULL columns). Asserted here: no refusal, no traceback, every step's file written,
-the dataset's size and integrity. (Fidelity verdicts on these worlds are another issue's goal.)
+the dataset's size and integrity, and no FAIL: at 1x and 5x every fidelity test the shape
+supports is PASS or, where sampling noise at these sizes leaves a percentile in the tolerance's
+top third, WARNING.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from shape_pipeline.cli import main
 from shape_pipeline.db import create_engine
 
 END = datetime(2025, 6, 2, tzinfo=UTC)
-WORLD_MESSAGES = 30_000
+WORLD_MESSAGES = 60_000  # about 45,000 in the 30-day window
 SALT = "end-to-end-world-salt-0123456789abcdef"
 
 
@@ -98,6 +100,9 @@ def test_sample_calibrate_generate_validate_on_a_simulated_world(
         )
         assert code in (0, 1) and err == "", err  # a verdict, never a refusal
         report = json.loads(report_path.read_text())
-        assert report["overall_verdict"] in ("PASS", "WARNING", "FAIL")
         integrity = report["tests"]["integrity"]
         assert integrity["verdict"] == "PASS", integrity
+        failed = {key: test["reason"] for key, test in report["tests"].items() if test["verdict"] == "FAIL"}
+        assert not failed, (factor, failed)
+        skipped = {key for key, test in report["tests"].items() if test["verdict"] == "SKIPPED"}
+        assert not skipped, skipped  # the shape supports every test
