@@ -52,7 +52,7 @@ COPULA_RHO = 0.8  # conversations vs messages of a user: Spearman 0.71 on the si
 MATCH_JITTER = 0.3  # log-scale noise on matching keys: equal keys do not pair in blocks
 NEAR_SWAP_WIDTH = 64  # a duplicate of an assortative matching swaps with a slot this close in rank
 MATCH_ROUNDS = 3  # matchings, each keyed by the shortfall of the last (world p95 error: +30% -> +10%)
-REBALANCE_ROUNDS = 24  # rounds of slot swaps between users over and under their target
+REBALANCE_ROUNDS = 32  # rounds of slot swaps between users over and under their target
 OVERSHOOT = 0.5  # a taker may end this far above its target (it passes the excess on in later rounds)
 STARVING_ROUNDS = 8  # rounds in which senders left with no message take one from a busier member
 
@@ -437,7 +437,8 @@ def contains(sorted_keys: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 def moved_within(rng: np.random.Generator, who: np.ndarray, amount: np.ndarray, limit: np.ndarray) -> np.ndarray:
     """Which moves to keep so that each user's moves (in random order) add up to at most its `limit`."""
-    order = np.lexsort((rng.random(who.size), who))
+    shuffled = rng.permutation(who.size)
+    order = shuffled[np.argsort(who[shuffled], kind="stable")]
     total = np.cumsum(amount[order]) - segment_start_sums(who[order], amount[order])
     keep = np.zeros(who.size, dtype=bool)
     keep[order] = total <= limit[who[order]]
@@ -486,28 +487,32 @@ def assortative_allocation(
 def rebalance(
     rng: np.random.Generator, conv: np.ndarray, users: np.ndarray, sent: np.ndarray, activity: np.ndarray
 ) -> np.ndarray:
-    """User per slot after swapping slots of users above their target with slightly smaller
-    slots of users below it.
+    """User per slot after users below their activity target trade slots for slightly larger
+    ones of users above it.
 
     The fixed slots (tops, the rest of two-member rooms) are most of the messages and cannot be
     split, so matching piles them onto the heaviest users: the middle of messages per sender
     ended one message low and the top high. A swap moves whole slots, so conversation totals,
     top shares, member counts and every user's number of conversations stay exact. Per round
     every slot of a user short of its target asks for the next larger slot of a user over it
-    (equal asks take successive offers); a pair swaps when neither user crosses its target,
-    neither is already in the other's room, the taker swaps once and the giver's swaps add up
-    to at most its excess (REBALANCE_ROUNDS rounds).
+    (equal asks take successive offers); a pair swaps when it shrinks the two users' summed
+    distance to target, neither is already in the other's room or enters a room twice, and
+    each user's swaps leave it within OVERSHOOT of its target (it passes the rest on in later
+    rounds). Users on target never swap again, so rounds shrink (REBALANCE_ROUNDS rounds;
+    measured on the worlds over 4 seeds: worst p50-p99 error 0.08 at 32 rounds, 0.14 at 24).
     """
     users = users.copy()
     n_users = activity.size
+    by_size = np.lexsort((rng.random(users.size), sent))  # slots never change size, only hands
+    total = np.bincount(users, sent, n_users).astype(np.int64)
     for _ in range(REBALANCE_ROUNDS):
-        gap = np.floor(activity - np.bincount(users, sent, n_users)).astype(np.int64)
-        offer = np.flatnonzero((gap[users] < 0) & (sent > 0))
-        ask = np.flatnonzero(gap[users] > 0)
+        gap = np.floor(activity - total).astype(np.int64)
+        side = gap[users[by_size]]
+        by_size, side = by_size[side != 0], side[side != 0]  # users on target never swap again
+        offer = by_size[(side < 0) & (sent[by_size] > 0)]
+        ask = by_size[side > 0]
         if offer.size == 0 or ask.size == 0:
             break
-        offer = offer[np.lexsort((rng.random(offer.size), sent[offer]))]
-        ask = ask[np.lexsort((rng.random(ask.size), sent[ask]))]
         at = np.searchsorted(sent[offer], sent[ask], side="right") + rank_in_segment(sent[ask])
         found = at < offer.size
         give, take = offer[at[found]], ask[found]
@@ -524,12 +529,16 @@ def rebalance(
             give, take = give[pick], take[pick]
         moving = np.zeros(n_users, dtype=bool)
         moving[users[give]] = moving[users[take]] = True
-        keys = np.sort(conv[moving[users]] * n_users + users[moving[users]])  # the movers' rooms
+        mine = by_size[moving[users[by_size]]]  # movers are off target: all their slots are in by_size
+        keys = np.sort(conv[mine] * n_users + users[mine])
         ok = ~contains(keys, conv[take] * n_users + users[give]) & ~contains(keys, conv[give] * n_users + users[take])
         give, take = give[ok], take[ok]
         spent = sent[give] - sent[take]
         ok = moved_within(rng, users[give], spent, -gap + OVERSHOOT * activity)
         ok &= moved_within(rng, users[take], spent, gap + OVERSHOOT * activity)
         give, take = give[ok], take[ok]
+        spent = spent[ok]
+        np.subtract.at(total, users[give], spent)
+        np.add.at(total, users[take], spent)
         users[give], users[take] = users[take], users[give]
     return users
