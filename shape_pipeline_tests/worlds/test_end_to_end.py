@@ -4,9 +4,8 @@ same size and at 5x -> validate, through the CLI, on each simulated schema.
 Each world is a `chat_simulator` production (real-schema quirks: varchar(26) ids, epoch-ms,
 NOT NULL DEFAULT '' columns, unmapped system type codes, one-member DMs, uuid ids, jsonb and
 extra NOT NULL columns). Asserted here: no refusal, no traceback, every step's file written,
-the dataset's size and integrity, and no FAIL: at 1x and 5x every fidelity test the shape
-supports is PASS or, where sampling noise at these sizes leaves a percentile in the tolerance's
-top third, WARNING.
+the dataset's size and integrity, and the verdict: at 1x and 5x every one of the 17 fidelity
+tests (none skipped: the shape supports them all) is PASS.
 """
 
 from __future__ import annotations
@@ -102,7 +101,6 @@ def test_sample_calibrate_generate_validate_on_a_simulated_world(
         report = json.loads(report_path.read_text())
         integrity = report["tests"]["integrity"]
         assert integrity["verdict"] == "PASS", integrity
-        failed = {key: test["reason"] for key, test in report["tests"].items() if test["verdict"] == "FAIL"}
-        assert not failed, (factor, failed)
-        skipped = {key for key, test in report["tests"].items() if test["verdict"] == "SKIPPED"}
-        assert not skipped, skipped  # the shape supports every test
+        not_passed = {key: test["reason"] for key, test in report["tests"].items() if test["verdict"] != "PASS"}
+        assert not not_passed, (factor, not_passed)  # every test, the skews included, and none skipped
+        assert report["overall_verdict"] == "PASS" and code == 0
