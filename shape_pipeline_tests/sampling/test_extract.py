@@ -18,6 +18,27 @@ from shape_pipeline.sampling.extract import extract_frequencies
 from shape_pipeline.sampling.frequencies import FrequencyTables
 from shape_pipeline_tests.sampling import dataset as ds
 
+Recorded = tuple[str, list[int], list[list[str | None]]]  # statement, column type oids, rows as text
+
+
+def recorder(recorded: list[Recorded]) -> Callable[..., None]:
+    """An `after_cursor_execute` listener that keeps every statement with its result's column
+    types and values (psycopg 3 keeps the whole result client-side: read, don't fetch)."""
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        result = cursor.pgresult
+        if result is None or result.nfields == 0:
+            recorded.append((statement, [], []))
+            return
+        types = [result.ftype(j) for j in range(result.nfields)]
+        rows = [
+            [None if (v := result.get_value(i, j)) is None else bytes(v).decode() for j in range(result.nfields)]
+            for i in range(result.ntuples)
+        ]
+        recorded.append((statement, types, rows))
+
+    return record
+
 
 @contextmanager
 def engine_for(url: str) -> Iterator[sa.Engine]:
@@ -156,22 +177,10 @@ def test_no_result_of_any_sampler_statement_carries_a_text_value(
     url, mapping = (canonical_pg, CANONICAL_MAPPING) if which == "canonical" else (mapped_pg, load_mapping(mapping_file))
     forbidden = table_text_values(url)
     assert ds.CANARY_EMAIL in " ".join(forbidden)  # the fixture really holds the canaries
-    recorded: list[tuple[str, list[int], list[list[str | None]]]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        result = cursor.pgresult  # psycopg 3 keeps the whole result client-side: read, don't fetch
-        if result is None or result.nfields == 0:
-            recorded.append((statement, [], []))
-            return
-        types = [result.ftype(j) for j in range(result.nfields)]
-        rows = [
-            [None if (v := result.get_value(i, j)) is None else bytes(v).decode() for j in range(result.nfields)]
-            for i in range(result.ntuples)
-        ]
-        recorded.append((statement, types, rows))
+    recorded: list[Recorded] = []
 
     with engine_for(url) as engine:
-        sa.event.listen(engine, "after_cursor_execute", record)
+        sa.event.listen(engine, "after_cursor_execute", recorder(recorded))
         f = extract_frequencies(engine, mapping, window_start=ds.WINDOW_START, window_end=ds.WINDOW_END)
     assert f.messages_total == 10
     data_statements = [r for r in recorded if _DATA_TABLE.search(r[0]) and "pg_catalog" not in r[0]]

@@ -46,7 +46,14 @@ from shape_pipeline.sampling.frequencies import (
 from shape_pipeline.sampling.privacy import NOTE_SKEW_CELLS, NOTE_SMALL_DISTRIBUTION
 from shape_pipeline.sampling.shape import shape_from_frequencies
 from shape_pipeline_tests.sampling import dataset as ds
-from shape_pipeline_tests.sampling.test_extract import NUMERIC_OIDS, engine_for, extract, pairs
+from shape_pipeline_tests.sampling.test_extract import (
+    NUMERIC_OIDS,
+    Recorded,
+    engine_for,
+    extract,
+    pairs,
+    recorder,
+)
 
 # ------------------------------------------------------------------ the known dataset, by hand
 # In the window: conversation 1 = messages 1-3 (u1, u2, u1; 00:00:00 -> 00:01:30.9 on Jan 1;
@@ -223,21 +230,10 @@ def test_no_new_statement_returns_text_on_a_schema_with_text_ids(mattermost) -> 
     counts and the per-member counts must still return integers only, and no id."""
     world, url, mapping = mattermost
     ids = set(world.tables["Posts"]["UserId"].to_pylist()) | set(world.tables["Channels"]["Id"].to_pylist())
-    recorded: list[tuple[str, list[int], list[list[str | None]]]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        result = cursor.pgresult
-        if result is None or result.nfields == 0:
-            return
-        types = [result.ftype(j) for j in range(result.nfields)]
-        rows = [
-            [None if (v := result.get_value(i, j)) is None else bytes(v).decode() for j in range(result.nfields)]
-            for i in range(result.ntuples)
-        ]
-        recorded.append((statement, types, rows))
+    recorded: list[Recorded] = []
 
     with engine_for(url) as engine:
-        sa.event.listen(engine, "after_cursor_execute", record)
+        sa.event.listen(engine, "after_cursor_execute", recorder(recorded))
         extract_frequencies(engine, mapping, window_start=WORLD_START, window_end=WORLD_END)
     data = [r for r in recorded if re.search(r'FROM "?(Posts|Channels|ChannelMembers|Users)"?\b', r[0])]
     metrics = {int(row[0]) for _, types, rows in data if len(types) == 4 for row in rows}
