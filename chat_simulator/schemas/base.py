@@ -56,8 +56,3 @@ def constant(value: object, n: int, type_: pa.DataType) -> pa.Array:
 
 def chance(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
     return rng.random(n) < share
-
-
-def yaml_quote(raw: str) -> str:
-    """A raw enum value as a YAML string key (always quoted: the README asks for strings)."""
-    return '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'

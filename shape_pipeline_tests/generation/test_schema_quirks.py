@@ -11,6 +11,7 @@ from shape_pipeline.generation.categories import fold_shares
 from shape_pipeline.generation.generate import generate_dataset
 from shape_pipeline.generation.unset_values import UnsetRule, default_literal, unset_rule
 from shape_pipeline_tests.generation.conftest import make_config
+from shape_pipeline_tests.generation.test_targets import query
 
 QUIRKY_DDL = """
 CREATE TABLE "Users" ("Id" varchar(26) PRIMARY KEY, "Username" varchar(64) NOT NULL,
@@ -82,15 +83,6 @@ def quirky(make_pg_database, tmp_path):
     return url, tmp_path / "mapping.yaml"
 
 
-def _query(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(sql))]
-    finally:
-        engine.dispose()
-
-
 def test_fold_shares_moves_unwritable_share_proportionally():
     shares, moved = fold_shares({"TEXT": 0.6, "IMAGE": 0.2, "OTHER": 0.2}, {"TEXT", "IMAGE"})
     assert moved == {"OTHER": 0.2}
@@ -140,12 +132,12 @@ def test_other_without_a_raw_value_moves_its_share_and_not_null_columns_get_thei
     assert any("messages.type" in w and "OTHER 6.0%" in w and "8.0% of messages" in w for w in warned)
     assert any("Users.Theme" in w and "''" in w for w in warned)
     assert result.warnings == [w.split("⚠ ", 1)[1] for w in warned]
-    kinds = dict(_query(url, 'SELECT "Type", count(*) FROM "Posts" GROUP BY 1'))
+    kinds = dict(query(url, 'SELECT "Type", count(*) FROM "Posts" GROUP BY 1'))
     assert set(kinds) <= {"", "image", "file"}
     assert kinds[""] / 20_000 == pytest.approx(0.8 / 0.92, abs=0.03)  # TEXT grew in proportion
-    assert {t for (t,) in _query(url, 'SELECT DISTINCT "Type" FROM "Channels"')} <= {"D", "P", "O"}
+    assert {t for (t,) in query(url, 'SELECT DISTINCT "Type" FROM "Channels"')} <= {"D", "P", "O"}
     # NOT NULL profile columns: unset is '' (Nickname: DEFAULT ''), 'none' (Position), '' (Bio: no default).
-    nick, pos, bio, theme = _query(
+    nick, pos, bio, theme = query(
         url,
         """SELECT avg(("Nickname" = '')::int), avg(("Position" = 'none')::int), avg(("Bio" = '')::int),
                   count(DISTINCT "Theme") FROM "Users" """,
@@ -153,9 +145,9 @@ def test_other_without_a_raw_value_moves_its_share_and_not_null_columns_get_thei
     shares = make_config().user_generation.profile_field_probabilities
     assert float(nick) == pytest.approx(1 - shares["display_name"], abs=0.05)
     assert 0.3 < float(pos) < 0.7 and 0.0 < float(bio) < 1.0 and theme == 1
-    assert _query(url, """SELECT count(*) FROM "Channels" WHERE "Type" = 'D' AND "DisplayName" <> ''""") == [(0,)]
+    assert query(url, """SELECT count(*) FROM "Channels" WHERE "Type" = 'D' AND "DisplayName" <> ''""") == [(0,)]
     # An uncovered NOT NULL column inside a UNIQUE constraint gets distinct values, not one constant.
-    names, rows = _query(url, 'SELECT count(DISTINCT "Name"), count(*) FROM "Channels"')[0]
+    names, rows = query(url, 'SELECT count(DISTINCT "Name"), count(*) FROM "Channels"')[0]
     assert names == rows == result.rows["conversations"]
     assert any("Channels.Name: unique text" in w for w in warned)
 
@@ -168,5 +160,5 @@ def test_other_with_a_raw_value_in_the_mapping_is_written_as_that_value(quirky):
         mapping_path=mapping, emit=None,
     )
     assert "messages.OTHER" not in result.moved_shares
-    other = _query(url, """SELECT count(*) FROM "Posts" WHERE "Type" = 'system_generic'""")[0][0]
+    other = query(url, """SELECT count(*) FROM "Posts" WHERE "Type" = 'system_generic'""")[0][0]
     assert other / 20_000 == pytest.approx(0.06, rel=0.25)
