@@ -223,6 +223,85 @@ class PrivacyReport(Strict):
     notes: list[str] = Field(default_factory=list)
 
 
+# --------------------------------------------------------------------------------------
+# Phase 2: physical layout and query plans (aggregates and schema metadata only)
+# --------------------------------------------------------------------------------------
+
+IdKind = Literal["integer", "uuid", "text"]
+IdAlphabet = Literal["digits", "hex", "base32", "alphanumeric", "other"]
+
+
+class IdFormat(Strict):
+    """What an entity's ids look like, as aggregates: never an id.
+
+    `time_ordered`: ids sort in creation order (a sequence, UUIDv7, ULID); random ids
+    (UUIDv4, Mattermost's 26-character ids) scatter new rows across the id index.
+    """
+
+    kind: IdKind
+    length: int | None = Field(default=None, ge=1)  # typical length as text (text ids only)
+    alphabet: IdAlphabet | None = None  # characters the ids use (text ids only)
+    time_ordered: bool | None = None
+    uuid_version: int | None = None  # 4 or 7 (uuid ids only)
+
+
+class ColumnLayout(Strict):
+    """`pg_stats` numbers of one mapped column (never most_common_vals or histogram bounds)."""
+
+    correlation: float | None = Field(default=None, ge=-1.0, le=1.0)  # physical vs value order, 2 decimals
+    avg_width: int | None = Field(default=None, ge=0)  # bytes
+
+
+class TableLayout(Strict):
+    """How one mapped table lies on disk. `columns` is keyed by the mapping's logical field
+    names (id, conversation_id, sender_id, created_at, content, ...), not physical names."""
+
+    rows_per_page: float | None = Field(default=None, ge=0.0)  # reltuples / relpages, 1 decimal
+    columns: dict[str, ColumnLayout] = Field(default_factory=dict)
+    ids: IdFormat | None = None
+
+
+class PhysicalLayout(Strict):
+    """Per entity (users, conversations, members, messages): layout statistics after ANALYZE."""
+
+    tables: dict[str, TableLayout] = Field(default_factory=dict)
+
+
+class PlanNode(Strict):
+    """One node of an `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` plan reduced to its shape:
+    node and join types, strategies, relation and index names (schema metadata) and rounded
+    counts. No filter, condition, output, alias or constant ever appears here."""
+
+    node_type: str
+    join_type: str | None = None
+    strategy: str | None = None
+    partial_mode: str | None = None
+    scan_direction: str | None = None
+    parent_relationship: str | None = None
+    relation: str | None = None
+    index: str | None = None
+    rows: int = Field(ge=0)  # actual rows x loops, rounded up to two significant digits
+    shared_blocks: int = Field(ge=0)  # shared hit + read blocks of this node and below, rounded up likewise
+    children: list[PlanNode] = Field(default_factory=list)
+
+
+class QueryPlan(Strict):
+    """One (query, rank) of a workload: the plan shape of its last run and its timings."""
+
+    plan: PlanNode
+    shared_blocks: int = Field(ge=0)  # of the whole statement, rounded up to two significant digits
+    median_ms: float = Field(ge=0.0)  # median execution time over `runs`, two significant digits
+    runs: int = Field(ge=1)
+
+
+class WorkloadPlans(Strict):
+    """The plans of a workload file: query name -> rank label (p99, p50, ...) -> plan."""
+
+    workload: str  # the workload's name
+    workload_sha256: str  # fingerprint of the workload as rendered (the validator refuses another one)
+    queries: dict[str, dict[str, QueryPlan]] = Field(default_factory=dict)
+
+
 class ShapeMetrics(Strict):
     """The exported shape file: the only thing that leaves the production boundary."""
 
@@ -238,6 +317,8 @@ class ShapeMetrics(Strict):
     conversations: ConversationMetrics = Field(default_factory=ConversationMetrics)
     messages: MessageMetrics = Field(default_factory=MessageMetrics)
     privacy: PrivacyReport | None = None
+    physical_layout: PhysicalLayout | None = None  # Phase 2: how production's rows lie on disk
+    query_plans: WorkloadPlans | None = None  # Phase 2: the workload's plan shapes in production
 
     _version = field_validator("schema_version")(_check_version)
 
@@ -433,6 +514,7 @@ class CalibratedConfig(Strict):
     user_generation: UserGeneration
     conversation_generation: ConversationGeneration
     message_generation: MessageGeneration
+    id_formats: dict[str, IdFormat] = Field(default_factory=dict)  # entity -> production's id format (Phase 2)
 
     _version = field_validator("schema_version")(_check_version)
 
