@@ -256,6 +256,7 @@ class TableLayout(Strict):
     """How one mapped table lies on disk. `columns` is keyed by the mapping's logical field
     names (id, conversation_id, sender_id, created_at, content, ...), not physical names."""
 
+    rows: int | None = Field(default=None, ge=0)  # whole table (reltuples), rounded up to two significant digits
     rows_per_page: float | None = Field(default=None, ge=0.0)  # reltuples / relpages, 1 decimal
     columns: dict[str, ColumnLayout] = Field(default_factory=dict)
     ids: IdFormat | None = None
