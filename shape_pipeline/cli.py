@@ -53,6 +53,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shape_pipeline.generation.command",
     "shape_pipeline.fidelity.command",
     "shape_pipeline.demo.command",
+    "shape_pipeline.workload.command",
 )
 
 
