@@ -1,9 +1,10 @@
 """The `production_boundary` code location: the `shape_metrics` asset and nothing else.
 
 It runs inside the production boundary, so it imports no generation, calibration or
-fidelity code (a test checks `sys.modules`). The asset writes the audited shape file itself
-and returns only metadata: no value is pickled by an IO manager, and the metadata holds
-counts, the file path and its sha256, never a URL password or the salt.
+fidelity code, nor the development side of workloads (plan comparison); a test checks
+`sys.modules`. The asset writes the audited shape file itself and returns only metadata: no
+value is pickled by an IO manager, and the metadata holds counts (plan pairs and layout
+tables included), the file path and its sha256, never a URL password, the salt or a plan.
 """
 
 
@@ -19,6 +20,7 @@ from shape_pipeline.locations.resources import ProductionSource, production_sour
 from shape_pipeline.sampling.audit import audit_file
 from shape_pipeline.sampling.export import sample_to_file
 from shape_pipeline.sampling.privacy import SALT_REQUIRED, random_salt
+from shape_pipeline.workload.spec import DEFAULT_RUNS
 
 ASSET_KEY = dg.AssetKey("shape_metrics")
 GROUP = "production_boundary"
@@ -39,6 +41,12 @@ class ShapeMetricsConfig(dg.Config):
     allow_salt_reuse: bool = Field(
         default=False, description="Allow the salt of the previous extraction (not recommended)."
     )
+    workload_path: str | None = Field(
+        default=None,
+        description="Workload YAML whose query plans are exported (PostgreSQL); 'default': the "
+        "packaged workload; empty: no plans.",
+    )
+    workload_runs: int = Field(default=DEFAULT_RUNS, ge=1, description="EXPLAIN ANALYZE runs per (query, rank).")
 
 
 def ensure_demo_production_database(production: ProductionSource, emit) -> None:
@@ -91,6 +99,8 @@ def shape_metrics(
             allow_salt_reuse=config.allow_salt_reuse,
             statement_timeout_ms=production.statement_timeout_ms,
             emit=emit,
+            workload_path=config.workload_path or None,
+            workload_runs=config.workload_runs,
         )
     except ShapePipelineError as exc:
         raise dg.Failure(description=str(exc)) from None
@@ -112,6 +122,8 @@ def shape_metrics(
             "database": result.database,
             "demo": production.is_demo(),
             "seconds": round(result.seconds, 2),
+            "query_plan_pairs": result.plan_pairs,
+            "physical_layout_tables": result.layout_tables,
         }
     )
 

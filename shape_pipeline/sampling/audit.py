@@ -2,7 +2,9 @@
 
 The audit is an allow-list, not a PII scanner: a shape file may only hold the contract's
 keys, known category names, identifier-like profile field names, ISO timestamps and the
-tool's own fixed phrases. Anything else blocks the export; the error names the JSON path and
+tool's own fixed phrases; in the Phase 2 blocks, workload query names and rank labels,
+PostgreSQL's fixed plan vocabulary, relation and index names (identifiers), entity and
+mapping field names, and the workload's name and sha256. Anything else blocks the export; the error names the JSON path and
 what the value looks like, never the value itself (it may be the very PII we stopped).
 
 The audit log (JSON lines, append-only, inside the boundary) records every extraction with
@@ -16,14 +18,16 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from shape_pipeline.contracts import PRIVACY_LEVEL, PrivacyReport, ShapeMetrics
+from shape_pipeline.contracts import PRIVACY_LEVEL, IdAlphabet, IdKind, PrivacyReport, ShapeMetrics
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
 from shape_pipeline.files import describe_validation_error
-from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER
+from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER, SchemaMapping
+from shape_pipeline.sampling.physical import layout_fields
+from shape_pipeline.sampling.plan_names import PLAN_VALUES
 from shape_pipeline.sampling.privacy import ALLOWED_NOTES
 
 CATEGORY_NAMES = frozenset((*CONVERSATION_TYPES, *MESSAGE_TYPES, OTHER))
@@ -35,6 +39,18 @@ _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9}
 _VERSION = re.compile(r"^\d{1,4}\.\d{1,4}\.\d{1,4}([.+-]?[a-z]{1,8}\d{0,4})?$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TOKENISH = re.compile(r"[0-9a-fA-F]{16,}|\d{7,}")  # a column name never looks like a hash or a phone
+_RELATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")  # a table or index name as EXPLAIN prints it
+_WORKLOAD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_RANK_LABEL = re.compile(r"^(p(100|[1-9]?[0-9])|all)$")
+_QUERY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+_IP_ADDRESS = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+
+ENTITY_NAMES = frozenset(SchemaMapping.model_fields) - {"schema_"}
+LAYOUT_FIELDS = layout_fields()
+ID_LITERALS = {"kind": frozenset(get_args(IdKind)), "alphabet": frozenset(get_args(IdAlphabet))}
+QUERIES = ("query_plans", "queries")
+TABLES = ("physical_layout", "tables")
 
 # What a blocked string looks like (the order matters: most specific first).
 _LOOKS_LIKE: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -79,8 +95,41 @@ def describe_string(text: str) -> str:
     return "free text"
 
 
+def _identifier(text: str, pattern: re.Pattern[str]) -> bool:
+    return bool(pattern.match(text)) and not _TOKENISH.search(text)
+
+
+def query_name_allowed(name: str) -> bool:
+    """A workload query name the export may carry (letters, digits, _ . -; no token, no address)."""
+    return _identifier(name, _QUERY_NAME) and not _IP_ADDRESS.search(name)
+
+
+def workload_name_allowed(name: str) -> bool:
+    """A workload name the export may carry (letters, digits, - and _)."""
+    return _identifier(name, _WORKLOAD_NAME)
+
+
+def _phase2_string_allowed(path: tuple[str, ...], text: str) -> bool:
+    """Strings of the query_plans and physical_layout blocks (path[0] is one of them)."""
+    leaf = path[-1]
+    if path == ("query_plans", "workload"):
+        return workload_name_allowed(text)
+    if path == ("query_plans", "workload_sha256"):
+        return bool(_SHA256.match(text))
+    if path[:2] == QUERIES and len(path) > 4:  # inside a plan: queries.<query>.<rank>.plan...
+        if leaf in PLAN_VALUES:
+            return text in PLAN_VALUES[leaf]
+        if leaf in {"relation", "index"}:
+            return _identifier(text, _RELATION_NAME)
+    if path[:2] == TABLES and len(path) == 5 and path[3] == "ids" and leaf in ID_LITERALS:
+        return text in ID_LITERALS[leaf]
+    return False
+
+
 def _string_allowed(path: tuple[str, ...], text: str) -> bool:
     leaf = path[-1] if path else ""
+    if path and path[0] in {"query_plans", "physical_layout"}:
+        return _phase2_string_allowed(path, text)
     if leaf in {"extracted_at", "window_start", "window_end"}:
         return bool(_ISO_DATETIME.match(text))
     if leaf == "privacy_level":
@@ -94,11 +143,21 @@ def _string_allowed(path: tuple[str, ...], text: str) -> bool:
     return False
 
 
-def _key_allowed(parent: str, key: str) -> bool:
+def _key_allowed(path: tuple[str, ...], key: str) -> bool:
+    """Keys are the contract's, except where a block is keyed by names (decided by the path)."""
+    parent = path[-1] if path else ""
+    if path == QUERIES:
+        return query_name_allowed(key)
+    if len(path) == 3 and path[:2] == QUERIES:
+        return bool(_RANK_LABEL.match(key))
+    if path == TABLES:
+        return key in ENTITY_NAMES
+    if len(path) == 4 and path[:2] == TABLES and path[3] == "columns":
+        return key in LAYOUT_FIELDS
     if parent in CATEGORY_PARENTS:
         return key in CATEGORY_NAMES
     if parent in FIELD_NAME_PARENTS:
-        return bool(_FIELD_NAME.match(key)) and not _TOKENISH.search(key)
+        return _identifier(key, _FIELD_NAME)
     return key in KNOWN_KEYS
 
 
@@ -106,9 +165,8 @@ def scan_allow_list(data: Any, path: tuple[str, ...] = ()) -> None:
     """Raise PrivacyError at the first key or string that the allow-list does not know."""
     where = ".".join(path) or "(top level)"
     if isinstance(data, Mapping):
-        parent = path[-1] if path else ""
         for key, value in data.items():
-            if not isinstance(key, str) or not _key_allowed(parent, key):
+            if not isinstance(key, str) or not _key_allowed(path, key):
                 looks = describe_string(str(key))
                 raise PrivacyError(
                     f"export audit failed: {where} has a key that is not allowed ({looks}); nothing was written"

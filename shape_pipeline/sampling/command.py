@@ -7,6 +7,7 @@ import os
 
 from shape_pipeline import settings
 from shape_pipeline.argtypes import positive_int
+from shape_pipeline.workload.spec import DEFAULT_RUNS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=int(os.environ.get(settings.STATEMENT_TIMEOUT_MS) or 600_000),
         help="PostgreSQL statement_timeout per query (default 600000)",
     )
+    parser.add_argument(
+        "--workload",
+        help="workload YAML whose query plans are exported (plan shapes only; PostgreSQL); "
+        "'default' for the packaged workload of the canonical chat queries",
+    )
+    parser.add_argument(
+        "--workload-runs", type=positive_int, default=DEFAULT_RUNS,
+        help=f"EXPLAIN ANALYZE runs per (query, rank); the median time is exported (default {DEFAULT_RUNS})",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -56,5 +66,7 @@ def run(args: argparse.Namespace) -> int:
         audit_log=args.audit_log,
         allow_salt_reuse=args.allow_salt_reuse,
         statement_timeout_ms=args.statement_timeout_ms,
+        workload_path=args.workload,
+        workload_runs=args.workload_runs,
     )
     return 0

@@ -1,9 +1,10 @@
 """`sample_to_file`: one production extraction, from URL to audited shape file and audit log.
 
 Shared by the `sample` command and the `shape_metrics` asset, which therefore print the same
-lines. Order matters for privacy and for production: the salt and the audit log are checked
-before the database is touched; the export audit runs on the exact bytes before they are
-written; the file appears atomically or not at all.
+lines. Order matters for privacy and for production: the salt, the audit log and the workload
+file are checked before the database is touched; the physical layout and the workload's plans
+are read after the aggregates and join the shape before the export audit, which runs on the
+exact bytes before they are written; the file appears atomically or not at all.
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ from shape_pipeline.files import check_writable, model_json, write_text_atomic
 from shape_pipeline.mapping import load_mapping
 from shape_pipeline.sampling.audit import append_audit_entry, audit_export, check_salt_reuse
 from shape_pipeline.sampling.extract import extract_frequencies
+from shape_pipeline.sampling.phase2 import (
+    Phase2,
+    load_export_workload,
+    read_phase2,
+    require_postgres_for_workload,
+)
 from shape_pipeline.sampling.privacy import require_salt, salt_fingerprint
 from shape_pipeline.sampling.shape import shape_from_frequencies
+from shape_pipeline.workload.spec import DEFAULT_RUNS
 
 APPLICATION_NAME = "shape-pipeline-sampler"
 FILE_PREFIX = "shape-metrics-prod-"
@@ -51,6 +59,8 @@ class SampleResult:
     salt_reused: bool
     database: str  # redacted URL
     seconds: float
+    plan_pairs: int = 0  # (query, rank) pairs of the workload in the file
+    layout_tables: int = 0  # tables in the physical layout
 
 
 def parse_as_of(value: date | str | None, *, option: str = "--as-of") -> date | None:
@@ -122,11 +132,15 @@ def sample_to_file(
     statement_timeout_ms: int | None = 600_000,
     emit: Emit | None = None,
     now: datetime | None = None,
+    workload_path: str | Path | None = None,
+    workload_runs: int = DEFAULT_RUNS,
 ) -> SampleResult:
     """Extract the shape of one window and write it as an audited, exportable JSON file.
 
-    `salt=None` reads `ANONYMIZATION_SALT`. Every failure is one `ShapePipelineError` line and
-    leaves no shape file and no audit-log entry behind.
+    `salt=None` reads `ANONYMIZATION_SALT`. `workload_path` (a YAML file, or "default" for the
+    packaged workload) adds the plan shapes of its queries (PostgreSQL only); the physical
+    layout is added on every PostgreSQL extraction. Every failure is one `ShapePipelineError`
+    line and leaves no shape file and no audit-log entry behind.
     """
     out = Reporter("Sampler", emit)
     started = time.perf_counter()
@@ -141,6 +155,10 @@ def sample_to_file(
     log_path = Path(audit_log or settings.default_audit_log())
     reused = check_salt_reuse(log_path, fingerprint, allow_reuse=allow_salt_reuse)
     mapping = load_mapping(mapping_path)
+    workload = load_export_workload(workload_path)
+    require_postgres_for_workload(url, workload)
+    if workload_runs < 1:
+        raise ShapePipelineError(f"--workload-runs: must be at least 1, got {workload_runs}")
 
     out.header("PRODUCTION SHAPE SAMPLING")
     engine = create_engine(url, application_name=APPLICATION_NAME, must_exist=True, poolclass=sa.pool.NullPool)
@@ -158,19 +176,27 @@ def sample_to_file(
             )
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(f"sampling query failed on {where}: {short_reason(exc)}") from None
+        out.ok(f"Extracted in {time.perf_counter() - started:.1f} s")
+        out.detail(f"Users: {fmt_int(freq.users_total)}")
+        out.detail(f"Conversations: {fmt_int(freq.conversations_total)}")
+        out.detail(f"Messages: {fmt_int(freq.messages_total)}")
+        if freq.messages_total == 0:
+            out.warn("No messages in the window: the shape is empty (totals 0, no distributions)")
+        if workload is not None:
+            out.line(f"Running workload {workload.name} ({len(workload.pairs())} (query, rank) pairs, "
+                     f"{workload_runs} runs each)...")
+        phase2 = read_phase2(
+            engine, mapping, workload=workload, window_end=window_end,
+            statement_timeout_ms=statement_timeout_ms, runs=workload_runs, where=where,
+        )
     finally:
         engine.dispose()
-    out.ok(f"Extracted in {time.perf_counter() - started:.1f} s")
-    out.detail(f"Users: {fmt_int(freq.users_total)}")
-    out.detail(f"Conversations: {fmt_int(freq.conversations_total)}")
-    out.detail(f"Messages: {fmt_int(freq.messages_total)}")
-    if freq.messages_total == 0:
-        out.warn("No messages in the window: the shape is empty (totals 0, no distributions)")
+    _report_phase2(out, phase2, workload_runs)
 
     shape = shape_from_frequencies(
         freq, window_start=window_start, window_end=window_end,
         extracted_at=extracted_at, min_cell_count=min_cell_count,
-    )
+    ).model_copy(update={"physical_layout": phase2.physical_layout, "query_plans": phase2.query_plans})
     privacy = shape.privacy
     assert privacy is not None  # min_cell_count is a number here
     out.ok(
@@ -201,6 +227,10 @@ def sample_to_file(
             "database": where,
             "salt_fingerprint": fingerprint,
             "salt_reused": reused,
+            "workload": workload.name if workload else None,
+            "workload_sha256": workload.fingerprint() if workload else None,
+            "query_plan_pairs": phase2.plan_pairs,
+            "physical_layout_tables": phase2.layout_tables,
         })
     except OSError as exc:
         path.unlink(missing_ok=True)
@@ -212,4 +242,16 @@ def sample_to_file(
         suppressed_cells=privacy.suppressed_cells, merged_cells=privacy.merged_cells,
         audit_log=log_path, salt_reused=reused, database=where,
         seconds=time.perf_counter() - started,
+        plan_pairs=phase2.plan_pairs, layout_tables=phase2.layout_tables,
     )
+
+
+def _report_phase2(out: Reporter, phase2: Phase2, runs: int) -> None:
+    """What ran, never a value: counts and the workload's name."""
+    if phase2.physical_layout is not None:
+        out.ok(f"Physical layout: {phase2.layout_tables} tables (pg_stats correlation and width, id formats)")
+    if phase2.query_plans is not None:
+        out.ok(
+            f"Query plans: {phase2.plan_pairs} (query, rank) pairs of workload "
+            f"{phase2.query_plans.workload}, {runs} runs each (plan shapes only)"
+        )

@@ -48,14 +48,18 @@ def run_text(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) ->
 
 
 def test_location_imports_no_generation_calibration_or_fidelity_code() -> None:
+    """The workload's production side (spec, explain) is allowed; its comparison is development-side."""
     code = (
         "import json, sys; import shape_pipeline.locations.production as p; "
         "assert p.defs is not None; "
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(("
-        "'shape_pipeline.generation', 'shape_pipeline.fidelity', 'shape_pipeline.calibration')))))"
+        "'shape_pipeline.generation', 'shape_pipeline.fidelity', 'shape_pipeline.calibration', "
+        "'shape_pipeline.workload.compare', 'shape_pipeline.workload.command')))), "
+        "'shape_pipeline.workload.explain' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    forbidden, explain = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert json.loads(forbidden) == [] and explain == "True"
 
 
 def test_materialize_with_blocking_check_and_clean_metadata(prod_url: str, tmp_path: Path) -> None:
@@ -71,6 +75,7 @@ def test_materialize_with_blocking_check_and_clean_metadata(prod_url: str, tmp_p
         meta = {k: v.value for k, v in mat.metadata.items()}
         assert (meta["users"], meta["conversations"], meta["messages"]) == (12, 4, 10)
         assert meta["suppressed_cells"] == 0 and meta["min_cell_count"] == 1
+        assert (meta["query_plan_pairs"], meta["physical_layout_tables"]) == (0, 4)  # no workload asked
         path = Path(meta["path"])
         assert path.parent == tmp_path / "exchange" and path.name.startswith("shape-metrics-prod-")
         logs = run_text(instance, result)
