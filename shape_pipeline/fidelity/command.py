@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from shape_pipeline.workload.compare import DEFAULT_MAX_LOG2_RATIO
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,6 +27,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", metavar="FILE", help="the calibrated config (for concrete recommendations)")
     parser.add_argument("--output", required=True, metavar="FILE", help="fidelity report JSON")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    parser.add_argument(
+        "--workload",
+        metavar="FILE",
+        help="the workload file the shape's query plans were made with (default: the shipped default workload)",
+    )
+    parser.add_argument(
+        "--plan-log2-ratio",
+        type=float,
+        default=DEFAULT_MAX_LOG2_RATIO,
+        metavar="X",
+        help=f"query plans: rows and buffers within |log2 ratio| <= X (default {DEFAULT_MAX_LOG2_RATIO:g})",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -46,5 +60,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         html_path=args.html,
         config_path=args.config,
+        workload_path=args.workload,
+        plan_log2_ratio=args.plan_log2_ratio,
     )
     return exit_code(report.overall_verdict, strict=args.strict)

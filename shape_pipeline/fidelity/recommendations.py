@@ -24,6 +24,8 @@ from shape_pipeline.contracts import (
 )
 from shape_pipeline.distributions import pareto_tail, quantile
 from shape_pipeline.fidelity.integrity import CHECKS
+from shape_pipeline.fidelity.layout import layout_recommendations
+from shape_pipeline.fidelity.plans import plan_recommendations
 from shape_pipeline.fidelity.statistics import DECIDING_PERCENTILES
 
 ALL_PASS: tuple[str, ...] = (
@@ -51,12 +53,13 @@ class Commands:
     shape: str = "shape-metrics-prod.json"
     target: str = "--database-url URL"  # or "--parquet-dir DIR"
     output: str = "fidelity-report.json"
+    validate_options: str = ""  # e.g. " --workload FILE --plan-log2-ratio 0.7"
 
     def lines(self) -> list[str]:
         replace = " --replace" if self.target.startswith("--database-url") else ""
         return [
             f"Regenerate: shape-pipeline generate --config {self.config} {self.target}{replace}",
-            f"Re-validate: shape-pipeline validate --shape {self.shape} {self.target} --output {self.output}",
+            f"Re-validate: shape-pipeline validate --shape {self.shape} {self.target}{self.validate_options} --output {self.output}",
         ]
 
 
@@ -445,6 +448,10 @@ def recommend(key: str, result: TestResult, config: CalibratedConfig | None) -> 
         return _trend_recs(result)
     if key == "integrity":
         return _integrity_recs(result)
+    if key == "physical_layout":
+        return layout_recommendations(result, config)
+    if key == "query_plans":
+        return plan_recommendations(result)
     return []
 
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from shape_pipeline.console import Emit, Reporter, fmt_pct
 from shape_pipeline.contracts import FidelityReport, TestResult
+from shape_pipeline.fidelity.layout import off_items
+from shape_pipeline.fidelity.plans import STATISTIC as PLANS_STATISTIC
+from shape_pipeline.fidelity.plans import comparison_of
+from shape_pipeline.workload.compare import comparison_lines
 
 SHARE_STATISTICS = ("max_share_error", "max_weekly_share_error")
 
@@ -41,10 +45,34 @@ def statistic_lines(result: TestResult) -> list[str]:
         lines.append(f"Noise Band: {band} (what sampling noise alone gives at these sizes)")
     if result.statistic == "integrity_breaches":
         lines.append(f"Breaches: {int(result.effect_size or 0):,}")
+    if result.statistic == PLANS_STATISTIC:
+        lines.append(
+            f"Plans Differing: {fmt_pct(result.effect_size or 0.0)} of {result.synthetic.get('count', 0)} "
+            f"(query, rank) pairs (at most {fmt_pct(result.tolerance or 0.0, 0)} may warn)"
+        )
+        prod_ms, syn_ms = result.production.get("median_ms"), result.synthetic.get("median_ms")
+        if prod_ms is not None and syn_ms is not None:
+            lines.append(f"Median Time: production {prod_ms:.3g} ms, synthetic {syn_ms:.3g} ms (reported, not judged)")
     verdict = f"Verdict: {result.verdict}"
     if result.verdict != "PASS" and result.reason:
         verdict += f" ({result.reason})"
     lines.append(verdict)
+    return lines
+
+
+def detail_lines(result: TestResult) -> list[str]:
+    """The tables under a test: the plan comparison, the layout items off their limits."""
+    if result.statistic == PLANS_STATISTIC and (c := comparison_of(result)) is not None:
+        return comparison_lines(c)
+    lines = [
+        f"{m['entity']} ids: synthetic {m['synthetic']} vs production {m['production']}"
+        for m in result.synthetic.get("id_mismatches", [])
+    ]
+    lines += [
+        f"{it['entity']}{'' if it['field'] is None else '.' + it['field']} {it['measure'].replace('_', ' ')}: "
+        f"synthetic {it['synthetic']:g} vs production {it['production']:g} (limit {it['limit']:g})"
+        for it in off_items(result)
+    ]
     return lines
 
 
@@ -57,6 +85,8 @@ def render(report: FidelityReport, emit: Emit | None = None) -> None:
         out.line(f"{result.title}...", tag=tag)
         for line in statistic_lines(result):
             out.detail(line, tag=tag)
+        for line in detail_lines(result):
+            out.detail(f"  {line}", tag=tag)
         out.blank()
     counted = [t for t in report.tests.values() if t.verdict != "SKIPPED"]
     s = report.summary

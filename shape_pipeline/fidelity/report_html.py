@@ -3,6 +3,9 @@
 Verdict at the top; then per test the production and synthetic distributions side by side
 (matplotlib, inline SVG): bars for categories, lines for the hourly and weekly waves, log axes
 for heavy tails; with the statistic, the tolerance, the verdict's reason and the recommendations.
+Query plans get a side-by-side table (production tree | synthetic tree per query and rank, the
+nodes where the shapes part in red, rows beyond the factor in amber); the physical layout a
+table of every compared number.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, safe in Dagster's threads
 
-from shape_pipeline.contracts import FidelityReport, TestResult
+from shape_pipeline.contracts import FidelityReport, PlanNode, QueryPlan, TestResult
+from shape_pipeline.fidelity.plans import comparison_of
 from shape_pipeline.fidelity.render_console import statistic_lines
+from shape_pipeline.workload.compare import SHAPE_FIELDS, PairComparison, log2_ratio, node_label
 
 PROD, SYN = "#1f77b4", "#ff7f0e"
 COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "WARNING": "#ef6c00", "SKIPPED": "#757575"}
@@ -115,7 +120,7 @@ def grid_chart(prod: dict[str, Any], syn: dict[str, Any]) -> str:
 
 
 def chart_for(key: str, result: TestResult) -> str | None:
-    if result.verdict == "SKIPPED" or key == "integrity":
+    if result.verdict == "SKIPPED" or key in ("integrity", "query_plans", "physical_layout"):
         return None
     if "grid" in result.production:
         return grid_chart(result.production["grid"], result.synthetic.get("grid", {}))
@@ -148,12 +153,99 @@ def _section(number: int, key: str, result: TestResult) -> str:
     ]
     if result.synthetic.get("share_errors"):
         parts.append(_share_table(result))
+    if key == "query_plans":
+        parts.append(plan_table(result))
+    if key == "physical_layout":
+        parts.append(layout_table(result))
     if key == "integrity" and result.synthetic.get("counts"):
         rows = "".join(
             f"<tr><td>{esc(k)}</td><td>{v:,}</td></tr>" for k, v in result.synthetic["counts"].items()
         )
         parts.append(f"<table><tr><th>rule</th><th>breaches</th></tr>{rows}</table>")
     return "".join(parts) + "</section>"
+
+
+def _tree(node: PlanNode, other: PlanNode | None, limit: float, depth: int = 0) -> list[str]:
+    """One `div` per node, indented by depth; `diff` where the shapes part (or the node has no
+    counterpart), `size` where only its rows are beyond the factor."""
+    parted = other is None or len(node.children) != len(other.children) or any(
+        getattr(node, f) != getattr(other, f) for f in SHAPE_FIELDS
+    )
+    cls = "diff" if parted else ("size" if abs(log2_ratio(node.rows, other.rows)) > limit else "")  # type: ignore[union-attr]
+    lines = [
+        f'<div class="node {cls}" style="padding-left:{depth * 1.2:g}em">{html.escape(node_label(node))} '
+        f'<span class="num">rows {node.rows:,}, blocks {node.shared_blocks:,}</span></div>'
+    ]
+    for i, child in enumerate(node.children):
+        counterpart = other.children[i] if other is not None and i < len(other.children) else None
+        lines += _tree(child, counterpart, limit, depth + 1)
+    return lines
+
+
+def _plan_cell(plan: QueryPlan | None, other: QueryPlan | None, limit: float) -> str:
+    if plan is None:
+        return "<td>(not run)</td>"
+    return f'<td class="tree">{"".join(_tree(plan.plan, other.plan if other else None, limit))}</td>'
+
+
+def _log2(value: float | None) -> str:
+    return "" if value is None else f"{value:+.2f}"
+
+
+def plan_table(result: TestResult) -> str:
+    """Per (query, rank): production plan | synthetic plan, rows and blocks log2, times."""
+    c = comparison_of(result)
+    if c is None:
+        return ""
+    prod_plans, syn_plans = result.production.get("plans", {}), result.synthetic.get("plans", {})
+
+    def plan(plans: dict, p: PairComparison) -> QueryPlan | None:
+        raw = plans.get(p.query, {}).get(p.rank)
+        return None if raw is None else QueryPlan.model_validate(raw)
+
+    rows = []
+    for p in c.pairs:
+        prod, syn = plan(prod_plans, p), plan(syn_plans, p)
+        verdict = "same shape" if p.shape_equal else "shape differs"
+        cls = "within" if p.within else "off"
+        ms = f"{'' if p.production_ms is None else f'{p.production_ms:.3g}'} / {'' if p.synthetic_ms is None else f'{p.synthetic_ms:.3g}'}"
+        rows.append(
+            f'<tr class="{cls}"><td>{html.escape(p.query)}</td><td>{html.escape(p.rank)}</td>'
+            f"{_plan_cell(prod, syn, c.max_log2_ratio)}{_plan_cell(syn, prod, c.max_log2_ratio)}"
+            f"<td>{verdict}<br>rows log2 {_log2(p.rows_log2_signed)}<br>blocks "
+            f"{'' if p.production_blocks is None else f'{p.production_blocks:,}'} / "
+            f"{'' if p.synthetic_blocks is None else f'{p.synthetic_blocks:,}'} (log2 {_log2(p.blocks_log2_signed)})"
+            f"<br>ms {ms}</td></tr>"
+        )
+    return (
+        f'<table class="plans"><tr><th>query</th><th>rank</th><th>production plan</th><th>synthetic plan</th>'
+        f"<th>rows, blocks, ms (prod / synth; log2 synthetic over production, limit &plusmn;{c.max_log2_ratio:g})</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def layout_table(result: TestResult) -> str:
+    """Every compared layout number, and every id format that differs."""
+    esc = html.escape
+    rows = [
+        f'<tr class="off"><td>{esc(m["entity"])}</td><td>id format</td><td>{esc(m["production"])}</td>'
+        f'<td>{esc(m["synthetic"])}</td><td>differs</td><td>equal</td></tr>'
+        for m in result.synthetic.get("id_mismatches", [])
+    ]
+    for it in result.synthetic.get("items", []):
+        where = it["entity"] if it["field"] is None else f"{it['entity']}.{it['field']}"
+        rows.append(
+            f'<tr class="{"off" if it["error"] > it["limit"] else "within"}"><td>{esc(where)}</td>'
+            f'<td>{esc(it["measure"].replace("_", " "))}</td><td>{it["production"]:g}</td><td>{it["synthetic"]:g}</td>'
+            f'<td>{it["error"]:.3f}</td><td>{it["limit"]:g}</td></tr>'
+        )
+    if not rows:
+        return ""
+    return (
+        "<table><tr><th>column</th><th>measure</th><th>production</th><th>synthetic</th><th>error</th>"
+        f"<th>limit</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _share_table(result: TestResult) -> str:
@@ -192,6 +284,9 @@ body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 
 .badge{{color:#fff;padding:.1em .5em;border-radius:.3em;font-size:.8em}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
 section{{border-top:1px solid #ddd;margin-top:1.5em}} .chart svg{{max-width:100%;height:auto}}
+table.plans{{display:block;overflow-x:auto}} .plans td{{vertical-align:top}} .tree{{font-family:monospace;font-size:.85em;white-space:nowrap}}
+.node.diff{{background:#ffcdd2}} .node.size{{background:#ffe0b2}} .num{{color:#666}}
+tr.off td:first-child{{border-left:4px solid #c62828}}
 </style></head><body>
 <h1>Fidelity validation</h1>
 <p class="verdict">Overall verdict: {report.overall_verdict}</p>

@@ -24,9 +24,13 @@ from shape_pipeline.contracts import (
     TestResult,
 )
 from shape_pipeline.fidelity import statistics as st
+from shape_pipeline.fidelity.database_source import DatabaseFindings
 from shape_pipeline.fidelity.integrity import CHECKS, IntegrityFindings
+from shape_pipeline.fidelity.layout import physical_layout_result
+from shape_pipeline.fidelity.plans import query_plans_result
 from shape_pipeline.fidelity.verdict import decide
 from shape_pipeline.sampling.frequencies import MEMBER_EDGES, SIZE_EDGES, Frequency, FrequencyTables
+from shape_pipeline.workload.compare import DEFAULT_MAX_LOG2_RATIO
 
 WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -39,6 +43,8 @@ class Inputs:
     synthetic: FrequencyTables
     integrity: IntegrityFindings | None
     tolerance: float
+    database: DatabaseFindings | None = None  # plans and layout (a PostgreSQL synthetic database only)
+    plan_log2_ratio: float = DEFAULT_MAX_LOG2_RATIO
 
 
 def _skipped(title: str, reason: str) -> TestResult:
@@ -638,6 +644,21 @@ def check_integrity(i: Inputs) -> TestResult:
     )
 
 
+# --------------------------------------------------------------------------------------
+# Phase 2: how the rows lie on disk, and the plans the app's queries get
+# --------------------------------------------------------------------------------------
+
+
+def check_physical_layout(i: Inputs) -> TestResult:
+    return physical_layout_result(i.shape.physical_layout, i.database, tolerance=i.tolerance)
+
+
+def check_query_plans(i: Inputs) -> TestResult:
+    """Plan flips over the same rows are noise only where the layout matches production's."""
+    layout = check_physical_layout(i).verdict in ("PASS", "WARNING")
+    return query_plans_result(i.shape.query_plans, i.database, max_log2_ratio=i.plan_log2_ratio, layout_matches=layout)
+
+
 # The seed's four first (their report keys), then the rest; the order numbers `[Test N]`.
 CATALOG: tuple[tuple[str, Callable[[Inputs], TestResult]], ...] = (
     ("conversation_types", check_conversation_types),
@@ -656,6 +677,8 @@ CATALOG: tuple[tuple[str, Callable[[Inputs], TestResult]], ...] = (
     ("recency", check_recency),
     ("size_by_members", check_size_by_members),
     ("messages_per_day", check_messages_per_day),
+    ("physical_layout", check_physical_layout),
+    ("query_plans", check_query_plans),
     ("integrity", check_integrity),
 )
 TEST_KEYS: tuple[str, ...] = tuple(key for key, _ in CATALOG)

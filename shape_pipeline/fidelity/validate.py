@@ -15,6 +15,13 @@ from shape_pipeline.contracts import CalibratedConfig, FidelityReport, FidelityS
 from shape_pipeline.db import check_connection, create_engine, redact
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.fidelity import integrity, parquet_source
+from shape_pipeline.fidelity.database_source import (
+    DatabaseFindings,
+    parquet_findings,
+    read_database_findings,
+    wants_database,
+    workload_for_shape,
+)
 from shape_pipeline.fidelity.integrity import IntegrityFindings
 from shape_pipeline.fidelity.recommendations import Commands, recommend, summary_lines
 from shape_pipeline.fidelity.render_console import render
@@ -24,6 +31,8 @@ from shape_pipeline.files import check_writable, load_json_model, model_json, wr
 from shape_pipeline.mapping import load_mapping
 from shape_pipeline.sampling.extract import extract_frequencies
 from shape_pipeline.sampling.frequencies import FrequencyTables
+from shape_pipeline.workload.compare import DEFAULT_MAX_LOG2_RATIO, check_log2_ratio
+from shape_pipeline.workload.spec import Workload
 
 
 def shape_window(shape: ShapeMetrics) -> tuple[datetime, datetime]:
@@ -97,10 +106,16 @@ def compare(
     commands: Commands | None = None,
     source: str | None = None,
     now: datetime | None = None,
+    database: DatabaseFindings | None = None,
+    plan_log2_ratio: float = DEFAULT_MAX_LOG2_RATIO,
 ) -> FidelityReport:
-    """Run every test, attach recommendations, decide the overall verdict (pure)."""
+    """Run every test, attach recommendations, decide the overall verdict (pure).
+
+    `database`: the synthetic database's plans and layout (`read_phase_two`); without it the
+    query-plan and physical-layout tests are SKIPPED."""
     check_tolerance(tolerance)
-    tests = run_tests(Inputs(shape, synthetic, found, tolerance))
+    check_log2_ratio(plan_log2_ratio)
+    tests = run_tests(Inputs(shape, synthetic, found, tolerance, database, plan_log2_ratio))
     for key, result in tests.items():
         result.recommendations = recommend(key, result, config)
     verdicts = [t.verdict for t in tests.values()]
@@ -130,13 +145,48 @@ def validate(
     tolerance: float = 0.15,
     config: CalibratedConfig | None = None,
     commands: Commands | None = None,
+    workload_path: str | Path | None = None,
+    plan_log2_ratio: float = DEFAULT_MAX_LOG2_RATIO,
 ) -> FidelityReport:
-    """Validate one synthetic dataset (database or Parquet folder) against a production shape."""
+    """Validate one synthetic dataset (database or Parquet folder) against a production shape.
+
+    `workload_path`: the workload the shape's plans were made with (None: the shipped default);
+    a file whose fingerprint differs is refused before any query."""
     check_tolerance(tolerance)
+    check_log2_ratio(plan_log2_ratio)
+    workload = workload_for_shape(shape, workload_path) if wants_database(shape, database_url) else None
     freq, found, source = read_synthetic(
         shape, database_url=database_url, mapping_path=mapping_path, parquet_dir=parquet_dir
     )
-    return compare(shape, freq, found, tolerance=tolerance, config=config, commands=commands, source=source)
+    return compare(
+        shape,
+        freq,
+        found,
+        tolerance=tolerance,
+        config=config,
+        commands=commands,
+        source=source,
+        database=read_phase_two(shape, database_url, mapping_path, workload),
+        plan_log2_ratio=plan_log2_ratio,
+    )
+
+
+def read_phase_two(
+    shape: ShapeMetrics, database_url: str | None, mapping_path: str | Path | None, workload: Workload | None
+) -> DatabaseFindings:
+    """The synthetic database's plans for the shape's workload (run with the shape's window end)
+    and its physical layout, where the shape has them; see `database_source`."""
+    if database_url is None:
+        return parquet_findings()
+    if shape.query_plans is None and shape.physical_layout is None:
+        return DatabaseFindings()  # both tests skip for the shape's lack
+    return read_database_findings(
+        database_url,
+        load_mapping(mapping_path),
+        workload=workload,
+        want_layout=shape.physical_layout is not None,
+        window_end=shape_window(shape)[1],
+    )
 
 
 def validate_to_files(
@@ -150,6 +200,8 @@ def validate_to_files(
     html_path: str | Path | None = None,
     config_path: str | Path | None = None,
     emit: Emit | None = None,
+    workload_path: str | Path | None = None,
+    plan_log2_ratio: float = DEFAULT_MAX_LOG2_RATIO,
 ) -> FidelityReport:
     """Read the shape (and config), validate, print the seed's console report, write JSON (+ HTML).
 
@@ -164,11 +216,15 @@ def validate_to_files(
     target = f"--parquet-dir {parquet_dir}" if parquet_dir is not None else f"--database-url {redact(database_url or '')}"
     if mapping_path and parquet_dir is None:
         target += f" --mapping {mapping_path}"
+    options = f" --workload {workload_path}" if workload_path else ""
+    if plan_log2_ratio != DEFAULT_MAX_LOG2_RATIO:
+        options += f" --plan-log2-ratio {plan_log2_ratio:g}"
     commands = Commands(
         config=str(config_path or "calibrated-config.json"),
         shape=str(shape_path),
         target=target,
         output=str(output_path),
+        validate_options=options,
     )
     report = validate(
         shape,
@@ -178,6 +234,8 @@ def validate_to_files(
         tolerance=tolerance,
         config=config,
         commands=commands,
+        workload_path=workload_path,
+        plan_log2_ratio=plan_log2_ratio,
     )
     render(report, emit)
     html = None

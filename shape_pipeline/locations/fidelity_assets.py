@@ -22,6 +22,7 @@ from shape_pipeline.fidelity.tests_catalog import TEST_KEYS
 from shape_pipeline.fidelity.validate import validate_to_files
 from shape_pipeline.files import load_json_model, newest_file
 from shape_pipeline.locations.resources import DevelopmentTarget
+from shape_pipeline.workload.compare import DEFAULT_MAX_LOG2_RATIO
 
 ASSET_KEY = dg.AssetKey("fidelity_report")
 SHAPE_PATTERN = "shape-metrics-prod-*.json"
@@ -34,6 +35,15 @@ class FidelityRunConfig(dg.Config):
 
     tolerance: float = Field(
         default=0.15, gt=0.0, lt=1.0, description="Effect-size tolerance (0.15 = 15%)."
+    )
+    workload_path: str | None = Field(
+        default=None,
+        description="The workload file the shape's query plans were made with (default: the shipped default workload).",
+    )
+    plan_log2_ratio: float = Field(
+        default=DEFAULT_MAX_LOG2_RATIO,
+        gt=0.0,
+        description="Query plans: rows and buffers within |log2 ratio| <= this (0.5: a factor of about 1.41).",
     )
 
 
@@ -136,6 +146,8 @@ def fidelity_report(
             html_path=html_path,
             config_path=config_path,
             emit=context.log.info,
+            workload_path=config.workload_path,
+            plan_log2_ratio=config.plan_log2_ratio,
             **synthetic_target(development),
         )
     except ShapePipelineError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -22,7 +22,9 @@ from shape_pipeline.fidelity.tests_catalog import TEST_KEYS
 from shape_pipeline.files import write_model_atomic
 from shape_pipeline.locations import fidelity_assets as fa
 from shape_pipeline.locations.resources import DevelopmentTarget
+from shape_pipeline.workload.spec import default_workload_path
 from shape_pipeline_tests.fidelity.conftest import FAITHFUL_SEED, shape_of
+from shape_pipeline_tests.fidelity.plan_worlds import load_world, phase_two_shape
 from shape_pipeline_tests.fidelity.world import Knobs, draw, to_parquet
 
 
@@ -185,3 +187,41 @@ def test_definitions_load_with_the_area_lists() -> None:
     assert len(specs) == len(TEST_KEYS) and all(s.blocking for s in specs)
     for name in ("fidelity_warning_alerts", "fidelity_failure_alerts"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_phase_two_checks_and_config_reach_the_validator(
+    make_pg_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Both Phase 2 keys are checks; the run config's factor and workload reach the report."""
+    specs = {s.name for s in fa.fidelity_report.check_specs}
+    assert {"physical_layout", "query_plans"} <= specs
+    assert fa.FidelityRunConfig().plan_log2_ratio == 0.5 and fa.FidelityRunConfig().workload_path is None
+
+    production = load_world(make_pg_database, "assets_prod", "assets-prod", messages=8_000)
+    synthetic = load_world(make_pg_database, "assets_syn", "assets-syn", messages=8_000)
+    imports, reports = tmp_path / "imports", tmp_path / "reports"
+    write_model_atomic(imports / "shape-metrics-prod-20250602.json", phase_two_shape(production))
+    target = DevelopmentTarget(
+        database_url=synthetic, import_dir=str(imports), config_dir=str(tmp_path / "configs"), report_dir=str(reports)
+    )
+    config = {"ops": {"fidelity_report": {"config": {"plan_log2_ratio": 3.0, "workload_path": str(default_workload_path())}}}}
+    res = dg.materialize(
+        [fa.fidelity_report], instance=dg.DagsterInstance.ephemeral(), resources={"development": target},
+        run_config=config, raise_on_error=False,
+    )
+    evaluations = {e.check_name: e for e in res.get_asset_check_evaluations()}
+    assert evaluations["query_plans"].metadata["statistic"].value == "share_of_plans_differing"
+    assert evaluations["physical_layout"].metadata["verdict"].value in ("PASS", "WARNING", "FAIL")
+    report = json.loads(next(reports.glob("fidelity-report-*.json")).read_text())
+    assert report["tests"]["query_plans"]["synthetic"]["max_log2_ratio"] == 3.0
+
+    bad = tmp_path / "other.yaml"
+    bad.write_text(default_workload_path().read_text().replace("LIMIT 50", "LIMIT 40"))
+    config["ops"]["fidelity_report"]["config"]["workload_path"] = str(bad)
+    failed = dg.materialize(
+        [fa.fidelity_report], instance=dg.DagsterInstance.ephemeral(), resources={"development": target},
+        run_config=config, raise_on_error=False,
+    )
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert str(bad) in failure.event_specific_data.error.message
