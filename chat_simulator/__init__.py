@@ -49,10 +49,24 @@ class World:
 
 
 def build_world(schema_name: str, messages: int, seed: str | int, end: datetime) -> World:
-    """Simulate about `messages` messages in the six weeks before `end` and render them."""
+    """Simulate about `messages` messages in the six weeks before `end` and render them, the
+    physical rows in the app's insert order (`LogicalWorld.insert_order`)."""
     chosen = schema(schema_name)
     logical = simulate(messages, seed, end)
-    return World(chosen, logical, chosen.render(logical, seeds.stream(seed, "render")))
+    rendered = chosen.render(logical, seeds.stream(seed, "render"))
+    return World(chosen, logical, in_insert_order(logical, rendered))
+
+
+def in_insert_order(logical: LogicalWorld, rendered: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """Reorder rendered tables (users, conversations, members, messages in that order, row i
+    of each rendering logical row i) into the order the app would have inserted them."""
+    orders = logical.insert_order()
+    out: dict[str, pa.Table] = {}
+    for (name, rows), (entity, order) in zip(rendered.items(), orders.items(), strict=True):
+        if rows.num_rows != order.size:
+            raise ValueError(f"{name}: {rows.num_rows} rows rendered for {order.size} logical {entity}")
+        out[name] = rows.take(pa.array(order))
+    return out
 
 
 def load_world(url: str, world: World, *, replace: bool = False) -> dict[str, int]:

@@ -37,6 +37,19 @@ class LogicalWorld:
         return {"users": self.users, "conversations": self.conversations,
                 "members": self.members, "messages": self.messages}
 
+    def insert_order(self) -> dict[str, np.ndarray]:
+        """Per logical table, its rows in the order an app inserts them: users and conversations
+        as they are created, memberships as people join, messages as they are written (ties
+        by logical id). The logical tables keep their own order; only loading follows this."""
+        keys = {"users": ("created_at", "id"), "conversations": ("created_at", "id"),
+                "members": ("joined_at", "conversation_id", "user_id"), "messages": ("created_at", "id")}
+        out: dict[str, np.ndarray] = {}
+        for name, table in self.tables().items():
+            columns = [table[k].cast(pa.int64()).to_numpy() if pa.types.is_timestamp(table[k].type)
+                       else table[k].to_numpy() for k in keys[name]]
+            out[name] = np.lexsort(columns[::-1])
+        return out
+
 
 def simulate(messages_target: int, seed: str | int, end: datetime, *, weeks: int = DEFAULT_WEEKS) -> LogicalWorld:
     """An agent-based chat world of about `messages_target` messages in the `weeks` before `end`."""

@@ -32,6 +32,12 @@ MESSAGE_TYPES: tuple[str, ...] = ("TEXT", "IMAGE", "FILE", "AUDIO", "VIDEO")
 OTHER = "OTHER"
 
 TimeUnit = Literal["timestamp", "epoch_s", "epoch_ms"]
+# How an entity's ids look (README, "Schema mapping"): a sequence; random text ids (`id_length`
+# characters, Mattermost-like); ULID-like time-ordered random text (26 characters); UUIDs.
+IdFormatName = Literal["sequential", "random", "ulid", "uuid4", "uuid7"]
+ULID_LENGTH = 26
+UUID_TEXT_LENGTH = 36
+DEFAULT_ID_LENGTH = 26
 
 
 class _Strict(BaseModel):
@@ -120,8 +126,22 @@ class _Table(_Strict):
     fill: dict[str, Any] = Field(default_factory=dict)  # constants for uncovered NOT NULL columns
 
 
-class UsersMapping(_Table):
+class _Identified(_Table):
+    """A table with ids of its own; `id_format`/`id_length` say what they look like (else the
+    production shape, else the column type decides)."""
+
     id: str
+    id_format: IdFormatName | None = None
+    id_length: int | None = Field(default=None, ge=1, le=255)  # random text ids only
+
+    @model_validator(mode="after")
+    def _length_for_random_ids(self) -> _Identified:
+        if self.id_length is not None and self.id_format != "random":
+            raise ValueError("id_length: only with id_format: random")
+        return self
+
+
+class UsersMapping(_Identified):
     username: str
     email: str | None = None
     display_name: str | None = None
@@ -131,8 +151,7 @@ class UsersMapping(_Table):
     _tc = field_validator("created_at", mode="before")(_time_column)
 
 
-class ConversationsMapping(_Table):
-    id: str
+class ConversationsMapping(_Identified):
     type: EnumColumn
     name: str | None = None
     created_at: TimeColumn
@@ -148,8 +167,7 @@ class MembersMapping(_Table):
     _tc = field_validator("joined_at", mode="before")(_time_column)
 
 
-class MessagesMapping(_Table):
-    id: str
+class MessagesMapping(_Identified):
     conversation_id: str
     sender_id: str
     content: str
@@ -157,6 +175,15 @@ class MessagesMapping(_Table):
     created_at: TimeColumn
 
     _tc = field_validator("created_at", mode="before")(_time_column)
+
+
+_NOT_COLUMNS = frozenset({"table", "fill", "id_format", "id_length"})
+# Where each entity's ids are written: (entity, field) of its own id and of every reference to it.
+ID_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "users": (("users", "id"), ("members", "user_id"), ("messages", "sender_id")),
+    "conversations": (("conversations", "id"), ("members", "conversation_id"), ("messages", "conversation_id")),
+    "messages": (("messages", "id"),),
+}
 
 
 class SchemaMapping(_Strict):
@@ -193,13 +220,19 @@ class SchemaMapping(_Strict):
             "messages": self.messages,
         }
 
+    def id_spec(self, owner: str) -> _Identified:
+        """The mapping of the entity whose ids these are (users, conversations, messages)."""
+        spec = self.entities()[owner]
+        assert isinstance(spec, _Identified)
+        return spec
+
     def required_columns(self) -> dict[str, list[str]]:
         """Entity -> the physical columns the mapping names for it."""
         out: dict[str, list[str]] = {}
         for entity, spec in self.entities().items():
             cols: list[str] = []
             for name, value in spec:
-                if name in ("table", "fill") or value is None:
+                if name in _NOT_COLUMNS or value is None:
                     continue
                 if isinstance(value, str):
                     cols.append(value)
@@ -274,7 +307,9 @@ def load_mapping(path: str | Path | None) -> SchemaMapping:
 
 
 def canonical_metadata(schema: str | None = None) -> sa.MetaData:
-    """The canonical chat schema with primary and foreign keys (demo and unmapped generation)."""
+    """The canonical chat schema with primary and foreign keys and the secondary indexes the
+    app's queries use (a conversation's latest messages, a user's conversations, a sender's
+    messages), as the app's own database has them (demo and unmapped generation)."""
     md = sa.MetaData(schema=schema)
     sa.Table(
         "users",
@@ -302,6 +337,7 @@ def canonical_metadata(schema: str | None = None) -> sa.MetaData:
         sa.Column("conversation_id", sa.BigInteger, sa.ForeignKey(f"{prefix}conversations.id"), primary_key=True),
         sa.Column("user_id", sa.BigInteger, sa.ForeignKey(f"{prefix}users.id"), primary_key=True),
         sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Index("ix_conversation_members_user", "user_id"),
     )
     sa.Table(
         "messages",
@@ -312,6 +348,8 @@ def canonical_metadata(schema: str | None = None) -> sa.MetaData:
         sa.Column("type", sa.String(16), nullable=False),
         sa.Column("content", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        sa.Index("ix_messages_sender", "sender_id"),
     )
     return md
 
@@ -384,10 +422,55 @@ def _column_name(value: str | TimeColumn | EnumColumn) -> str:
     return value if isinstance(value, str) else str(value.column)
 
 
+def base_type(kind: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    """A PostgreSQL domain is its underlying type."""
+    while isinstance(kind, DOMAIN):
+        kind = kind.data_type
+    return kind
+
+
+def id_format_problem(id_format: str, length: int | None, kind: sa.types.TypeEngine) -> str | None:
+    """What a column of type `kind` lacks to hold ids of `id_format` (None: it holds them, or
+    the type is unknown). `length` is a random id's length (None: the column's, at most 26)."""
+    kind = base_type(kind)
+    if isinstance(kind, sa.types.NullType):
+        return None
+    text = isinstance(kind, sa.String) and not isinstance(kind, sa.Uuid)
+    room = getattr(kind, "length", None) if text else None
+    if id_format == "sequential":
+        whole = isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.scale == 0
+        return None if whole or isinstance(kind, sa.Integer) or text else "an integer or text column"
+    if id_format in ("uuid4", "uuid7"):
+        if isinstance(kind, sa.Uuid) or (text and (room is None or room >= UUID_TEXT_LENGTH)):
+            return None
+        return f"a uuid column or text of at least {UUID_TEXT_LENGTH} characters"
+    needed = ULID_LENGTH if id_format == "ulid" else length or min(room or DEFAULT_ID_LENGTH, DEFAULT_ID_LENGTH)
+    return None if text and (room is None or room >= needed) else f"a text column of at least {needed} characters"
+
+
+def _id_format_problems(tables: dict[str, sa.Table], mapping: SchemaMapping, dialect: sa.Dialect) -> list[str]:
+    """Every column holding an entity's ids (its own and the references to it) that cannot hold
+    the mapping's `id_format`, one line each naming the field and the column."""
+    problems: list[str] = []
+    specs = mapping.entities()
+    for owner, places in ID_COLUMNS.items():
+        spec = mapping.id_spec(owner)
+        if spec.id_format is None:
+            continue
+        for entity, field in places:
+            column = tables[entity].c[getattr(specs[entity], field)]
+            need = id_format_problem(spec.id_format, spec.id_length, column.type)
+            if need:
+                problems.append(
+                    f"{owner}.id_format: {spec.id_format} ids need {need}; {entity}.{field} -> "
+                    f"{column.table.name}.{column.name} is {_type_name(column.type, dialect)}"
+                )
+    return problems
+
+
 def _expected(role: str, value: object, kind: sa.types.TypeEngine) -> str | None:
     """What the role needs when `kind` cannot hold it (None: it can, or the type is unknown)."""
-    while isinstance(kind, DOMAIN):  # a PostgreSQL domain is its underlying type
-        kind = kind.data_type
+    kind = base_type(kind)
     if isinstance(kind, sa.types.NullType):
         return None  # SQLite without a declared type, a PostgreSQL type SQLAlchemy does not know
     if role == "id":
@@ -413,7 +496,8 @@ def _type_name(kind: sa.types.TypeEngine, dialect: sa.Dialect) -> str:
 
 def check_column_types(tables: dict[str, sa.Table], mapping: SchemaMapping, dialect: sa.Dialect) -> list[str]:
     """Every role whose reflected column type cannot hold it, and every physical column that
-    two distinct roles of one table share; one line each, naming the role and the column.
+    two distinct roles of one table share; then (once those hold) every id column that cannot
+    hold its entity's `id_format`. One line each, naming the role and the column.
 
     Types the database reports but SQLAlchemy does not know are accepted: refusing them would
     block real schemas on a guess.
@@ -437,4 +521,4 @@ def check_column_types(tables: dict[str, sa.Table], mapping: SchemaMapping, dial
                 if column.name in owners:
                     problems.append(f"{where} is also mapped as {entity}.{owners[column.name]}")
                 owners.setdefault(column.name, field)
-    return problems
+    return problems or _id_format_problems(tables, mapping, dialect)

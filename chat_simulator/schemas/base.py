@@ -16,7 +16,10 @@ from chat_simulator.world import LogicalWorld
 @dataclass(frozen=True)
 class Schema:
     """A physical schema: its DDL, how the logical world becomes its rows, and the mapping a user
-    of the project would write for it (YAML text; None where no mapping file is needed)."""
+    of the project would write for it (YAML text; None where no mapping file is needed).
+
+    `render` returns the users, conversations, members and messages tables in that order, row i
+    of each rendering logical row i (`build_world` then puts them in insert order)."""
 
     name: str
     metadata: Callable[[], sa.MetaData]

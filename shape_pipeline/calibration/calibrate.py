@@ -46,6 +46,7 @@ from shape_pipeline.contracts import (
     CalibrationMetadata,
     ConversationGeneration,
     DistributionStats,
+    IdFormat,
     MessageGeneration,
     QuantileSplineModel,
     RecencyShares,
@@ -348,6 +349,15 @@ def _user_generation(where: str, shape: ShapeMetrics, warnings: list[str]) -> Us
     )  # fmt: skip
 
 
+def id_formats(shape: ShapeMetrics) -> dict[str, IdFormat]:
+    """Production's id format per entity (`physical_layout.tables[entity].ids`: aggregates, never
+    an id), so the generator writes ids that look like production's."""
+    layout = shape.physical_layout
+    if layout is None:
+        return {}
+    return {entity: table.ids for entity, table in layout.tables.items() if table.ids is not None}
+
+
 def off_goal_warnings(config: CalibratedConfig) -> list[str]:
     """One warning per fitted percentile or mean the model misses by more than the goal."""
     return [
@@ -390,6 +400,7 @@ def calibrate(
         user_generation=user,
         conversation_generation=conversation,
         message_generation=message,
+        id_formats=id_formats(shape),
     )
     metadata.warnings.extend(off_goal_warnings(config))
     return config

@@ -226,6 +226,7 @@ def generate_dataset(
             database.open(plan)
             warnings += database.notes
             destinations.append(db.redact(database.url))
+            report.detail(f"Ids: {database.describe_ids()}")
         for warning in warnings:
             report.warn(warning)
         if parquet is not None:
@@ -252,8 +253,14 @@ def generate_dataset(
                         f"({share:.0%}), {fmt_int(sum(rows.values()) / (now - started))} rows/s"
                     )
         if database is not None:
-            report.line("Adding keys and committing...")
+            report.line("Writing rows in time order, adding keys and committing...")
             database.commit()
+            if database.postgres:
+                report.line("Analyzing tables...")
+                problem = database.analyze()
+                if problem:
+                    report.warn(problem)
+                    warnings.append(problem)
         if parquet is not None:
             parquet.commit()
     finally:

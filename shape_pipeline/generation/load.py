@@ -3,8 +3,11 @@
 Order: refuse the production database; connect; begin; create the canonical schema (without a
 mapping) or reflect the mapped tables; work out every column (`schema_writer`), refusing a bad
 mapping; refuse tables that hold rows unless `replace` (which empties them in the same
-transaction); stream chunks; add the canonical keys; commit. Any failure or interrupt rolls
-the whole transaction back, so the tables are as they were.
+transaction); create the TEMP staging tables; stream chunks into them; move the rows into the
+tables in time order (`staging`); add the canonical keys and indexes; commit. Any failure or
+interrupt rolls the whole transaction back, so the tables are as they were. After the commit,
+PostgreSQL tables are vacuumed and analyzed (`analyze`), as autovacuum would have done in
+production: planner statistics, pg_stats and the visibility map (index-only scans).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 
 from shape_pipeline import db
 from shape_pipeline.errors import DatabaseError, ShapePipelineError
-from shape_pipeline.generation import load_postgres, load_sqlalchemy
+from shape_pipeline.generation import load_postgres, load_sqlalchemy, staging
 from shape_pipeline.generation.columns import ENTITIES, Chunk
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.schema_writer import TableWriter, build_writers
@@ -46,15 +49,22 @@ def bare_copy(md: sa.MetaData) -> sa.MetaData:
 
 
 def add_keys(conn: sa.Connection, tables: list[sa.Table]) -> None:
-    """Primary keys and unique constraints of `tables`, then their foreign keys (after a bulk load)."""
+    """Primary keys and unique constraints of `tables`, their indexes, then their foreign keys
+    (after a bulk load)."""
     for table in tables:
         conn.execute(sa.schema.AddConstraint(table.primary_key))
         for constraint in table.constraints:
             if isinstance(constraint, sa.UniqueConstraint):
                 conn.execute(sa.schema.AddConstraint(constraint))
+    create_indexes(conn, [index for table in tables for index in table.indexes])
     for table in tables:
         for fk in table.foreign_key_constraints:
             conn.execute(sa.schema.AddConstraint(fk))
+
+
+def create_indexes(conn: sa.Connection, indexes: list[sa.Index]) -> None:
+    for index in sorted(indexes, key=lambda i: str(i.name)):
+        conn.execute(sa.schema.CreateIndex(index))
 
 
 class DatabaseSink:
@@ -70,7 +80,9 @@ class DatabaseSink:
         self.transaction: sa.RootTransaction | None = None
         self.writers: dict[str, TableWriter] = {}
         self.notes: list[str] = []  # what the schema writer decided on the user's behalf
-        self.pending_keys: list[sa.Table] = []
+        self.pending_keys: list[sa.Table] = []  # canonical tables created bare: keys and indexes at commit
+        self.pending_indexes: list[sa.Index] = []  # canonical indexes of tables created with their keys
+        self.stages: dict[str, sa.Table] = {}  # entity -> its TEMP staging table
         self.postgres = db.is_postgres(self.engine)
 
     def __enter__(self) -> DatabaseSink:
@@ -94,6 +106,12 @@ class DatabaseSink:
         tables = reflect_tables(self.conn, self.mapping)
         self.writers, self.notes = build_writers(self.mapping, tables, plan)
         self._refuse_or_empty(tables)
+        for entity, writer in self.writers.items():
+            self.stages[entity] = staging.create_stage(self.conn, writer, postgres=self.postgres)
+
+    def describe_ids(self) -> str:
+        """Each entity's id format, for the console (formats only, never an id)."""
+        return ", ".join(f"{w.entity} {w.ids.describe()}" for w in self.writers.values() if w.ids is not None)
 
     def _create_canonical(self) -> None:
         assert self.conn is not None
@@ -107,7 +125,11 @@ class DatabaseSink:
             bare.create_all(self.conn)
             self.pending_keys = list(md.sorted_tables)
         else:
-            md.create_all(self.conn, tables=missing)
+            names = {t.name for t in missing}
+            for table in md.sorted_tables:
+                if table.name in names:
+                    self.conn.execute(sa.schema.CreateTable(table))
+            self.pending_indexes = [index for table in missing for index in table.indexes]
 
     def _refuse_or_empty(self, tables: dict[str, sa.Table]) -> None:
         assert self.conn is not None
@@ -131,7 +153,8 @@ class DatabaseSink:
                 self.conn.execute(tables[entity].delete())
 
     def encode(self, chunk: Chunk) -> list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]]:
-        """A chunk in the target's columns, parents first: COPY data for PostgreSQL, else Arrow rows.
+        """A chunk in the staging tables' columns (the target's, plus the order columns), parents
+        first: COPY data for PostgreSQL, else Arrow rows.
 
         Pure (no database access), so it runs in the generator thread, ahead of the loading.
         """
@@ -141,20 +164,21 @@ class DatabaseSink:
             if logical is None or logical.num_rows == 0:
                 continue
             writer = self.writers[entity]
-            rows = writer.convert(logical)
-            encoded.append((writer, load_postgres.encode_rows(writer.table, rows) if self.postgres else rows))
+            rows = staging.with_order(entity, logical, writer.convert(logical, chunk))
+            encoded.append((writer, load_postgres.encode_rows(self.stages[entity], rows) if self.postgres else rows))
         return encoded
 
     def write(self, encoded: list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]]) -> None:
-        """Load one encoded chunk inside the transaction."""
+        """Load one encoded chunk into the staging tables, inside the transaction."""
         assert self.conn is not None
         for writer, payload in encoded:
+            stage = self.stages[writer.entity]
             try:
                 if isinstance(payload, tuple):
                     fmt, columns, data = payload
-                    load_postgres.copy_data(self.conn, writer.table, columns, data, fmt)
+                    load_postgres.copy_data(self.conn, stage, columns, data, fmt)
                 else:
-                    load_sqlalchemy.insert_rows(self.conn, writer.table, payload)
+                    load_sqlalchemy.insert_rows(self.conn, stage, payload)
             except sa.exc.DBAPIError as exc:
                 raise DatabaseError(f"loading {writer.table.name} failed: {db.short_reason(exc)}") from None
             except Exception as exc:
@@ -163,13 +187,38 @@ class DatabaseSink:
                 raise
 
     def commit(self) -> None:
-        """Add the canonical keys (when the tables were created bare) and commit."""
+        """Move the staged rows into the tables in time order, add the canonical keys and
+        indexes (when the tables were created here) and commit."""
         assert self.conn is not None and self.transaction is not None
+        for entity in ENTITIES:
+            writer = self.writers.get(entity)
+            if writer is None:
+                continue
+            try:
+                staging.move_in_order(self.conn, writer, self.stages[entity])
+            except sa.exc.DBAPIError as exc:
+                raise DatabaseError(f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}") from None
         try:
             add_keys(self.conn, self.pending_keys)
+            create_indexes(self.conn, self.pending_indexes)
             self.transaction.commit()
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(f"finishing the load failed: {db.short_reason(exc)}") from None
+
+    def analyze(self) -> str | None:
+        """PostgreSQL: `VACUUM (ANALYZE)` the loaded tables outside the transaction (planner
+        statistics, pg_stats and the visibility map as autovacuum leaves them in production).
+        Returns a warning instead of raising: the rows are committed either way."""
+        if not self.postgres or not self.writers:
+            return None
+        prep = self.engine.dialect.identifier_preparer
+        listed = ", ".join(prep.format_table(w.table) for w in self.writers.values())
+        try:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"VACUUM (ANALYZE) {listed}")
+        except sa.exc.DBAPIError as exc:
+            return f"VACUUM (ANALYZE) of the loaded tables failed ({db.short_reason(exc)}); run it before comparing plans"
+        return None
 
     def close(self) -> None:
         """Roll back anything uncommitted and release the connection."""

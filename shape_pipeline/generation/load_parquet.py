@@ -2,6 +2,10 @@
 `part-NNNNN.parquet` files in the canonical columns (ids int64, times `timestamp[us, tz=UTC]`,
 logical type names).
 
+Rows stay in generation order (shard by shard, so grouped by conversation) and keep their
+logical ids: only a database load reorders rows by time and renumbers sequential message ids
+in that order (`staging`), so a message's id here may differ from its id in the database.
+
 Parts are written into a hidden staging folder next to the targets and moved into place only
 when the whole dataset is written, so readers never see a half-written dataset. A run that does
 not commit (an error, Ctrl-C, SIGTERM) removes its staging folder and any folder it created.

@@ -1,13 +1,13 @@
 """Canonical generated columns -> the app's own tables, as the mapping names them.
 
 For each mapped table this decides, before a row is written, how every physical column is
-filled: ids encoded to fit the column's type (integer, bigint, uuid, varchar/text of the
-column's length), times in the mapped unit, logical categories mapped back to the app's raw
-values, `fill` constants, profile fields at their fill rates, and what an unset value is in
-each NOT NULL column (`unset_values`). Every problem (an uncovered non-text NOT NULL column
-without default, an id that does not fit, a category without a raw value) is collected and
-reported in one error; what was decided on the user's behalf (an uncovered NOT NULL text
-column written as '') is returned as notes.
+filled: ids in their entity's format (`id_formats`: the mapping, production's, else the column
+type; the same value in every table that holds them), times in the mapped unit, logical
+categories mapped back to the app's raw values, `fill` constants, profile fields at their
+fill rates, and what an unset value is in each NOT NULL column (`unset_values`). Every
+problem (an uncovered non-text NOT NULL column without default, an id that does not fit, a
+category without a raw value) is collected and reported in one error; what was decided on the
+user's behalf (an uncovered NOT NULL text column written as '') is returned as notes.
 """
 
 from __future__ import annotations
@@ -21,38 +21,44 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from shape_pipeline.errors import MappingError
-from shape_pipeline.generation import text
+from shape_pipeline.generation import id_formats, text, users
+from shape_pipeline.generation.columns import Chunk, int64s
+from shape_pipeline.generation.ids import IdEncoding, encode_ids, entity_salt
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.unset_values import UnsetRule, unset_rule
-from shape_pipeline.mapping import EnumColumn, SchemaMapping, TimeColumn
+from shape_pipeline.mapping import ID_COLUMNS, EnumColumn, SchemaMapping, TimeColumn, base_type
 
 Encoder = Callable[[pa.Table], pa.Array]
-HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-UUID_ENTITY: dict[str, int] = {"users": 1, "conversations": 2, "messages": 3}
 CANONICAL_USER_FIELDS = ("display_name", "avatar_url", "bio")
-INTEGER_LIMITS: tuple[tuple[type, int], ...] = (
-    (sa.SmallInteger, 2**15 - 1),
-    (sa.BigInteger, 2**63 - 1),
-    (sa.Integer, 2**31 - 1),
-)
+CONVERSATION_CREATED = "_conversation_created_at"  # added to members and messages where ids need it
 
 
 @dataclass
 class TableWriter:
-    """One physical table and how each of its written columns is computed from a canonical chunk."""
+    """One physical table and how each of its written columns is computed from a canonical chunk.
+
+    `ids` is the entity's own id format (None for members); `conversation_times` says that the
+    conversation ids written here are time-ordered, so each row needs its conversation's
+    creation time (found in the same chunk: a shard holds its conversations' rows)."""
 
     entity: str
     table: sa.Table
     columns: list[tuple[str, Encoder]]
     unset: dict[str, UnsetRule] = field(default_factory=dict)
+    ids: IdEncoding | None = None
+    id_column: str | None = None
+    conversation_times: bool = False
 
     @property
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
-    def convert(self, logical: pa.Table) -> pa.Table:
+    def convert(self, logical: pa.Table, chunk: Chunk | None = None) -> pa.Table:
         """The rows of `logical` as this table's physical columns (a column left out where the
         server's default fills every row of the chunk)."""
+        if self.conversation_times:
+            assert chunk is not None, "time-ordered conversation ids need the chunk's conversations"
+            logical = logical.append_column(CONVERSATION_CREATED, conversation_times(chunk, logical["conversation_id"]))
         out: dict[str, pa.Array | pa.ChunkedArray] = {}
         for name, encode in self.columns:
             values = encode(logical)
@@ -63,34 +69,47 @@ class TableWriter:
         return pa.table(out)
 
 
-def uuid_strings(entity: str, values: pa.Array) -> pa.Array:
-    """Deterministic version-4-shaped UUIDs: the entity in the first group, the id in the last 12 hex digits."""
-    numbers = values.to_numpy().astype(np.uint64)
-    shifts = np.arange(11, -1, -1, dtype=np.uint64) * np.uint64(4)
-    digits = HEX[((numbers[:, None] >> shifts) & np.uint64(15)).astype(np.int64)]
-    tail = text.strings_from_bytes(digits.reshape(-1), np.full(numbers.size, 12, dtype=np.int64))
-    return text.join(f"{UUID_ENTITY[entity]:08x}-0000-4000-8000-", tail)
+def micros(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Timestamps as µs since the epoch (int64)."""
+    return np.asarray(pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def conversation_times(chunk: Chunk, conversation_ids: pa.ChunkedArray) -> pa.Array:
+    """The creation time of each row's conversation, from the chunk's conversations."""
+    conversations = chunk.tables["conversations"]
+    own = np.asarray(conversations["id"].to_numpy(), dtype=np.int64)
+    order = np.argsort(own, kind="stable")
+    at = np.searchsorted(own[order], np.asarray(conversation_ids.to_numpy(), dtype=np.int64))
+    return int64s(micros(conversations["created_at"])[order][at])
+
+
+TimeSource = Callable[[pa.Table], np.ndarray]
+
+
+def time_source(owner: str, logical: str, plan: Plan) -> TimeSource:
+    """Where the creation time of the `owner` ids in column `logical` comes from."""
+    if owner == "users":
+        return lambda t: users.created_us(plan, np.asarray(t.column(logical).to_numpy(), dtype=np.int64))
+    if owner == "conversations" and logical != "id":
+        return lambda t: np.asarray(t.column(CONVERSATION_CREATED).to_numpy(), dtype=np.int64)
+    return lambda t: micros(t.column("created_at"))
 
 
 def id_encoder(
-    column: sa.Column, entity: str, logical: str, largest: int, problems: list[str]
+    column: sa.Column, encoding: IdEncoding, salt: int, logical: str, largest: int,
+    times: TimeSource, problems: list[str],
 ) -> Encoder:
-    """How ids of `entity` (numbered 1..largest) are written into `column`."""
-    kind = column.type
-    where = f"{column.table.name}.{column.name}"
-    if isinstance(kind, sa.Integer):
-        limit = next((lim for cls, lim in INTEGER_LIMITS if isinstance(kind, cls)), 2**63 - 1)
-        if largest > limit:
-            problems.append(f"{where} ({kind}) cannot hold ids up to {largest:,}")
-        return lambda t: t.column(logical).combine_chunks()
-    if isinstance(kind, sa.Uuid):
-        return lambda t: uuid_strings(entity, t.column(logical).combine_chunks())
-    if isinstance(kind, sa.String):
-        if kind.length is not None and len(str(largest)) > kind.length:
-            problems.append(f"{where} ({kind}) is too short for ids up to {largest:,}")
-        return lambda t: pc.cast(t.column(logical), pa.string())
-    problems.append(f"{where}: unsupported id column type {kind} (use integer, bigint, uuid, varchar or text)")
-    return lambda t: t.column(logical)
+    """How ids of one entity (numbered 1..largest) in column `logical` are written into `column`."""
+    problem = id_formats.column_problem(encoding, column, largest)
+    if problem:
+        problems.append(problem)
+    kind = base_type(column.type)
+    as_text = isinstance(kind, sa.String) and not isinstance(kind, sa.Uuid)
+
+    def encode(t: pa.Table) -> pa.Array:
+        return encode_ids(encoding, salt, t.column(logical), times(t) if encoding.needs_time else None, as_text=as_text)
+
+    return encode
 
 
 def time_encoder(spec: TimeColumn, logical: str) -> Encoder:
@@ -181,15 +200,43 @@ class _Sizes:
     conversation_types: list[str]
     message_types: list[str]
     longest_username: int
+    plan: Plan
+    ids: dict[str, IdEncoding]  # owner entity -> its id format
 
 
-def _sizes(plan: Plan) -> _Sizes:
+def largest_ids(plan: Plan) -> dict[str, int]:
+    return {"users": plan.users, "conversations": plan.conversations, "messages": plan.target_messages}
+
+
+def _sizes(plan: Plan, encodings: dict[str, IdEncoding]) -> _Sizes:
     return _Sizes(
-        largest={"users": plan.users, "conversations": plan.conversations, "messages": plan.target_messages},
+        largest=largest_ids(plan),
         conversation_types=[n for n, p in plan.config.conversation_generation.type_distribution.items() if p > 0],
         message_types=[n for n, p in plan.config.message_generation.type_distribution.items() if p > 0],
         longest_username=int(plan.username_length.max()),
+        plan=plan,
+        ids=encodings,
     )
+
+
+def choose_id_formats(
+    mapping: SchemaMapping, tables: dict[str, sa.Table], plan: Plan
+) -> tuple[dict[str, IdEncoding], list[str]]:
+    """Each entity's id format (`id_formats.choose`) and the notes of production formats that
+    gave way to the column types."""
+    specs = mapping.entities()
+    largest = largest_ids(plan)
+    encodings: dict[str, IdEncoding] = {}
+    notes: list[str] = []
+    for owner, places in ID_COLUMNS.items():
+        spec = mapping.id_spec(owner)
+        columns = [tables[entity].c[getattr(specs[entity], name)] for entity, name in places if entity in tables]
+        mapped = (spec.id_format, spec.id_length) if spec.id_format is not None else None
+        encodings[owner], note = id_formats.choose(
+            owner, columns, largest[owner], mapped=mapped, production=plan.config.id_formats.get(owner)
+        )
+        notes += [note] if note else []
+    return encodings, notes
 
 
 def _table_writer(
@@ -207,7 +254,9 @@ def _table_writer(
         return lambda c: text_encoder(c, logical, exact=False, longest=None, problems=problems)
 
     def ids_of(owner: str, logical: str) -> Callable[[sa.Column], Encoder]:
-        return lambda c: id_encoder(c, owner, logical, largest[owner], problems)
+        salt = entity_salt(sizes.plan.seed, owner)
+        times = time_source(owner, logical, sizes.plan)
+        return lambda c: id_encoder(c, sizes.ids[owner], salt, logical, largest[owner], times, problems)
 
     def enum_of(types: list[str]) -> Callable[[sa.Column], Encoder]:
         return lambda c: enum_encoder(spec.type, f"{table.name}.{c.name}", types, problems)
@@ -267,7 +316,9 @@ def _table_writer(
                 f"(add it to '{entity}.fill')"
             )
     unset = {name: rule for name, _ in cols if (rule := unset_rule(table.c[name])) is not None}
-    return TableWriter(entity, table, cols, unset)
+    own = sizes.ids.get(entity)
+    conversation_times = entity in ("members", "messages") and sizes.ids["conversations"].needs_time
+    return TableWriter(entity, table, cols, unset, own, spec.id if own is not None else None, conversation_times)
 
 
 def build_writers(
@@ -276,8 +327,8 @@ def build_writers(
     """One `TableWriter` per entity and the notes of what was decided for the user; raises
     `MappingError` listing every problem, before any write."""
     problems: list[str] = []
-    notes: list[str] = []
-    sizes = _sizes(plan)
+    encodings, notes = choose_id_formats(mapping, tables, plan)
+    sizes = _sizes(plan, encodings)
     specs = mapping.entities()
     writers = {
         entity: _table_writer(entity, specs[entity], table, sizes, problems, notes)

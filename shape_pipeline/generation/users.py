@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 
 from shape_pipeline.generation import seeds, text
 from shape_pipeline.generation.columns import Chunk, bools, ids, times
+from shape_pipeline.generation.ids import uniform
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.timeline import US, to_us
 
@@ -20,6 +21,16 @@ ACCOUNT_AGE_DAYS = 365  # users sign up during the year before the window
 def profile_share(plan: Plan, name: str) -> float:
     shares = plan.config.user_generation.profile_field_probabilities
     return float(shares.get(name, DEFAULT_PROFILE_SHARES.get(name, EXTRA_FIELD_SHARE)))
+
+
+def created_us(plan: Plan, user_ids: np.ndarray) -> np.ndarray:
+    """Sign-up times (µs) in the year before the window, growing with the id as an app's
+    sequence would: id i in the i-th of n equal slices of the year, at a point within it that
+    is a pure function of (seed, id), so time-ordered user ids can be made in any table."""
+    n = plan.users
+    within = uniform(plan.seed, "users.created_at", user_ids)
+    age = (n - np.asarray(user_ids, dtype=np.float64) + within) / n
+    return to_us(plan.window_start) - 1 - (age * ACCOUNT_AGE_DAYS * 86_400 * US).astype(np.int64)
 
 
 def user_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
@@ -45,8 +56,7 @@ def user_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
             " or ", text.phone_numbers(rng, n),
         )
         bio = pc.if_else(bools(rng.random(n) < 0.5), contact, bio)
-    start = to_us(plan.window_start)
-    created = start - 1 - (rng.random(n) * ACCOUNT_AGE_DAYS * 86_400 * US).astype(np.int64)
+    created = created_us(plan, np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64))
     columns = {
         "id": id_array,
         "username": names,

@@ -118,3 +118,30 @@ def test_canonical_world_in_sqlite_is_the_same_as_in_postgresql(make_pg_database
         assert rows(pg, table) == rows(lite, table), table
     with pytest.raises(ValueError, match="slack schema loads into postgresql, not sqlite"):
         build_world("slack", 300, "both", END).load(f"sqlite:///{tmp_path / 'slack.db'}")
+
+
+def correlation(url: str, table: str, column: str) -> float:
+    value = scalar(url, f"SELECT correlation FROM pg_stats WHERE tablename = '{table}' AND attname = '{column}'")
+    assert value is not None, f"no pg_stats for {table}.{column}: the load must ANALYZE"
+    return float(value)
+
+
+def test_a_world_loads_in_the_apps_insert_order_and_is_analyzed(make_pg_database, worlds) -> None:
+    """Rows lie on disk as an app inserting them as they happen leaves them, and statistics are
+    there, as autovacuum keeps production; the logical world keeps its own order."""
+    world = worlds["mattermost"]
+    url = loaded(make_pg_database, world)
+    assert correlation(url, "Users", "CreateAt") > 0.95
+    assert correlation(url, "Channels", "CreateAt") > 0.95
+    assert correlation(url, "ChannelMembers", "LastUpdateAt") > 0.95  # joined time
+    assert correlation(url, "Posts", "CreateAt") > 0.95
+    assert abs(correlation(url, "Posts", "ChannelId")) < 0.3
+    assert scalar(url, """SELECT count(*) FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL
+                          AND last_analyze IS NOT NULL""") == 4
+    members = world.logical.members
+    keys = list(zip(members["conversation_id"].to_pylist(), members["user_id"].to_pylist(), strict=True))
+    assert keys == sorted(keys)  # the ground truth is still sorted by (conversation, user)
+    physical = world.tables["ChannelMembers"]["LastUpdateAt"].to_pylist()
+    assert physical == sorted(physical)
+    conversations = world.logical.conversations["id"].to_pylist()
+    assert conversations == list(range(len(conversations)))  # logical ids are row positions, as before
