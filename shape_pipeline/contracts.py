@@ -268,6 +268,12 @@ class PhysicalLayout(Strict):
     tables: dict[str, TableLayout] = Field(default_factory=dict)
 
 
+# The fields that say what PostgreSQL does at a plan node; rows and blocks are sizes, not shape.
+PLAN_SHAPE_FIELDS: tuple[str, ...] = (
+    "node_type", "join_type", "strategy", "partial_mode", "scan_direction", "parent_relationship", "relation", "index",
+)
+
+
 class PlanNode(Strict):
     """One node of an `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` plan reduced to its shape:
     node and join types, strategies, relation and index names (schema metadata) and rounded
@@ -284,6 +290,10 @@ class PlanNode(Strict):
     rows: int = Field(ge=0)  # actual rows x loops, rounded up to two significant digits
     shared_blocks: int = Field(ge=0)  # shared hit + read blocks of this node and below, rounded up likewise
     children: list[PlanNode] = Field(default_factory=list)
+
+    def shape_key(self) -> tuple:
+        """Equal for two plans of the same shape: every node's PLAN_SHAPE_FIELDS, children in order."""
+        return (tuple(getattr(self, f) for f in PLAN_SHAPE_FIELDS), tuple(c.shape_key() for c in self.children))
 
 
 class QueryPlan(Strict):

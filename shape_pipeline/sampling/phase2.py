@@ -23,9 +23,7 @@ from shape_pipeline.mapping import SchemaMapping, reflect_tables
 from shape_pipeline.sampling.audit import query_name_allowed, workload_name_allowed
 from shape_pipeline.sampling.physical import read_physical_layout
 from shape_pipeline.workload.explain import run_workload
-from shape_pipeline.workload.spec import Workload, load_workload
-
-DEFAULT_WORKLOAD = "default"  # `--workload default`: the workload shipped with the package
+from shape_pipeline.workload.spec import DEFAULT_NAME, Workload, load_workload
 
 
 @dataclass(frozen=True)
@@ -51,8 +49,8 @@ def load_export_workload(path: str | Path | None) -> Workload | None:
     name or a query name could not pass the export audit."""
     if path is None or str(path) == "":
         return None
-    default = str(path) == DEFAULT_WORKLOAD
-    workload = load_workload(None if default else path)
+    default = str(path) == DEFAULT_NAME
+    workload = load_workload(path)
     where = "--workload default" if default else f"{path}"
     if not workload_name_allowed(workload.name):
         raise ShapePipelineError(

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         compare.DEFAULT_MAX_LOG2_RATIO if args.max_log2_ratio is None else args.max_log2_ratio,
         option="--max-log2-ratio",
     )
-    workload = load_workload(None if args.workload in (None, "", "default") else args.workload)
+    workload = load_workload(args.workload)
     mapping = load_mapping(args.mapping)
     compare_mapping = load_mapping(args.compare_mapping) if args.compare_mapping else mapping
     if args.output:

@@ -1,9 +1,9 @@
 """Two runs of one workload, pair by pair: the same plan shape? rows and buffers within a factor?
 
 A plan's shape is its tree on the fields that say what PostgreSQL does (`SHAPE_FIELDS`, children
-in order); rows and blocks are sizes, not shape. Sizes are compared as |log2((a+1)/(b+1))|: a
-factor of two either way is 1.0 whatever the direction, and the +1 keeps an empty node against
-a one-row node finite. Production is always the first side, the synthetic (or compared) run the
+in order); rows and blocks are sizes, not shape. Sizes are compared as |log2((a+8)/(b+8))|: a
+factor of two either way is about 1.0 whatever the direction, and the +8 (`SMALL_COUNT`) keeps
+a cold entity's 0 rows against 2 from counting as a factor. Production is always the first side, the synthetic (or compared) run the
 second, so a signed log2 below zero means the second side is smaller.
 """
 
@@ -14,20 +14,11 @@ import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from shape_pipeline.contracts import PlanNode, QueryPlan, WorkloadPlans
+from shape_pipeline.contracts import PLAN_SHAPE_FIELDS, PlanNode, QueryPlan, WorkloadPlans
 from shape_pipeline.errors import ShapePipelineError
 
 DEFAULT_MAX_LOG2_RATIO = 0.5
-SHAPE_FIELDS: tuple[str, ...] = (
-    "node_type",
-    "join_type",
-    "strategy",
-    "partial_mode",
-    "scan_direction",
-    "parent_relationship",
-    "relation",
-    "index",
-)
+SHAPE_FIELDS = PLAN_SHAPE_FIELDS  # one definition, in the contract
 # PostgreSQL's own words for aggregate and set-operation strategies (its text EXPLAIN format).
 _STRATEGY_NAMES = {
     ("Aggregate", "Sorted"): "GroupAggregate",
@@ -45,9 +36,13 @@ def check_log2_ratio(value: float, *, option: str = "--plan-log2-ratio") -> floa
     return float(value)
 
 
+SMALL_COUNT = 8.0  # rows or blocks below this are a cold entity's noise (0 vs 2 messages is no factor of 3)
+
+
 def log2_ratio(a: float, b: float) -> float:
-    """log2((a + 1) / (b + 1)): positive when `a` is the larger."""
-    return math.log2((a + 1.0) / (b + 1.0))
+    """log2((a + SMALL_COUNT) / (b + SMALL_COUNT)): positive when `a` is the larger; counts far
+    below SMALL_COUNT cannot make a pair differ on their own."""
+    return math.log2((a + SMALL_COUNT) / (b + SMALL_COUNT))
 
 
 def node_label(node: PlanNode) -> str:
@@ -108,7 +103,7 @@ class PairComparison:
     rank: str
     shape_equal: bool
     difference: str | None  # the first differing node, production's side first
-    rows_log2: float | None  # largest |log2((a+1)/(b+1))| of matched nodes' rows
+    rows_log2: float | None  # largest |log2_ratio| of matched nodes' rows
     blocks_log2: float | None  # |log2| of the statement's shared blocks
     production_ms: float | None
     synthetic_ms: float | None

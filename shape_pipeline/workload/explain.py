@@ -1,6 +1,8 @@
 """Run a workload with `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` and keep only each plan's shape.
 
-Each query is prepared once (`PREPARE`) and executed per rank with its arguments read from
+Each query is prepared once (`PREPARE`) and executed, for each rank, with the entity at the rank
+and its neighbours (`parameters.NEIGHBOURS`; the rank's plan is the one most of them get), with
+arguments read from
 transaction-local settings (`parameters`), under `plan_cache_mode = force_custom_plan`: every
 execution is planned with the values as literals, as the app's own statements are. The plan
 JSON (whose conditions do hold those literals) is reduced at once by `reduce_plan`, which
@@ -28,6 +30,8 @@ from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.mapping import SchemaMapping
 from shape_pipeline.sampling import privacy
 from shape_pipeline.workload.parameters import (
+    CENTRE,
+    NEIGHBOURS,
     ChosenParameters,
     check_time_columns,
     choose_parameters,
@@ -117,8 +121,8 @@ def _explain_once(conn: sa.Connection, arguments: list[str]) -> tuple[dict[str, 
     return document[0]["Plan"], float(document[0]["Execution Time"])
 
 
-def _explain(conn: sa.Connection, arguments: list[str], runs: int) -> QueryPlan:
-    """Run one (query, rank) `runs` times: median time; shape and buffers of the last run."""
+def _explain(conn: sa.Connection, arguments: list[str], runs: int) -> tuple[PlanNode, list[float]]:
+    """Run one entity's statement `runs` times: the shape of the last run and every time."""
     times: list[float] = []
     plan: dict[str, Any] = {}
     for _ in range(runs):
@@ -126,9 +130,26 @@ def _explain(conn: sa.Connection, arguments: list[str], runs: int) -> QueryPlan:
         times.append(ms)
     shape = reduce_plan(plan)
     del plan  # the raw plan holds the parameter values as literals
+    return shape, times
+
+
+def typical_plan(found: list[tuple[PlanNode, list[float]]]) -> QueryPlan:
+    """The plan most of a rank's entities get (ties: the earliest found, the centre first), as
+    the run with the median blocks among them; median time over their runs."""
+    keys = [shape.shape_key() for shape, _ in found]
+    modal = max(keys, key=lambda k: (keys.count(k), -keys.index(k)))
+    same = sorted((f for f, k in zip(found, keys, strict=True) if k == modal), key=lambda f: f[0].shared_blocks)
+    shape = same[(len(same) - 1) // 2][0]
+    times = [t for _, ts in same for t in ts]
     return QueryPlan(
-        plan=shape, shared_blocks=shape.shared_blocks, median_ms=round_2sig(statistics.median(times)), runs=runs
+        plan=shape, shared_blocks=shape.shared_blocks, median_ms=round_2sig(statistics.median(times)),
+        runs=sum(len(ts) for _, ts in found),
     )
+
+
+def _centre_first() -> list[int]:
+    """Neighbour indexes, the entity exactly at the rank first (it wins ties)."""
+    return [CENTRE, *(n for n in range(NEIGHBOURS) if n != CENTRE)]
 
 
 def _explain_query(
@@ -149,14 +170,19 @@ def _explain_query(
             execute_verbatim(conn, f"PREPARE {STATEMENT} AS {rendered.sql}")
             prepared = True
             types = _parameter_types(conn)
+            ranked = any(isinstance(param, RankedParameter) for param, _ in declared.values())
             for rank in query.ranks():
                 step = rank
-                arguments = [
-                    chosen.argument(*declared[sql_name], rank, ptype)
-                    for sql_name, ptype in zip(rendered.params, types, strict=True)
-                ]
-                if all(a is not None for a in arguments):
-                    plans[rank] = _explain(conn, [str(a) for a in arguments], runs)
+                found = []
+                for neighbour in _centre_first() if ranked else [CENTRE]:
+                    arguments = [
+                        chosen.argument(*declared[sql_name], rank, ptype, neighbour)
+                        for sql_name, ptype in zip(rendered.params, types, strict=True)
+                    ]
+                    if all(a is not None for a in arguments):
+                        found.append(_explain(conn, [str(a) for a in arguments], runs))
+                if found:
+                    plans[rank] = typical_plan(found)
     except sa.exc.DBAPIError as exc:
         failed = True
         where = "failed while preparing" if step == "preparing" else f"({step}) failed"

@@ -2,7 +2,9 @@
 
 For each (entity, count) the workload ranks by, one aggregate statement orders every entity by
 its count over the whole table (what the app sees; ties by id) and stores the entity at each
-needed rank in a transaction-local setting:
+needed rank in a transaction-local setting. Only entities with at least one counted row are
+ranked (a conversation with messages, a user who wrote or joined): empty ones say nothing about
+the data's shape, and their share differs between production and a generated copy.
 
     SELECT set_config('shape_pipeline.rank_conversation_messages_p99',
                       coalesce((SELECT k0::text FROM ranked WHERE pos = ...), ''), true) <> ''
@@ -26,6 +28,10 @@ from shape_pipeline.workload.spec import MEMBER_PARTS, RankedParameter, TimePara
 
 PREFIX = "shape_pipeline."
 WINDOW_END_SETTING = f"{PREFIX}window_end"  # epoch seconds (numeric text)
+# Entities at and around each rank (positions -2..+2): a rank's plan is the one most of them
+# get, so one entity's quirk (which of two indexes is narrower for it) does not decide it.
+NEIGHBOURS = 5
+CENTRE = NEIGHBOURS // 2
 
 
 @dataclass(frozen=True)
@@ -70,14 +76,15 @@ def _store(conn: sa.Connection, sql: str, step: str) -> sa.Row:
         raise ShapePipelineError(f"workload parameters ({step}) failed: {failure_reason(exc)}") from None
 
 
-def rank_setting(entity: str, by: str, rank: str, part: str | None = None) -> str:
-    """The setting that holds the entity at `rank` (`part`: conversation or user of a pair)."""
-    return f"{PREFIX}rank_{entity}_{by}_{rank}" + (f"_{part}" if part else "")
+def rank_setting(entity: str, by: str, rank: str, part: str | None = None, neighbour: int = CENTRE) -> str:
+    """The setting that holds the entity at `rank` (`part`: conversation or user of a pair;
+    `neighbour`: 0..NEIGHBOURS-1, CENTRE being the entity exactly at the rank)."""
+    return f"{PREFIX}rank_{entity}_{by}_{rank}_n{neighbour}" + (f"_{part}" if part else "")
 
 
-def _setting_names(entity: str, by: str, rank: str) -> list[str]:
+def _setting_names(entity: str, by: str, rank: str, neighbour: int) -> list[str]:
     parts: tuple[str | None, ...] = MEMBER_PARTS if entity == "member" else (None,)
-    return [rank_setting(entity, by, rank, part) for part in parts]
+    return [rank_setting(entity, by, rank, part, neighbour) for part in parts]
 
 
 def _quote_literal(text: str) -> str:
@@ -100,17 +107,19 @@ def rank_statement(
     settings: list[str] = []
     for rank in ranks:
         share = int(rank.removeprefix("p"))
-        for alias, setting in zip(aliases, _setting_names(entity, by, rank), strict=True):
-            pick = f"SELECT {alias}::text FROM sp_ranked WHERE pos = ({share} * (total - 1)) / 100"
-            columns.append(f"set_config({_quote_literal(setting)}, coalesce(({pick}), ''), true) <> ''")
-            settings.append(setting)
+        for neighbour in range(NEIGHBOURS):
+            at = f"greatest(0, least(total - 1, ({share} * (total - 1)) / 100 + {neighbour - CENTRE}))"
+            for alias, setting in zip(aliases, _setting_names(entity, by, rank, neighbour), strict=True):
+                pick = f"SELECT {alias}::text FROM sp_ranked WHERE pos = {at}"
+                columns.append(f"set_config({_quote_literal(setting)}, coalesce(({pick}), ''), true) <> ''")
+                settings.append(setting)
     sql = (
         f"WITH sp_counts AS (SELECT {count_cols}, count(*) AS n "
         f"FROM {table_sql(mapping, source.counted, preparer)} GROUP BY {group}), "
         f"sp_ranked AS (SELECT {base_cols}, "
-        f"row_number() OVER (ORDER BY coalesce(sp_counts.n, 0), {', '.join(base)}) - 1 AS pos, "
+        f"row_number() OVER (ORDER BY sp_counts.n, {', '.join(base)}) - 1 AS pos, "
         f"count(*) OVER () AS total "
-        f"FROM {table_sql(mapping, source.base, preparer)} LEFT JOIN sp_counts ON {joined}) "
+        f"FROM {table_sql(mapping, source.base, preparer)} JOIN sp_counts ON {joined}) "
         f"SELECT {', '.join(columns)}"
     )
     return sql, settings
@@ -143,11 +152,13 @@ class ChosenParameters:
     available: frozenset[str]
     mapping: SchemaMapping
 
-    def argument(self, param: RankedParameter | TimeParameter, part: str | None, rank: str, ptype: str) -> str | None:
+    def argument(
+        self, param: RankedParameter | TimeParameter, part: str | None, rank: str, ptype: str, neighbour: int = CENTRE
+    ) -> str | None:
         """`current_setting(...)` cast to `ptype` for one `$n` (None: no value at this rank)."""
         ptype = "text" if ptype == "unknown" else ptype
         if isinstance(param, RankedParameter):
-            setting = rank_setting(param.entity, param.by, rank, part)
+            setting = rank_setting(param.entity, param.by, rank, part, neighbour)
             if setting not in self.available:
                 return None
             return f"current_setting({_quote_literal(setting)})::{ptype}"

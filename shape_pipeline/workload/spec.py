@@ -75,6 +75,7 @@ from shape_pipeline.workload.render import (
 
 DEFAULT_RUNS = 3
 DEFAULT_WORKLOAD = "default.yaml"  # package data: the canonical schema's workload
+DEFAULT_NAME = "default"  # `--workload default` (CLI, Dagster config) names the shipped workload
 ALL = "all"  # the single rank label of a query without ranked parameters
 RANK = re.compile(r"p(100|[1-9]?[0-9])")
 RANKED_BY: dict[str, tuple[str, ...]] = {
@@ -295,11 +296,11 @@ def default_workload_path() -> Path:
 
 
 def load_workload(path: str | Path | None) -> Workload:
-    """Read a workload YAML file (None: the shipped default for the canonical schema).
+    """Read a workload YAML file (None or "default": the shipped default for the canonical schema).
 
     Bad input is one `ShapePipelineError` line naming the file and the field.
     """
-    file = default_workload_path() if path is None or str(path) == "" else Path(path)
+    file = default_workload_path() if path is None or str(path) in ("", DEFAULT_NAME) else Path(path)
     data = _read_yaml(file)
     if not isinstance(data, dict):
         raise ShapePipelineError(f"{file}: a workload file must be a YAML mapping with name and queries")

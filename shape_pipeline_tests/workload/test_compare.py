@@ -102,27 +102,27 @@ def test_the_first_difference_is_named_in_plain_words() -> None:
     )
 
 
-def test_sizes_are_log2_ratios_with_one_added() -> None:
+def test_sizes_are_log2_ratios_with_small_counts_damped() -> None:
     prod = plans({"latest": {"p99": latest(50, 120), "p50": latest(50, 120)}})
     syn = plans({"latest": {"p99": latest(50, 120, child=index_scan(200, 120)), "p50": latest(50, 130)}})
     c = compare_plans(prod, syn)
     p99, p50 = c.pairs
-    assert p99.shape_equal and p99.rows_log2 == pytest.approx(math.log2(201 / 51))
+    assert p99.shape_equal and p99.rows_log2 == pytest.approx(math.log2(208 / 58))
     assert p99.rows_node and p99.rows_node.startswith("Index Scan")
-    assert p99.rows_log2_signed == pytest.approx(math.log2(201 / 51))  # synthetic larger: positive
+    assert p99.rows_log2_signed == pytest.approx(math.log2(208 / 58))  # synthetic larger: positive
     assert not p99.within  # rows beyond a factor of sqrt(2)
-    assert p50.within and p50.blocks_log2 == pytest.approx(math.log2(131 / 121))
+    assert p50.within and p50.blocks_log2 == pytest.approx(math.log2(138 / 128))
     assert c.same_shape_share == 1.0 and c.within_share == 0.5
-    assert c.median_blocks_log2 == pytest.approx(math.log2(131 / 121) / 2)
+    assert c.median_blocks_log2 == pytest.approx(math.log2(138 / 128) / 2)
     assert c.max_log2_ratio == DEFAULT_MAX_LOG2_RATIO
 
 
 def test_blocks_decide_with_the_given_limit() -> None:
     prod = plans({"q": {"all": latest()}}, blocks=100)
     syn = plans({"q": {"all": latest()}}, blocks=180)
-    assert not compare_plans(prod, syn).pairs[0].within  # log2(181/101) = 0.84
+    assert not compare_plans(prod, syn).pairs[0].within  # log2(188/108) = 0.80
     assert compare_plans(prod, syn, max_log2_ratio=1.0).pairs[0].within
-    assert compare_plans(prod, syn).pairs[0].blocks_log2_signed == pytest.approx(math.log2(181 / 101))
+    assert compare_plans(prod, syn).pairs[0].blocks_log2_signed == pytest.approx(math.log2(188 / 108))
 
 
 def test_a_different_shape_is_never_within_and_keeps_the_scan_rows() -> None:

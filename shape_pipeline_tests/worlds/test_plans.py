@@ -1,0 +1,120 @@
+"""Phase 2 on a world the generator did not make: the app's queries get production's plans.
+
+A canonical `chat_simulator` production (time-ordered inserts, hot senders and rooms, the app's
+indexes, autovacuumed) is sampled with the default workload over its whole history, so the
+synthetic tables are as large as production's. The faithful dataset generated from that shape
+keeps the plans; the same config with the hot-user skew removed (every sender writes about
+the mean) keeps the marginal shape (message counts per conversation, lengths, types, hours)
+but loses the plans of the hot-user queries: that is what plan parity catches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from chat_simulator import build_world
+from shape_pipeline import settings
+from shape_pipeline.cli import main
+
+END = datetime(2025, 6, 2, tzinfo=UTC)
+WORLD_MESSAGES = 60_000
+HISTORY_DAYS = 42  # the simulated span (6 weeks): the shape covers every row the queries see
+SALT = "phase-two-world-salt-0123456789abcdef"
+MARGINAL_TESTS = ("messages_per_conversation", "content_length", "message_types", "hourly_pattern")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def uniform_senders(config: dict) -> dict:
+    """The same config with every sender writing about the mean number of messages."""
+    activity = config["message_generation"]["messages_per_sender"]
+    mean = float(activity.get("mean") or 10.0)
+    config["message_generation"]["messages_per_sender"] = {
+        "distribution": "quantile_spline", "knots": [[0.01, mean], [0.99, mean + 1]],
+        "min": mean, "max": mean + 1, "integer": True, "source": "test: hot-user skew removed",
+    }
+    config["conversation_generation"]["top_sender_share"] = None
+    return config
+
+
+@pytest.fixture(scope="module")
+def phase_two(
+    make_pg_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path | str]:
+    """Production world sampled with the default workload, and its calibrated config."""
+    folder = tmp_path_factory.mktemp("phase2")
+    production = make_pg_database("plans_prod")
+    build_world("canonical", WORLD_MESSAGES, "phase-two", END).load(production)
+    return {"folder": folder, "production": production}
+
+
+def sample_and_calibrate(phase_two: dict, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    folder = Path(phase_two["folder"])
+    shape_path, config_path = folder / "shape.json", folder / "config.json"
+    if not shape_path.exists():
+        code, _, err = run_cli(
+            capsys, "sample", "--database-url", str(phase_two["production"]), "--workload", "default",
+            "--as-of", END.date().isoformat(), "--window-days", str(HISTORY_DAYS),
+            "--output", str(shape_path), "--audit-log", str(folder / "audit.jsonl"),
+        )
+        assert (code, err) == (0, ""), err
+        code, _, err = run_cli(capsys, "calibrate", "--shape", str(shape_path), "--output", str(config_path))
+        assert (code, err) == (0, ""), err
+    return shape_path, config_path
+
+
+def generate_and_validate(
+    capsys: pytest.CaptureFixture[str], config: Path, shape: Path, url: str, report: Path
+) -> dict:
+    target = json.loads(shape.read_text())["totals"]["messages"]
+    code, _, err = run_cli(
+        capsys, "generate", "--config", str(config), "--database-url", url,
+        "--target-messages", str(target), "--seed", "phase-two",
+    )
+    assert code == 0 and "error:" not in err, err
+    code, _, err = run_cli(
+        capsys, "validate", "--shape", str(shape), "--database-url", url, "--workload", "default",
+        "--config", str(config), "--output", str(report), "--html", str(report.with_suffix(".html")),
+    )
+    assert code in (0, 1) and err == "", err
+    return json.loads(report.read_text())
+
+
+def test_the_faithful_dataset_gets_production_plans(
+    phase_two: dict, make_pg_database: Callable[[str], str], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(settings.SALT, SALT)
+    shape, config = sample_and_calibrate(phase_two, capsys)
+    assert len([1 for ranks in json.loads(shape.read_text())["query_plans"]["queries"].values() for _ in ranks]) == 16
+    folder = Path(phase_two["folder"])
+    report = generate_and_validate(capsys, config, shape, make_pg_database("plans_faithful"), folder / "faithful.json")
+    plans, layout = report["tests"]["query_plans"], report["tests"]["physical_layout"]
+    assert layout["verdict"] == "PASS", layout["reason"]
+    assert plans["verdict"] == "PASS", (plans["reason"], plans["synthetic"].get("pairs"))
+
+
+def test_removing_the_hot_users_changes_the_plans_but_not_the_marginals(
+    phase_two: dict, make_pg_database: Callable[[str], str], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(settings.SALT, SALT)
+    shape, config = sample_and_calibrate(phase_two, capsys)
+    folder = Path(phase_two["folder"])
+    flat = folder / "uniform-config.json"
+    flat.write_text(json.dumps(uniform_senders(json.loads(config.read_text()))))
+    report = generate_and_validate(capsys, flat, shape, make_pg_database("plans_uniform"), folder / "uniform.json")
+    marginal = {key: report["tests"][key]["verdict"] for key in MARGINAL_TESTS}
+    assert set(marginal.values()) == {"PASS"}, marginal
+    plans = report["tests"]["query_plans"]
+    assert plans["verdict"] == "FAIL", (plans["reason"], plans["synthetic"].get("pairs"))
+    assert any("sender" in r["text"] or "user" in r["text"] for r in plans["recommendations"]), plans["recommendations"]
