@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from shape_pipeline.errors import ShapePipelineError
@@ -242,6 +243,21 @@ def load_json_model(path: str | os.PathLike[str], model: type[M], *, what: str) 
         return model.model_validate(data)
     except ValidationError as exc:
         raise ShapePipelineError(f"{file}: {describe_validation_error(exc)}") from None
+
+
+def read_yaml(file: Path, what: str) -> object:
+    """The parsed YAML of `file` (a schema mapping, a workload); one line naming the file when
+    it is missing, unreadable, not UTF-8 or not YAML."""
+    if not file.is_file():
+        raise ShapePipelineError(f"No such file or directory: {file} ({what})")
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ShapePipelineError(f"{file}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ShapePipelineError(f"{file}: cannot read the {what} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ShapePipelineError(f"{file}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 def newest_file(folder: str | os.PathLike[str], pattern: str) -> Path | None:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.dialects.postgresql import DOMAIN
 
@@ -285,17 +284,10 @@ def load_mapping(path: str | Path | None) -> SchemaMapping:
     """Read a YAML mapping file; `None` means the canonical schema."""
     if path is None or str(path) == "":
         return CANONICAL_MAPPING
+    from shape_pipeline.files import read_yaml
+
     file = Path(path)
-    if not file.is_file():
-        raise ShapePipelineError(f"No such file or directory: {file} (schema mapping)")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ShapePipelineError(f"{file}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise ShapePipelineError(f"{file}: cannot read the schema mapping ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ShapePipelineError(f"{file}: not valid YAML ({' '.join(str(exc).split())})") from None
+    data = read_yaml(file, "schema mapping")
     if not isinstance(data, dict):
         raise ShapePipelineError(f"{file}: a mapping file must be a YAML mapping of entities")
     try:

@@ -52,7 +52,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -65,6 +64,7 @@ from pydantic import (
 )
 
 from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.files import read_yaml
 from shape_pipeline.mapping import SchemaMapping, TimeColumn
 from shape_pipeline.workload.render import (
     ENTITY_FIELDS,
@@ -277,19 +277,6 @@ def describe_error(error: ValidationError) -> str:
     return f"{'.'.join(parts) or '(top level)'}: {message}"
 
 
-def _read_yaml(file: Path) -> Any:
-    if not file.is_file():
-        raise ShapePipelineError(f"No such file or directory: {file} (workload)")
-    try:
-        return yaml.safe_load(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ShapePipelineError(f"{file}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise ShapePipelineError(f"{file}: cannot read the workload ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ShapePipelineError(f"{file}: not valid YAML ({' '.join(str(exc).split())})") from None
-
-
 def default_workload_path() -> Path:
     """The shipped workload for the canonical schema."""
     return Path(str(resources.files("shape_pipeline.workload").joinpath(DEFAULT_WORKLOAD)))
@@ -301,7 +288,7 @@ def load_workload(path: str | Path | None) -> Workload:
     Bad input is one `ShapePipelineError` line naming the file and the field.
     """
     file = default_workload_path() if path is None or str(path) in ("", DEFAULT_NAME) else Path(path)
-    data = _read_yaml(file)
+    data = read_yaml(file, "workload")
     if not isinstance(data, dict):
         raise ShapePipelineError(f"{file}: a workload file must be a YAML mapping with name and queries")
     try:
