@@ -249,7 +249,8 @@ class ColumnLayout(Strict):
     """`pg_stats` numbers of one mapped column (never most_common_vals or histogram bounds)."""
 
     correlation: float | None = Field(default=None, ge=-1.0, le=1.0)  # physical vs value order, 2 decimals
-    avg_width: int | None = Field(default=None, ge=0)  # bytes
+    avg_width: int | None = Field(default=None, ge=0)  # bytes, of the non-null values
+    null_frac: float | None = Field(default=None, ge=0.0, le=1.0)  # share of NULLs, 2 decimals
 
 
 class TableLayout(Strict):
@@ -260,6 +261,9 @@ class TableLayout(Strict):
     rows_per_page: float | None = Field(default=None, ge=0.0)  # reltuples / relpages, 1 decimal
     columns: dict[str, ColumnLayout] = Field(default_factory=dict)
     ids: IdFormat | None = None
+    # The app's columns the mapping does not name (physical names: schema metadata), width and
+    # NULL share only, so the generator can make rows as wide as production's.
+    unmapped_columns: dict[str, ColumnLayout] = Field(default_factory=dict)
 
 
 class PhysicalLayout(Strict):
@@ -526,6 +530,8 @@ class CalibratedConfig(Strict):
     conversation_generation: ConversationGeneration
     message_generation: MessageGeneration
     id_formats: dict[str, IdFormat] = Field(default_factory=dict)  # entity -> production's id format (Phase 2)
+    # entity -> unmapped physical column -> production's width and NULL share (Phase 2)
+    unmapped_columns: dict[str, dict[str, ColumnLayout]] = Field(default_factory=dict)
 
     _version = field_validator("schema_version")(_check_version)
 
