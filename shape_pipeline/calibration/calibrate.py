@@ -44,6 +44,7 @@ from shape_pipeline.console import Emit, Reporter
 from shape_pipeline.contracts import (
     CalibratedConfig,
     CalibrationMetadata,
+    ColumnLayout,
     ConversationGeneration,
     DistributionStats,
     IdFormat,
@@ -358,6 +359,15 @@ def id_formats(shape: ShapeMetrics) -> dict[str, IdFormat]:
     return {entity: table.ids for entity, table in layout.tables.items() if table.ids is not None}
 
 
+def unmapped_columns(shape: ShapeMetrics) -> dict[str, dict[str, ColumnLayout]]:
+    """Production's width and NULL share of the columns the mapping does not name, per entity
+    (`physical_layout.tables[entity].unmapped_columns`), so the generator writes rows as wide."""
+    layout = shape.physical_layout
+    if layout is None:
+        return {}
+    return {entity: dict(table.unmapped_columns) for entity, table in layout.tables.items() if table.unmapped_columns}
+
+
 def off_goal_warnings(config: CalibratedConfig) -> list[str]:
     """One warning per fitted percentile or mean the model misses by more than the goal."""
     return [
@@ -401,6 +411,7 @@ def calibrate(
         conversation_generation=conversation,
         message_generation=message,
         id_formats=id_formats(shape),
+        unmapped_columns=unmapped_columns(shape),
     )
     metadata.warnings.extend(off_goal_warnings(config))
     return config

@@ -9,8 +9,10 @@ Compared per mapped entity, after ANALYZE on both sides:
   -0.03 is the grouped-by-conversation write order that flipped plans in the hidden check).
   Free text and categories are left out: their correlation is noise around 0 (a mostly-NULL
   name column moved by 0.25 between two faithful worlds) and no index range scan reads it;
-- avg_width of the same key and time columns and of message content, and rows per page of
-  messages: plain relative error |s/p - 1| within the tolerance. Profile text and the app's
+- the size of messages (whole table, rows rounded to 2 significant digits: production's holds
+  its history, not only the sampled window), avg_width of the same key and time columns and of
+  message content, and rows per page of messages: plain relative error |s/p - 1| within the
+  tolerance. Profile text and the app's
   unmapped columns (Mattermost's ChannelMembers.NotifyProps JSON, written as '' unless the
   mapping's `fill` gives a typical value) are left out: the generator does not model them;
 - the id format (kind, length, alphabet, time-ordered): equal, or FAIL.
@@ -97,6 +99,10 @@ def layout_items(
         if syn is None:
             missing.append(entity)
             continue
+        if prod.rows and entity in SIZED_TABLES and syn.rows is not None:
+            # plans follow table size: production's table holds its history, not only the window
+            err = _relative(syn.rows, prod.rows)
+            items.append(_item(entity, None, "rows", prod.rows, syn.rows, err, tolerance))
         if prod.rows_per_page and entity in SIZED_TABLES:
             if syn.rows_per_page is None:
                 missing.append(f"{entity} rows per page")
@@ -199,6 +205,11 @@ def _item_advice(item: dict[str, Any]) -> Recommendation:
         why = (
             f"the synthetic rows lie in another physical order: write {entity} in the order the app inserts "
             "them (by creation time, interleaved across conversations), then VACUUM ANALYZE"
+        )
+    elif measure == "rows":
+        why = (
+            f"plans follow table size: generate --target-messages {p:.0f}, or sample the history the app's "
+            "queries see (--window-days) so the shape's totals hold it"
         )
     elif measure == "rows_per_page":
         why = f"synthetic {entity} rows are {'narrower' if s > p else 'wider'}: compare the avg width of its columns and its id format"

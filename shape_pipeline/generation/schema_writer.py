@@ -4,7 +4,9 @@ For each mapped table this decides, before a row is written, how every physical 
 filled: ids in their entity's format (`id_formats`: the mapping, production's, else the column
 type; the same value in every table that holds them), times in the mapped unit, logical
 categories mapped back to the app's raw values, `fill` constants, profile fields at their
-fill rates, and what an unset value is in each NOT NULL column (`unset_values`). Every
+fill rates, text columns the mapping does not name as wide as production's (`widths`, from
+the config's `unmapped_columns`), and what an unset value is in each NOT NULL column
+(`unset_values`). Every
 problem (an uncovered non-text NOT NULL column without default, an id that does not fit, a
 category without a raw value) is collected and reported in one error; what was decided on the
 user's behalf (an uncovered NOT NULL text column written as '') is returned as notes.
@@ -21,7 +23,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from shape_pipeline.errors import MappingError
-from shape_pipeline.generation import id_formats, text, users
+from shape_pipeline.generation import id_formats, text, users, widths
 from shape_pipeline.generation.columns import Chunk, int64s
 from shape_pipeline.generation.ids import IdEncoding, encode_ids, entity_salt
 from shape_pipeline.generation.plan import Plan
@@ -298,12 +300,19 @@ def _table_writer(
             cols.append((column, fill_encoder(value)))
     written = {name for name, _ in cols}
     unique = unique_columns(table)
+    production = sizes.plan.config.unmapped_columns.get(entity, {})
+    fillers: list[widths.Filler] = []
     for c in table.columns:
         if c.name in written:
             continue
         if c.name in unique and isinstance(c.type, sa.String) and not (c.nullable and c.server_default is None):
             cols.append((c.name, unique_filler(entity, c)))
             notes.append(f"{table.name}.{c.name}: unique text not covered by the mapping, written as '{c.name.lower()}-<row key>'")
+            continue
+        filler = widths.filler_for(c, production[c.name]) if c.name in production and c.name not in unique else None
+        if filler is not None:
+            cols.append((c.name, widths.filler_encoder(filler, sizes.plan.seed, table.name, ROW_KEYS[entity])))
+            fillers.append(filler)
             continue
         if c.nullable or _has_default(c):
             continue
@@ -315,6 +324,8 @@ def _table_writer(
                 f"{table.name}.{c.name} is NOT NULL without a default and not covered by the mapping "
                 f"(add it to '{entity}.fill')"
             )
+    if fillers:
+        notes.append(widths.note(table.name, fillers))
     unset = {name: rule for name, _ in cols if (rule := unset_rule(table.c[name])) is not None}
     own = sizes.ids.get(entity)
     conversation_times = entity in ("members", "messages") and sizes.ids["conversations"].needs_time

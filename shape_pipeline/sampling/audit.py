@@ -4,7 +4,7 @@ The audit is an allow-list, not a PII scanner: a shape file may only hold the co
 keys, known category names, identifier-like profile field names, ISO timestamps and the
 tool's own fixed phrases; in the Phase 2 blocks, workload query names and rank labels,
 PostgreSQL's fixed plan vocabulary, relation and index names (identifiers), entity and
-mapping field names, and the workload's name and sha256. Anything else blocks the export; the error names the JSON path and
+mapping field names, the physical names of unmapped columns (identifiers, as keys), and the workload's name and sha256. Anything else blocks the export; the error names the JSON path and
 what the value looks like, never the value itself (it may be the very PII we stopped).
 
 The audit log (JSON lines, append-only, inside the boundary) records every extraction with
@@ -154,6 +154,8 @@ def _key_allowed(path: tuple[str, ...], key: str) -> bool:
         return key in ENTITY_NAMES
     if len(path) == 4 and path[:2] == TABLES and path[3] == "columns":
         return key in LAYOUT_FIELDS
+    if len(path) == 4 and path[:2] == TABLES and path[3] == "unmapped_columns":
+        return _identifier(key, _RELATION_NAME)  # a physical column name: schema metadata
     if parent in CATEGORY_PARENTS:
         return key in CATEGORY_NAMES
     if parent in FIELD_NAME_PARENTS:

@@ -5,7 +5,9 @@ scatter an index, rows inserted in time order keep `created_at` correlated), so 
 exports them for the generator and the validator. What may leave is fixed here:
 
 - `pg_class`: rows per page (reltuples / relpages), 1 decimal;
-- `pg_stats`: only `correlation` (2 decimals) and `avg_width` of the mapped columns. Never
+- `pg_stats`: only `correlation`, `null_frac` (2 decimals) and `avg_width` of the mapped
+  columns, and only `avg_width` and `null_frac` of the table's other columns (keyed by their
+  physical names, schema metadata: the generator makes rows as wide as production's). Never
   `most_common_vals`, `most_common_elems` or `histogram_bounds`: those hold real values;
 - ids: the kind comes from the reflected column type; for a small sample of rows (TABLESAMPLE
   SYSTEM with a LIMIT, cheap on millions of rows) SQL returns only counts and codes: the
@@ -113,24 +115,45 @@ def _rows_per_page(reltuples: float, relpages: float) -> float | None:
     return round(reltuples / relpages, 1) if reltuples >= 0 and relpages > 0 else None
 
 
-def _column_stats(conn: sa.Connection, table: sa.Table, columns: dict[str, str]) -> dict[str, ColumnLayout]:
-    """correlation and avg_width of the mapped columns, keyed by logical field (only the
-    columns ANALYZE has seen). `inherited` rows (a partitioned parent) only when no other."""
-    rows = conn.execute(
+def _stats_rows(conn: sa.Connection, table: sa.Table, select: str, columns: list[str]) -> list[sa.Row]:
+    """`select` (numbers of pg_stats `s`) per column of `columns` that ANALYZE has seen, first
+    column attname; `inherited` rows (a partitioned parent) only where no other."""
+    return list(conn.execute(
         sa.text(
-            "SELECT s.attname, round(s.correlation::numeric, 2)::float8, s.avg_width "
+            f"SELECT s.attname, {select} "
             "FROM pg_stats s "
             "JOIN pg_namespace n ON n.nspname = s.schemaname "
             "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename "
             "WHERE c.oid = to_regclass(:name) AND s.attname = ANY(:columns) "
             "ORDER BY s.inherited"
         ),
-        {"name": _regclass(conn, table), "columns": sorted(set(columns.values()))},
-    ).all()
+        {"name": _regclass(conn, table), "columns": sorted(set(columns))},
+    ).all())
+
+
+_NULL_FRAC = "round(s.null_frac::numeric, 2)::float8"
+
+
+def _column_stats(conn: sa.Connection, table: sa.Table, columns: dict[str, str]) -> dict[str, ColumnLayout]:
+    """correlation, avg_width and null_frac of the mapped columns, keyed by logical field."""
+    rows = _stats_rows(
+        conn, table, f"round(s.correlation::numeric, 2)::float8, s.avg_width, {_NULL_FRAC}", list(columns.values())
+    )
     by_column: dict[str, ColumnLayout] = {}
-    for attname, correlation, avg_width in rows:
-        by_column.setdefault(attname, ColumnLayout(correlation=correlation, avg_width=avg_width))
+    for attname, correlation, avg_width, null_frac in rows:
+        by_column.setdefault(attname, ColumnLayout(correlation=correlation, avg_width=avg_width, null_frac=null_frac))
     return {field: by_column[column] for field, column in columns.items() if column in by_column}
+
+
+def _unmapped_stats(conn: sa.Connection, table: sa.Table, named: set[str]) -> dict[str, ColumnLayout]:
+    """avg_width and null_frac of the table's columns the mapping does not name, by physical name."""
+    others = [c.name for c in table.columns if c.name not in named]
+    if not others:
+        return {}
+    out: dict[str, ColumnLayout] = {}
+    for attname, avg_width, null_frac in _stats_rows(conn, table, f"s.avg_width, {_NULL_FRAC}", others):
+        out.setdefault(attname, ColumnLayout(avg_width=avg_width, null_frac=null_frac))
+    return out
 
 
 def _sample_percent(reltuples: float) -> float:
@@ -208,6 +231,7 @@ def read_physical_layout(
     if not is_postgres(conn):
         return None
     out: dict[str, TableLayout] = {}
+    named = mapping.required_columns()
     for entity, spec in mapping.entities().items():
         table = tables[entity]
         columns = logical_columns(spec)
@@ -220,5 +244,6 @@ def read_physical_layout(
             rows_per_page=_rows_per_page(reltuples, relpages),
             columns=_column_stats(conn, table, columns),
             ids=ids,
+            unmapped_columns=_unmapped_stats(conn, table, {*named[entity], *spec.fill}),
         )
     return PhysicalLayout(tables=out)

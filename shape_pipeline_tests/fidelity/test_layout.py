@@ -29,11 +29,12 @@ RANDOM_IDS = IdFormat(kind="text", length=26, alphabet="base32", time_ordered=Fa
 
 def layout(
     *, correlation: float = -0.03, width: int = 27, rows_per_page: float = 40.0, ids: IdFormat | None = RANDOM_IDS,
-    content_correlation: float = 0.0,
+    content_correlation: float = 0.0, rows: int = 120_000,
 ) -> PhysicalLayout:
     return PhysicalLayout(
         tables={
             "messages": TableLayout(
+                rows=rows,
                 rows_per_page=rows_per_page,
                 columns={
                     "id": ColumnLayout(correlation=0.01, avg_width=width),
@@ -58,6 +59,14 @@ def test_the_same_layout_passes_and_free_text_correlation_is_not_judged() -> Non
         ("conversation_id", "correlation"), ("id", "avg_width"), (None, "rows_per_page"),
     }
     assert ("content", "correlation") not in {(it["field"], it["measure"]) for it in result.synthetic["items"]}
+
+
+def test_a_table_holding_only_the_window_fails_on_size_and_names_the_target() -> None:
+    result = judge(layout(rows=30_000))  # production's table holds 120,000 rows of history
+    assert result.verdict == "FAIL" and result.reason.startswith("messages rows: ")
+    [rec] = [r for r in layout_recommendations(result, None) if "rows" in r.text]
+    assert "--target-messages 120000" in rec.text and "--window-days" in rec.text
+    assert judge(layout(rows=110_000)).verdict == "PASS"
 
 
 def test_rows_grouped_by_conversation_fail_on_correlation() -> None:

@@ -54,7 +54,8 @@ def layout_block() -> dict[str, Any]:
         "messages": {"rows_per_page": 59.3, "columns": {
             "id": {"correlation": 1.0, "avg_width": 8}, "created_at": {"correlation": 0.99, "avg_width": 8},
             "conversation_id": {"correlation": -0.03, "avg_width": 27}},
-            "ids": {"kind": "text", "length": 26, "alphabet": "base32", "time_ordered": False}},
+            "ids": {"kind": "text", "length": 26, "alphabet": "base32", "time_ordered": False},
+            "unmapped_columns": {"Props": {"avg_width": 113, "null_frac": 0.0}, "file_ids$2": {"avg_width": 3}}},
         "users": {"rows_per_page": None, "columns": {}, "ids": {"kind": "uuid", "uuid_version": 4}},
         "members": {"columns": {"joined_at": {"correlation": None, "avg_width": 8}}},
     }}
@@ -95,6 +96,7 @@ def test_plans_and_layout_pass(phase2: dict) -> None:
     shape = audit_export(json.dumps(phase2))
     assert shape.query_plans is not None and shape.physical_layout is not None
     assert shape.query_plans.queries["latest_messages"]["p99"].plan.children[0].strategy == "Hashed"
+    assert shape.physical_layout.tables["messages"].unmapped_columns["Props"].avg_width == 113
 
 
 def test_every_node_type_of_the_list_passes(phase2: dict) -> None:
@@ -150,6 +152,12 @@ def test_a_sha256_is_allowed_only_at_its_own_leaf(phase2: dict) -> None:
         (("physical_layout", "tables"), "users", "secrets", "physical_layout.tables has a key"),
         (("physical_layout", "tables", "messages", "columns"), "created_at", "password_hash", "messages.columns has a key"),
         (("physical_layout", "tables", "messages", "columns"), "created_at", "CreateAt", "messages.columns has a key"),
+        (("physical_layout", "tables", "messages", "unmapped_columns"), "Props", "alice@example.com",
+         "messages.unmapped_columns has a key"),
+        (("physical_layout", "tables", "messages", "unmapped_columns"), "Props", "x_0123456789abcdef0123",
+         "messages.unmapped_columns has a key"),
+        (("physical_layout", "tables", "messages", "unmapped_columns"), "Props", "call 5551234567",
+         "messages.unmapped_columns has a key"),
     ],
 )
 def test_a_disallowed_name_key_is_refused_by_path(phase2: dict, parent, old: str, new: str, where: str) -> None:
@@ -166,6 +174,7 @@ def test_a_disallowed_name_key_is_refused_by_path(phase2: dict, parent, old: str
         (("query_plans", "queries", "latest_messages", "p99"), "parameters"),
         (("physical_layout", "tables", "messages"), "most_common_vals"),
         (("physical_layout", "tables", "messages", "columns", "created_at"), "histogram_bounds"),
+        (("physical_layout", "tables", "messages", "unmapped_columns", "Props"), "most_common_vals"),
     ],
 )
 def test_keys_outside_the_contract_are_refused_with_their_path(phase2: dict, path, key: str) -> None:

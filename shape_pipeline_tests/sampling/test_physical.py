@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from chat_simulator import build_world
-from shape_pipeline.contracts import IdFormat
+from shape_pipeline.contracts import ColumnLayout, IdFormat
 from shape_pipeline.db import create_engine, read_only_snapshot
 from shape_pipeline.mapping import (
     CANONICAL_MAPPING,
@@ -96,6 +96,20 @@ def test_columns_are_keyed_by_logical_field_with_rounded_numbers(worlds) -> None
     assert messages.rows_per_page == round(reltuples / relpages, 1) and messages.rows_per_page > 1
     for column in messages.columns.values():
         assert column.correlation is None or round(column.correlation, 2) == column.correlation
+        assert column.null_frac is not None and round(column.null_frac, 2) == column.null_frac
+
+
+def test_columns_the_mapping_does_not_name_get_width_and_nulls_by_physical_name(worlds) -> None:
+    url, mapping = worlds["mattermost"]
+    tables = layout_of(url, mapping).tables
+    members = tables["members"].unmapped_columns
+    assert set(members) == {"Roles", "LastViewedAt", "MsgCount", "MentionCount", "NotifyProps", "LastUpdateAt"}
+    assert members["NotifyProps"].avg_width > 20 and members["NotifyProps"].null_frac == 0.0
+    assert members["NotifyProps"].correlation is None  # width and NULL share only
+    named = set(mapping.required_columns()["messages"])
+    assert {"Props", "Hashtags", "FileIds"} <= set(tables["messages"].unmapped_columns)
+    assert not named & set(tables["messages"].unmapped_columns)
+    assert tables["users"].unmapped_columns["Timezone"].avg_width > 20
 
 
 CRAFTED = f"""
@@ -104,7 +118,7 @@ CREATE TABLE users (id uuid PRIMARY KEY, username text, email text, display_name
 CREATE TABLE conversations (id text PRIMARY KEY, type text, name text, created_at timestamptz);
 CREATE TABLE conversation_members (conversation_id text, user_id uuid, joined_at timestamptz);
 CREATE TABLE messages (id text PRIMARY KEY, conversation_id text, sender_id uuid, type text, content text,
-                       created_at timestamptz);
+                       created_at timestamptz, props text);
 -- UUIDv7: 48 bits of milliseconds, version 7, variant 8: time-ordered
 INSERT INTO users
 SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || substr(md5(i::text), 1, 3)
@@ -122,7 +136,8 @@ SELECT 'Conv' || lpad((1 + mod(i, 500))::text, 8, '0') || 'Zz', id, created_at F
 INSERT INTO messages
 SELECT md5('m' || i), 'Conv' || lpad((1 + mod(i, 500))::text, 8, '0') || 'Zz',
        (SELECT id FROM users ORDER BY id LIMIT 1), 'TEXT', 'crafted content ' || i,
-       timestamptz '2025-01-01' + i * interval '1 second'
+       timestamptz '2025-01-01' + i * interval '1 second',
+       CASE WHEN mod(i, 4) <> 0 THEN '{{"k":"' || md5('p' || i) || '"}}' END  -- 40 characters, a quarter NULL
 FROM generate_series(1, {3 * SAMPLE_ROWS}) i;
 """
 
@@ -143,9 +158,11 @@ def test_crafted_id_formats_uuid_v7_mixed_case_and_hex(crafted: str) -> None:
     # more rows than twice the sample: a page sample, still enough to see random order
     assert tables["messages"].ids == IdFormat(kind="text", length=32, alphabet="hex", time_ordered=False)
     assert tables["members"].columns["user_id"].avg_width == 16
+    assert tables["messages"].unmapped_columns == {"props": ColumnLayout(avg_width=41, null_frac=0.25)}
+    assert tables["users"].unmapped_columns == {}  # profile fields are named by the mapping
 
 
-def test_only_correlation_and_width_are_read_and_no_value_reaches_python(crafted: str) -> None:
+def test_only_correlation_width_and_nulls_are_read_and_no_value_reaches_python(crafted: str) -> None:
     recorded: list[Recorded] = []
     layout = layout_of(crafted, CANONICAL_MAPPING, recorded)
     assert layout is not None
@@ -154,13 +171,14 @@ def test_only_correlation_and_width_are_read_and_no_value_reaches_python(crafted
                       "elem_count_histogram", "pg_statistic "):
         assert forbidden not in statements
     stats = [s for s, _, _ in recorded if "pg_stats" in s]
-    assert len(stats) == 4
-    for statement in stats:
-        assert statement.startswith("SELECT s.attname, round(s.correlation::numeric, 2)::float8, s.avg_width FROM")
+    assert len(stats) == 5  # each table's mapped columns, and the one table with an unmapped column
+    mapped = "SELECT s.attname, round(s.correlation::numeric, 2)::float8, s.avg_width, round(s.null_frac::numeric, 2)::float8 FROM"
+    unmapped = "SELECT s.attname, s.avg_width, round(s.null_frac::numeric, 2)::float8 FROM"
+    assert sum(s.startswith(mapped) for s in stats) == 4 and sum(s.startswith(unmapped) for s in stats) == 1
     with engine_for(crafted) as engine, engine.connect() as conn:
         values = {str(v) for table, column in [
             ("users", "id"), ("users", "username"), ("users", "email"), ("conversations", "id"),
-            ("messages", "id"), ("messages", "content"), ("messages", "created_at"),
+            ("messages", "id"), ("messages", "content"), ("messages", "created_at"), ("messages", "props"),
         ] for (v,) in conn.execute(sa.text(f"SELECT {column}::text FROM {table}"))}
     cells = {cell for _, _, rows in recorded for row in rows for cell in row if cell is not None}
     assert cells and not cells & values

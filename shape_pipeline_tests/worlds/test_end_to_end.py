@@ -107,7 +107,8 @@ def test_sample_calibrate_generate_validate_on_a_simulated_world(
         assert not not_passed, (factor, not_passed)  # every marginal and skew test, none skipped
         assert report["tests"]["query_plans"]["verdict"] == "SKIPPED"  # sampled without --workload
         layout = report["tests"]["physical_layout"]
-        failing = [(i["entity"], i["field"]) for i in layout["synthetic"]["items"] if i["error"] > i["limit"]]
+        failing = [(i["entity"], i["field"]) for i in layout["synthetic"]["items"]
+                   if i["error"] > i["limit"] and i["measure"] != "rows"]  # 30 of 42 days, at 1x and 5x: sizes differ by design
         # messages lie like production's; the correlation of sequential conversation and user ids
         # with members' insert order is a known gap (see test_plans.py)
         assert not [f for f in failing if f[0] not in ("members", "conversations")], failing
