@@ -532,6 +532,10 @@ class CalibratedConfig(Strict):
     id_formats: dict[str, IdFormat] = Field(default_factory=dict)  # entity -> production's id format (Phase 2)
     # entity -> unmapped physical column -> production's width and NULL share (Phase 2)
     unmapped_columns: dict[str, dict[str, ColumnLayout]] = Field(default_factory=dict)
+    # Sequential user ids numbered in the order users first join a conversation: production's
+    # memberships, written as people join, then correlate with user id (people join soon after
+    # signing up). Set from production's members.user_id correlation (Phase 2).
+    users_in_join_order: bool = False
 
     _version = field_validator("schema_version")(_check_version)
 

@@ -368,6 +368,22 @@ def unmapped_columns(shape: ShapeMetrics) -> dict[str, dict[str, ColumnLayout]]:
     return {entity: dict(table.unmapped_columns) for entity, table in layout.tables.items() if table.unmapped_columns}
 
 
+JOIN_ORDER_CORRELATION = 0.3  # production's members.user_id correlation from which ids follow joins
+
+
+def users_in_join_order(shape: ShapeMetrics) -> bool:
+    """True when production's memberships, in insert order, correlate with sequential user ids
+    (`pg_stats.correlation` of members.user_id at least JOIN_ORDER_CORRELATION, integer ids):
+    the generator then numbers users in the order they first join."""
+    layout = shape.physical_layout
+    members = layout.tables.get("members") if layout else None
+    users = layout.tables.get("users") if layout else None
+    column = members.columns.get("user_id") if members else None
+    correlation = column.correlation if column else None
+    sequential = users is not None and users.ids is not None and users.ids.kind == "integer"
+    return sequential and correlation is not None and correlation >= JOIN_ORDER_CORRELATION
+
+
 def off_goal_warnings(config: CalibratedConfig) -> list[str]:
     """One warning per fitted percentile or mean the model misses by more than the goal."""
     return [
@@ -412,6 +428,7 @@ def calibrate(
         message_generation=message,
         id_formats=id_formats(shape),
         unmapped_columns=unmapped_columns(shape),
+        users_in_join_order=users_in_join_order(shape),
     )
     metadata.warnings.extend(off_goal_warnings(config))
     return config
