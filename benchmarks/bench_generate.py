@@ -3,8 +3,9 @@
 Config: the calibrator's fit of the shipped seed shape (`shape_pipeline/examples/shape-metrics-seed.json`).
 In one run, each measurement in its own child process (peak RSS is the child's own maximum):
   1. PostgreSQL, canonical schema, N messages (default 5,000,000): `generate_dataset` wall time
-     (plan, generation, COPY into TEMP staging tables, the INSERT ... ORDER BY time into the
-     tables, keys and indexes, commit, VACUUM (ANALYZE)) against the floor: the same rows prepared
+     (plan, generation with the rows set aside by time bucket in Arrow files, each bucket sorted
+     and COPYed into the tables in time order, keys and indexes, commit, VACUUM (ANALYZE))
+     against the floor: the same rows prepared
      beforehand as files, then a raw server-side `COPY ... FROM 'file'` into bare tables, for
      CSV files and for the binary COPY files the generator itself streams (and each floor again
      with the same primary, unique and foreign keys added). Goal: at most 1.5x the floor.

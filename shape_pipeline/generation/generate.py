@@ -8,15 +8,13 @@ Chunk size only groups shards: the rows are the same whatever it is.
 from __future__ import annotations
 
 import multiprocessing
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -26,6 +24,7 @@ from shape_pipeline.console import Emit, Reporter, fmt_int
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.generation import seeds, text
+from shape_pipeline.generation.ahead import background
 from shape_pipeline.generation.capacity import check_plannable
 from shape_pipeline.generation.categories import describe_moves, fold_unwritable, type_shares
 from shape_pipeline.generation.columns import ENTITIES, Chunk, concat_chunks
@@ -35,10 +34,8 @@ from shape_pipeline.generation.load_parquet import ParquetSink
 from shape_pipeline.generation.plan import Plan, make_plan
 from shape_pipeline.generation.users import user_chunk
 
-T = TypeVar("T")
 DEFAULT_CHUNK_MESSAGES = 125_000
 LOG_EVERY_S = 15.0
-QUEUE_CHUNKS = 2
 
 
 @dataclass
@@ -131,46 +128,6 @@ def encode_ahead(chunks: Iterator[Chunk], database: DatabaseSink | None) -> Iter
     """Each chunk with its rows already encoded for the database (done in the generator thread)."""
     for chunk in chunks:
         yield chunk, database.encode(chunk) if database is not None else []
-
-
-def background(chunks: Iterator[T]) -> Iterator[T]:
-    """Run the iterator `chunks` in a thread, at most QUEUE_CHUNKS items ahead of the consumer."""
-    box: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        box.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            box.put(done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            box.put(exc)
-
-    thread = threading.Thread(target=produce, name="shape-pipeline-generator", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = box.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                box.get_nowait()
-            except queue.Empty:
-                thread.join(0.1)
 
 
 def generate_dataset(

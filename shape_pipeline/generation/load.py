@@ -3,26 +3,32 @@
 Order: refuse the production database; connect; begin; create the canonical schema (without a
 mapping) or reflect the mapped tables; work out every column (`schema_writer`), refusing a bad
 mapping; refuse tables that hold rows unless `replace` (which empties them in the same
-transaction); create the TEMP staging tables; stream chunks into them; move the rows into the
-tables in time order (`staging`); add the canonical keys and indexes; commit. Any failure or
-interrupt rolls the whole transaction back, so the tables are as they were. After the commit,
-PostgreSQL tables are vacuumed and analyzed (`analyze`), as autovacuum would have done in
-production: planner statistics, pg_stats and the visibility map (index-only scans).
+transaction); set each chunk's rows aside by time bucket in a temporary folder
+(`time_buckets`); at commit write each table bucket by bucket, each sorted by time
+(`staging`), with COPY (PostgreSQL; `FREEZE` into tables created or emptied here, so the
+VACUUM after has little to do) or executemany; add the canonical keys and indexes; commit. Any failure or interrupt rolls the whole transaction back (and removes the folder), so
+the tables are as they were. After the commit, PostgreSQL tables are vacuumed and analyzed
+(`analyze`), as autovacuum would have done in production: planner statistics, pg_stats and the
+visibility map (index-only scans).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
 from shape_pipeline import db
 from shape_pipeline.errors import DatabaseError, ShapePipelineError
-from shape_pipeline.generation import load_postgres, load_sqlalchemy, staging
+from shape_pipeline.generation import load_postgres, load_sqlalchemy, staging, time_buckets
+from shape_pipeline.generation.ahead import background
 from shape_pipeline.generation.columns import ENTITIES, Chunk
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.schema_writer import TableWriter, build_writers
+from shape_pipeline.generation.timeline import to_us
 from shape_pipeline.mapping import (
     CANONICAL_MAPPING,
     SchemaMapping,
@@ -82,7 +88,9 @@ class DatabaseSink:
         self.notes: list[str] = []  # what the schema writer decided on the user's behalf
         self.pending_keys: list[sa.Table] = []  # canonical tables created bare: keys and indexes at commit
         self.pending_indexes: list[sa.Index] = []  # canonical indexes of tables created with their keys
-        self.stages: dict[str, sa.Table] = {}  # entity -> its TEMP staging table
+        self.edges: dict[str, np.ndarray] = {}  # entity -> its time buckets' edges (µs)
+        self.spill: time_buckets.BucketFiles | None = None  # rows set aside until commit
+        self.fresh: set[tuple[str | None, str]] = set()  # PostgreSQL tables created or emptied here
         self.postgres = db.is_postgres(self.engine)
 
     def __enter__(self) -> DatabaseSink:
@@ -106,8 +114,11 @@ class DatabaseSink:
         tables = reflect_tables(self.conn, self.mapping)
         self.writers, self.notes = build_writers(self.mapping, tables, plan)
         self._refuse_or_empty(tables)
-        for entity, writer in self.writers.items():
-            self.stages[entity] = staging.create_stage(self.conn, writer, postgres=self.postgres)
+        window = (to_us(plan.window_start), to_us(plan.window_end))
+        expected = {"users": plan.users, "conversations": plan.conversations, "members": plan.members,
+                    "messages": plan.target_messages}
+        self.edges = {entity: time_buckets.bucket_edges(*window, expected[entity]) for entity in self.writers}
+        self.spill = time_buckets.BucketFiles()
 
     def describe_ids(self) -> str:
         """Each entity's id format, for the console (formats only, never an id)."""
@@ -120,6 +131,8 @@ class DatabaseSink:
         missing = [t for t in md.sorted_tables if not inspector.has_table(t.name, schema=t.schema)]
         if not missing:
             return
+        if self.postgres:
+            self.fresh |= {(t.schema, t.name) for t in missing}
         if self.postgres and len(missing) == len(md.tables):
             bare = bare_copy(md)
             bare.create_all(self.conn)
@@ -148,56 +161,76 @@ class DatabaseSink:
         if self.postgres:
             listed = ", ".join(prep.format_table(t) for t in tables.values())
             self.conn.execute(sa.text(f"TRUNCATE {listed}"))
+            self.fresh |= {(t.schema, t.name) for t in tables.values() if self._plain_table(t)}
         else:
             for entity in reversed(ENTITIES):
                 self.conn.execute(tables[entity].delete())
 
-    def encode(self, chunk: Chunk) -> list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]]:
-        """A chunk in the staging tables' columns (the target's, plus the order columns), parents
-        first: COPY data for PostgreSQL, else Arrow rows.
+    def _plain_table(self, table: sa.Table) -> bool:
+        """A plain table (not partitioned, not foreign): one COPY FREEZE accepts."""
+        assert self.conn is not None
+        name = self.conn.dialect.identifier_preparer.format_table(table)
+        kind = self.conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = CAST(:name AS regclass)"), {"name": name})
+        return kind.scalar() == "r"
 
-        Pure (no database access), so it runs in the generator thread, ahead of the loading.
+    def encode(self, chunk: Chunk) -> list[tuple[str, pa.Table]]:
+        """A chunk in the tables' columns plus the order columns, parents first.
+
+        Pure (no database access), so it runs in the generator thread, ahead of the writing.
         """
-        encoded: list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]] = []
+        encoded: list[tuple[str, pa.Table]] = []
         for entity in ENTITIES:
             logical = chunk.tables.get(entity)
-            if logical is None or logical.num_rows == 0:
-                continue
-            writer = self.writers[entity]
-            rows = staging.with_order(entity, logical, writer.convert(logical, chunk))
-            encoded.append((writer, load_postgres.encode_rows(self.stages[entity], rows) if self.postgres else rows))
+            if logical is not None and logical.num_rows:
+                encoded.append((entity, staging.with_order(entity, logical, self.writers[entity].convert(logical, chunk))))
         return encoded
 
-    def write(self, encoded: list[tuple[TableWriter, tuple[str, list[str], bytes] | pa.Table]]) -> None:
-        """Load one encoded chunk into the staging tables, inside the transaction."""
+    def write(self, encoded: list[tuple[str, pa.Table]]) -> None:
+        """Set one encoded chunk aside by time bucket until commit (nothing reaches the
+        database yet; done here, beside the generator thread)."""
+        assert self.spill is not None
+        try:
+            for entity, rows in encoded:
+                self.spill.append(entity, rows, staging.order_times(rows), self.edges[entity])
+        except OSError as exc:  # e.g. the disk is full: one line, close() cleans up
+            raise ShapePipelineError(f"cannot set rows aside in {self.spill.folder}: {exc.strerror or exc}") from None
+
+    def _ordered(self, writer: TableWriter) -> Iterator[tuple[str, list[str], bytes] | pa.Table]:
+        """The table's rows bucket by bucket in time order, ready to write: COPY data for
+        PostgreSQL, else Arrow rows (made in a thread, ahead of the writing)."""
+        assert self.spill is not None
+        numbered = 0
+        for bucket in self.spill.buckets(writer.entity):
+            rows = staging.in_time_order(writer, self.spill.read(writer.entity, bucket), numbered)
+            numbered += rows.num_rows
+            yield load_postgres.encode_rows(writer.table, rows) if self.postgres else rows
+
+    def _write_in_order(self, writer: TableWriter) -> None:
         assert self.conn is not None
-        for writer, payload in encoded:
-            stage = self.stages[writer.entity]
-            try:
-                if isinstance(payload, tuple):
-                    fmt, columns, data = payload
-                    load_postgres.copy_data(self.conn, stage, columns, data, fmt)
-                else:
-                    load_sqlalchemy.insert_rows(self.conn, stage, payload)
-            except sa.exc.DBAPIError as exc:
-                raise DatabaseError(f"loading {writer.table.name} failed: {db.short_reason(exc)}") from None
-            except Exception as exc:
-                if type(exc).__module__.startswith("psycopg"):
-                    raise DatabaseError(f"loading {writer.table.name} failed: {db.short_reason(exc)}") from None
-                raise
+        freeze = (writer.table.schema, writer.table.name) in self.fresh
+        for payload in background(self._ordered(writer)):
+            if isinstance(payload, tuple):
+                fmt, columns, data = payload
+                load_postgres.copy_data(self.conn, writer.table, columns, data, fmt, freeze=freeze)
+            else:
+                load_sqlalchemy.insert_rows(self.conn, writer.table, payload)
 
     def commit(self) -> None:
-        """Move the staged rows into the tables in time order, add the canonical keys and
-        indexes (when the tables were created here) and commit."""
+        """Write the set-aside rows into the tables in time order (parents first), add the
+        canonical keys and indexes (when the tables were created here) and commit."""
         assert self.conn is not None and self.transaction is not None
         for entity in ENTITIES:
             writer = self.writers.get(entity)
             if writer is None:
                 continue
             try:
-                staging.move_in_order(self.conn, writer, self.stages[entity])
+                self._write_in_order(writer)
             except sa.exc.DBAPIError as exc:
                 raise DatabaseError(f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}") from None
+            except Exception as exc:
+                if type(exc).__module__.startswith("psycopg"):
+                    raise DatabaseError(f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}") from None
+                raise
         try:
             add_keys(self.conn, self.pending_keys)
             create_indexes(self.conn, self.pending_indexes)
@@ -221,9 +254,13 @@ class DatabaseSink:
         return None
 
     def close(self) -> None:
-        """Roll back anything uncommitted and release the connection."""
-        if self.transaction is not None and self.transaction.is_active:
-            self.transaction.rollback()
-        if self.conn is not None:
-            self.conn.close()
-        self.engine.dispose()
+        """Roll back anything uncommitted, release the connection and remove the set-aside rows."""
+        try:
+            if self.transaction is not None and self.transaction.is_active:
+                self.transaction.rollback()
+            if self.conn is not None:
+                self.conn.close()
+            self.engine.dispose()
+        finally:
+            if self.spill is not None:
+                self.spill.close()

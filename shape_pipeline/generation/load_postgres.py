@@ -76,11 +76,12 @@ def encode_csv(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def copy_statement(conn: sa.Connection, table: sa.Table, columns: list[str], fmt: str = "csv") -> str:
-    """`COPY "Schema"."Table" ("Col", ...) FROM STDIN (FORMAT csv|binary)` with the dialect's quoting."""
+def copy_statement(conn: sa.Connection, table: sa.Table, columns: list[str], fmt: str = "csv", *, freeze: bool = False) -> str:
+    """`COPY "Schema"."Table" ("Col", ...) FROM STDIN (FORMAT csv|binary[, FREEZE])` with the
+    dialect's quoting."""
     prep = conn.dialect.identifier_preparer
     cols = ", ".join(prep.quote(c) for c in columns)
-    return f"COPY {prep.format_table(table)} ({cols}) FROM STDIN (FORMAT {fmt})"
+    return f"COPY {prep.format_table(table)} ({cols}) FROM STDIN (FORMAT {fmt}{', FREEZE' if freeze else ''})"
 
 
 BINARY_KINDS = frozenset({"int8", "time", "text", "bool"})  # no narrowing casts: int4/int2 go as CSV
@@ -94,8 +95,14 @@ def encode_rows(table: sa.Table, rows: pa.Table) -> tuple[str, list[str], bytes]
     return "csv", rows.column_names, encode_csv(rows)
 
 
-def copy_data(conn: sa.Connection, table: sa.Table, columns: list[str], data: bytes, fmt: str) -> None:
-    """COPY encoded `data` (`columns` in order) into `table`, inside the connection's transaction."""
+def copy_data(
+    conn: sa.Connection, table: sa.Table, columns: list[str], data: bytes, fmt: str, *, freeze: bool = False,
+) -> None:
+    """COPY encoded `data` (`columns` in order) into `table`, inside the connection's transaction.
+
+    `freeze` (only for a table created or truncated in this transaction) writes the rows
+    frozen and all-visible: the VACUUM after the load then has nothing to do but analyze.
+    """
     raw = conn.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(copy_statement(conn, table, columns, fmt)) as copy:
+    with raw.cursor() as cursor, cursor.copy(copy_statement(conn, table, columns, fmt, freeze=freeze)) as copy:
         copy.write(data)

@@ -3,24 +3,26 @@
 Generation runs conversation shard by shard, so rows come out grouped by conversation; loaded
 as they come, a conversation's messages would sit together on disk (`pg_stats.correlation`
 near 1 on conversation_id, where an app inserting as people write has near 0, and near 1 on
-created_at), and the planner would price index scans unlike production's. So chunks are loaded
-(COPY, or executemany on SQLite) into TEMP staging tables inside the load's transaction, each
-row with hidden order columns (its logical time and key); at commit one
-`INSERT INTO target SELECT ... FROM staging ORDER BY time, key` per table (parents first)
-moves them in time order and the staging tables are dropped, all in the one transaction, so
-the load stays all-or-nothing. Sequential message ids are renumbered in that order, as the
-app's sequence would have numbered them (nothing refers to a message); user and conversation
-ids are referenced and keep their values (users' ids follow their sign-up time already).
+created_at), and the planner would price index scans unlike production's. So each chunk's rows,
+already in the table's columns plus hidden order columns (their logical time and key), are set
+aside by time bucket (`time_buckets`, in the generator process, not the database); at commit
+each table (parents first) is written bucket by bucket in time order, each bucket sorted by
+(time, key) here (`in_time_order`), all in the load's one transaction, so the load stays
+all-or-nothing and every row is written once. The key makes the order total: the same rows in
+the same order whatever the chunking. Sequential message ids are renumbered in that order, as
+the app's sequence would have numbered them (nothing refers to a message); user and
+conversation ids are referenced and keep their values (users' ids follow their sign-up time
+already).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import sqlalchemy as sa
 
+from shape_pipeline.generation.columns import int64s
 from shape_pipeline.generation.schema_writer import TableWriter
-from shape_pipeline.mapping import base_type
 
 # Logical columns each table is ordered by: its time, then keys that make the order total.
 ORDER_KEYS: dict[str, tuple[str, ...]] = {
@@ -29,44 +31,11 @@ ORDER_KEYS: dict[str, tuple[str, ...]] = {
     "members": ("joined_at", "conversation_id", "user_id"),
     "messages": ("created_at", "id"),
 }
-ORDER_COLUMNS = ("_sp_order_0", "_sp_order_1", "_sp_order_2")  # hidden staging columns (bigint)
-
-
-def stage_name(writer: TableWriter) -> str:
-    return f"sp_stage_{writer.entity}"
+ORDER_COLUMNS = ("_sp_order_0", "_sp_order_1", "_sp_order_2")  # hidden spill columns (int64)
 
 
 def order_columns(entity: str) -> tuple[str, ...]:
     return ORDER_COLUMNS[: len(ORDER_KEYS[entity])]
-
-
-def create_stage(conn: sa.Connection, writer: TableWriter, *, postgres: bool) -> sa.Table:
-    """A TEMP table with the target's columns and defaults (a chunk may leave a column to its
-    default) plus the hidden order columns; returns it as a `Table` to COPY or insert into."""
-    target, name = writer.table, stage_name(writer)
-    keys = order_columns(writer.entity)
-    stage = sa.Table(
-        name, sa.MetaData(),
-        *[sa.Column(c.name, c.type) for c in target.columns], *[sa.Column(k, sa.BigInteger) for k in keys],
-    )
-    prep = conn.dialect.identifier_preparer
-    hidden = [f"{prep.quote(k)} bigint" for k in keys]
-    if postgres:
-        conn.exec_driver_sql(f"CREATE TEMP TABLE {prep.quote(name)} (LIKE {prep.format_table(target)} INCLUDING DEFAULTS)")
-        conn.exec_driver_sql(f"ALTER TABLE {prep.quote(name)} " + ", ".join(f"ADD COLUMN {h}" for h in hidden))
-    else:
-        columns = [_sqlite_column(c, conn.dialect) for c in target.columns] + hidden
-        conn.exec_driver_sql(f"CREATE TEMP TABLE {prep.quote(name)} ({', '.join(columns)})")
-    return stage
-
-
-def _sqlite_column(column: sa.Column, dialect: sa.Dialect) -> str:
-    """A column's type (none where SQLite declared none) and constant default, as SQLite DDL."""
-    kind = base_type(column.type)
-    spelled = "" if isinstance(kind, sa.types.NullType) else f" {kind.compile(dialect=dialect)}"
-    arg = getattr(column.server_default, "arg", None)
-    default = f" DEFAULT ({getattr(arg, 'text', arg)})" if arg is not None else ""
-    return f"{dialect.identifier_preparer.quote(column.name)}{spelled}{default}"
 
 
 def with_order(entity: str, logical: pa.Table, rows: pa.Table) -> pa.Table:
@@ -76,26 +45,35 @@ def with_order(entity: str, logical: pa.Table, rows: pa.Table) -> pa.Table:
     return rows
 
 
+def order_times(rows: pa.Table) -> np.ndarray:
+    """Each row's logical time (µs), from its first order column: what its time bucket is cut by."""
+    return np.asarray(rows.column(ORDER_COLUMNS[0]).to_numpy(), dtype=np.int64)
+
+
 def renumbers(writer: TableWriter) -> bool:
     """Sequential message ids take their number in time order (nothing refers to them)."""
     return writer.entity == "messages" and writer.ids is not None and writer.ids.kind == "sequential"
 
 
-def move_in_order(conn: sa.Connection, writer: TableWriter, stage: sa.Table) -> None:
-    """INSERT the staged rows into the target in time order, then drop the staging table."""
-    prep = conn.dialect.identifier_preparer
-    order = ", ".join(prep.quote(k) for k in order_columns(writer.entity))
-    values = []
+def in_time_order(writer: TableWriter, rows: pa.Table, numbered: int) -> pa.Table:
+    """One time bucket's rows sorted by (time, key), in the table's columns: the order columns
+    dropped, sequential message ids renumbered from `numbered` + 1 (the rows of earlier
+    buckets), and the unset values of parts that left a column to the server filled as
+    `TableWriter.convert` fills them (a column unset in the whole bucket is left out: the
+    server's default fills it)."""
+    keys = order_columns(writer.entity)
+    order = pc.sort_indices(rows, sort_keys=[(k, "ascending") for k in keys])
+    rows = rows.take(order)
+    out: dict[str, pa.Array | pa.ChunkedArray] = {}
     for name in writer.column_names:
+        if name not in rows.column_names:
+            continue
+        values = rows.column(name)
         if name == writer.id_column and renumbers(writer):
-            as_text = isinstance(base_type(writer.table.c[name].type), sa.String)
-            number = f"row_number() OVER (ORDER BY {order})"
-            values.append(f"CAST({number} AS TEXT)" if as_text else number)
-        else:
-            values.append(prep.quote(name))
-    columns = ", ".join(prep.quote(name) for name in writer.column_names)
-    conn.exec_driver_sql(
-        f"INSERT INTO {prep.format_table(writer.table)} ({columns}) "
-        f"SELECT {', '.join(values)} FROM {prep.quote(stage.name)} ORDER BY {order}"
-    )
-    conn.exec_driver_sql(f"DROP TABLE {prep.quote(stage.name)}")
+            first = numbered + 1
+            values = pc.cast(int64s(np.arange(first, first + rows.num_rows)), values.type)
+        rule = writer.unset.get(name)
+        values = rule.apply(values) if rule is not None else values
+        if values is not None:
+            out[name] = values
+    return pa.table(out)

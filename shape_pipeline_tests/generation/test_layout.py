@@ -104,6 +104,27 @@ def test_same_rows_as_generated_apart_from_order(canonical):
     assert first[0][0] > 20
 
 
+def test_every_table_lies_exactly_in_time_then_key_order(canonical):
+    """On disk (ctid order) each table holds the generated rows sorted by (time, key), the order
+    the app's inserts give; message ids are 1, 2, ... in that order."""
+    url, parquet, _, _ = canonical
+    orders = {
+        "users": ("users", ("created_at", "id"), ("id", "username", "created_at")),
+        "conversations": ("conversations", ("created_at", "id"), ("id", "type", "created_at")),
+        "members": ("conversation_members", ("joined_at", "conversation_id", "user_id"),
+                    ("conversation_id", "user_id", "joined_at")),
+        "messages": ("messages", ("created_at", "id"), ("conversation_id", "sender_id", "content", "created_at")),
+    }
+    for entity, (table, keys, names) in orders.items():
+        generated = ds.dataset(Path(parquet) / entity, format="parquet").to_table()
+        expected = generated.sort_by([(k, "ascending") for k in keys]).select(list(names))
+        expected = [tuple(row.values()) for row in expected.to_pylist()]
+        loaded = query(url, f"SELECT {', '.join(names)} FROM {table} ORDER BY ctid")
+        assert [tuple(row) for row in loaded] == expected, entity
+    ids = [i for (i,) in query(url, "SELECT id FROM messages ORDER BY ctid")]
+    assert ids == list(range(1, MESSAGES + 1))
+
+
 def test_an_error_in_the_final_step_leaves_no_table(config, make_pg_database):
     url = make_pg_database("layout_atomic")
     engine = create_engine(url)
