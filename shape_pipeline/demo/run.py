@@ -2,7 +2,9 @@
 
 Fake production (embedded SQLite by default) -> sample -> calibrate -> generate (dev database
 and Parquet) -> validate, with each step's own console summary, then the verdict and where
-every file is. The same library functions serve the CLI commands and the Dagster assets.
+every file is. The same library functions serve the CLI commands and the Dagster assets. On
+PostgreSQL (--prod-url and --dev-url) the demo is Phase 2 as well: the default workload's plans
+are sampled with the shape and compared on the synthetic database.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from shape_pipeline import settings
 from shape_pipeline.calibration.calibrate import calibrate_file
 from shape_pipeline.console import Emit, Reporter, fmt_int
-from shape_pipeline.db import redact
+from shape_pipeline.db import is_postgres, parse_url, redact
 from shape_pipeline.demo.production_data import DEFAULT_PRODUCTION_MESSAGES, build_demo_production
 from shape_pipeline.fidelity.validate import validate_to_files
 from shape_pipeline.generation.generate import generate_dataset
@@ -59,6 +61,9 @@ def run_demo(
     out.line(f"Production (fake, with PII-looking values): {redact(prod)}")
     out.line(f"Development: {redact(dev)}")
     out.line(f"Files: {work}")
+    workload = "default" if is_postgres(parse_url(prod)) and is_postgres(parse_url(dev)) else None
+    if workload:
+        out.line("Phase 2: the default workload's query plans are compared too (PostgreSQL)")
     out.blank()
 
     out.line(f"Step 0/4: building the fake production database ({fmt_int(messages)} messages)...")
@@ -71,6 +76,7 @@ def run_demo(
         output_dir=work / "exchange",
         salt=secrets.token_urlsafe(48),  # the demo rotates its salt on every extraction
         audit_log=work / "audit" / "extractions.jsonl",
+        workload_path=workload,
         emit=emit,
     )
     out.blank()
@@ -105,6 +111,7 @@ def run_demo(
         database_url=dev,
         html_path=html_path,
         config_path=config_path,
+        workload_path=workload,
         emit=emit,
     )
     out.blank()

@@ -90,6 +90,11 @@ def test_demo_on_postgresql(make_pg_database: Callable[[str], str], tmp_path: Pa
     prod, dev = make_pg_database("demo_prod"), make_pg_database("demo_dev")
     done = run_demo(tmp_path, "--prod-url", prod, "--dev-url", dev, "--messages", "200000")
     completed(done)
+    # Phase 2 on PostgreSQL: plans sampled with the shape and judged on the synthetic database
+    assert "Query plans: 16 (query, rank) pairs of workload default-chat" in done.stdout
+    [report] = (tmp_path / ".shape-pipeline" / "demo" / "reports").glob("fidelity-report-*.json")
+    tests = json.loads(report.read_text())["tests"]
+    assert tests["query_plans"]["verdict"] != "SKIPPED" and tests["physical_layout"]["verdict"] != "SKIPPED"
     for url in (prod, dev):
         engine = create_engine(url)
         with engine.connect() as conn:
