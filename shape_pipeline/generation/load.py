@@ -26,6 +26,7 @@ from shape_pipeline.errors import DatabaseError, ShapePipelineError
 from shape_pipeline.generation import load_postgres, load_sqlalchemy, staging, time_buckets
 from shape_pipeline.generation.ahead import background
 from shape_pipeline.generation.columns import ENTITIES, Chunk
+from shape_pipeline.generation.join_order import JoinOrder
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.schema_writer import TableWriter, build_writers
 from shape_pipeline.generation.timeline import to_us
@@ -90,6 +91,7 @@ class DatabaseSink:
         self.pending_indexes: list[sa.Index] = []  # canonical indexes of tables created with their keys
         self.edges: dict[str, np.ndarray] = {}  # entity -> its time buckets' edges (µs)
         self.spill: time_buckets.BucketFiles | None = None  # rows set aside until commit
+        self.join_order: JoinOrder | None = None  # users numbered in first-join order (config)
         self.fresh: set[tuple[str | None, str]] = set()  # PostgreSQL tables created or emptied here
         self.postgres = db.is_postgres(self.engine)
 
@@ -119,6 +121,14 @@ class DatabaseSink:
                     "messages": plan.target_messages}
         self.edges = {entity: time_buckets.bucket_edges(*window, expected[entity]) for entity in self.writers}
         self.spill = time_buckets.BucketFiles()
+        self.join_order = JoinOrder(plan.users) if self._numbers_users_by_join(plan) else None
+
+    def _numbers_users_by_join(self, plan: Plan) -> bool:
+        """The config asks for it and users' ids are a sequence in an integer column."""
+        users = self.writers.get("users")
+        if not plan.config.users_in_join_order or users is None or users.ids is None or users.id_column is None:
+            return False
+        return users.ids.kind == "sequential" and isinstance(users.table.c[users.id_column].type, sa.Integer)
 
     def describe_ids(self) -> str:
         """Each entity's id format, for the console (formats only, never an id)."""
@@ -192,6 +202,8 @@ class DatabaseSink:
         try:
             for entity, rows in encoded:
                 self.spill.append(entity, rows, staging.order_times(rows), self.edges[entity])
+                if self.join_order is not None and entity == "members":
+                    self.join_order.see(rows)
         except OSError as exc:  # e.g. the disk is full: one line, close() cleans up
             raise ShapePipelineError(f"cannot set rows aside in {self.spill.folder}: {exc.strerror or exc}") from None
 
@@ -200,10 +212,28 @@ class DatabaseSink:
         PostgreSQL, else Arrow rows (made in a thread, ahead of the writing)."""
         assert self.spill is not None
         numbered = 0
-        for bucket in self.spill.buckets(writer.entity):
-            rows = staging.in_time_order(writer, self.spill.read(writer.entity, bucket), numbered)
+        for rows in self._buckets(writer):
+            rows = staging.in_time_order(writer, rows, numbered)
             numbered += rows.num_rows
             yield load_postgres.encode_rows(writer.table, rows) if self.postgres else rows
+
+    def _buckets(self, writer: TableWriter) -> Iterator[pa.Table]:
+        """The table's set-aside rows, bucket by bucket; with users numbered in join order, users
+        (a small table) come as one piece renumbered and references carry the new numbers."""
+        assert self.spill is not None
+        spill, entity, numbering = self.spill, writer.entity, self.join_order
+        if numbering is not None and entity == "users":
+            parts = [spill.read(entity, b) for b in spill.buckets(entity)]
+            if parts:
+                yield numbering.users(writer, pa.concat_tables(parts), self.mapping.users.created_at.column)
+            return
+        for bucket in spill.buckets(entity):
+            rows = spill.read(entity, bucket)
+            if numbering is not None and entity == "members":
+                rows = numbering.renumber(numbering.renumber(rows, self.mapping.members.user_id), staging.ORDER_COLUMNS[2])
+            elif numbering is not None and entity == "messages":
+                rows = numbering.renumber(rows, self.mapping.messages.sender_id)
+            yield rows
 
     def _write_in_order(self, writer: TableWriter) -> None:
         assert self.conn is not None
