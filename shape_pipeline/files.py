@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -258,6 +258,21 @@ def read_yaml(file: Path, what: str) -> object:
         raise ShapePipelineError(f"{file}: cannot read the {what} ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ShapePipelineError(f"{file}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def load_yaml_model(
+    file: Path, model: type[M], *, what: str, expected: str,
+    describe: Callable[[ValidationError], str] = describe_validation_error,
+) -> M:
+    """Read `file` as YAML and validate it against `model` (a schema mapping, a workload); one
+    line naming the file and the field at fault. `expected` says what the top level must be."""
+    data = read_yaml(file, what)
+    if not isinstance(data, dict):
+        raise ShapePipelineError(f"{file}: {expected}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ShapePipelineError(f"{file}: {describe(exc)}") from None
 
 
 def newest_file(folder: str | os.PathLike[str], pattern: str) -> Path | None:

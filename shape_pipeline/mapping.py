@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.dialects.postgresql import DOMAIN
 
-from shape_pipeline.errors import MappingError, ShapePipelineError
+from shape_pipeline.errors import MappingError
 
 CONVERSATION_TYPES: tuple[str, ...] = ("DIRECT_MESSAGE", "GROUP_CHAT", "CHANNEL")
 MESSAGE_TYPES: tuple[str, ...] = ("TEXT", "IMAGE", "FILE", "AUDIO", "VIDEO")
@@ -284,18 +284,11 @@ def load_mapping(path: str | Path | None) -> SchemaMapping:
     """Read a YAML mapping file; `None` means the canonical schema."""
     if path is None or str(path) == "":
         return CANONICAL_MAPPING
-    from shape_pipeline.files import read_yaml
+    from shape_pipeline.files import load_yaml_model
 
-    file = Path(path)
-    data = read_yaml(file, "schema mapping")
-    if not isinstance(data, dict):
-        raise ShapePipelineError(f"{file}: a mapping file must be a YAML mapping of entities")
-    try:
-        return SchemaMapping.model_validate(data)
-    except ValidationError as exc:
-        from shape_pipeline.files import describe_validation_error
-
-        raise ShapePipelineError(f"{file}: {describe_validation_error(exc)}") from None
+    return load_yaml_model(
+        Path(path), SchemaMapping, what="schema mapping", expected="a mapping file must be a YAML mapping of entities"
+    )
 
 
 def canonical_metadata(schema: str | None = None) -> sa.MetaData:

@@ -63,8 +63,7 @@ from pydantic import (
     model_validator,
 )
 
-from shape_pipeline.errors import ShapePipelineError
-from shape_pipeline.files import read_yaml
+from shape_pipeline.files import load_yaml_model
 from shape_pipeline.mapping import SchemaMapping, TimeColumn
 from shape_pipeline.workload.render import (
     ENTITY_FIELDS,
@@ -288,10 +287,7 @@ def load_workload(path: str | Path | None) -> Workload:
     Bad input is one `ShapePipelineError` line naming the file and the field.
     """
     file = default_workload_path() if path is None or str(path) in ("", DEFAULT_NAME) else Path(path)
-    data = read_yaml(file, "workload")
-    if not isinstance(data, dict):
-        raise ShapePipelineError(f"{file}: a workload file must be a YAML mapping with name and queries")
-    try:
-        return Workload.model_validate(data)
-    except ValidationError as exc:
-        raise ShapePipelineError(f"{file}: {describe_error(exc)}") from None
+    return load_yaml_model(
+        file, Workload, what="workload", expected="a workload file must be a YAML mapping with name and queries",
+        describe=describe_error,
+    )
