@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +10,7 @@ import sqlalchemy as sa
 
 from chat_simulator import build_world
 from shape_pipeline.contracts import ColumnLayout, IdFormat
-from shape_pipeline.db import create_engine, read_only_snapshot
+from shape_pipeline.db import read_only_snapshot
 from shape_pipeline.mapping import (
     CANONICAL_MAPPING,
     SchemaMapping,
@@ -22,19 +21,12 @@ from shape_pipeline.mapping import (
 from shape_pipeline.sampling.audit import LAYOUT_FIELDS
 from shape_pipeline.sampling.physical import SAMPLE_ROWS, logical_columns, read_physical_layout
 from shape_pipeline_tests.sampling import dataset as ds
-from shape_pipeline_tests.sampling.test_extract import Recorded, recorder
+from shape_pipeline_tests.sampling.test_extract import Recorded, engine_for, recorder
 
 END = datetime(2025, 6, 2, tzinfo=UTC)
 ENTITIES = ["users", "conversations", "members", "messages"]
 
 
-@contextmanager
-def engine_for(url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def analyze(url: str) -> None:
