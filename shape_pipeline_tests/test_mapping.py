@@ -191,7 +191,7 @@ def test_sample_with_a_mapping_that_is_not_utf8_exits_2_with_one_line(
 ) -> None:
     from shape_pipeline import cli
 
-    monkeypatch.setenv("ANONYMIZATION_SALT", "s" * 40)
+    monkeypatch.setenv("ANONYMIZATION_SALT", "mapping-test-salt-0123456789-abcdefghijkl")
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b"users:\n  table: \xff\xfe\n")
     database = tmp_path / "prod.db"

@@ -294,7 +294,7 @@ def test_every_type_problem_is_listed_in_one_refusal_on_postgresql(make_pg_datab
 def test_sample_refuses_created_at_on_the_text_column_with_one_line_and_no_file(
     kind: str, make_pg_database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("ANONYMIZATION_SALT", "t" * 40)
+    monkeypatch.setenv("ANONYMIZATION_SALT", "mapping-types-salt-0123456789-abcdefghij")
     url = database(kind, make_pg_database, tmp_path, MATTERMOST_DDL)
     head, _, _ = MATTERMOST_MAPPING.rpartition("  type: {column: Type")
     # the SQLite case: the message type and time both pointed at the text content column

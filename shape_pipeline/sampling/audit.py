@@ -265,12 +265,12 @@ def read_audit_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def check_salt_reuse(path: str | os.PathLike[str], fingerprint: str, *, allow_reuse: bool) -> bool:
-    """True when the previous extraction used the same salt; refuse unless `allow_reuse`."""
-    entries = read_audit_log(path)
-    reused = bool(entries) and entries[-1].get("salt_fingerprint") == fingerprint
+    """True when any earlier extraction in the log used the same salt (A-B-A is reuse too: the
+    first and third extraction could be linked); refuse unless `allow_reuse`."""
+    reused = any(entry.get("salt_fingerprint") == fingerprint for entry in read_audit_log(path))
     if reused and not allow_reuse:
         raise PrivacyError(
-            f"ANONYMIZATION_SALT was already used by the previous extraction (audit log {path}); "
+            f"ANONYMIZATION_SALT was already used by an earlier extraction (audit log {path}); "
             "rotate the salt, or pass --allow-salt-reuse"
         )
     return reused

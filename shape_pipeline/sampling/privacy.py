@@ -17,6 +17,7 @@ import hmac
 import math
 import os
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
@@ -52,15 +53,38 @@ ALLOWED_NOTES: frozenset[str] = frozenset(
 # ------------------------------------------------------------------------------ salt, tokens
 
 
+MIN_SALT_DISTINCT = 8  # distinct characters: 'aaaa…' or 'abab…' is no secret
+MIN_SALT_BITS = 96.0  # entropy estimated from the salt's own character frequencies
+SALT_HINT = "generate one, e.g. `openssl rand -hex 32`"
+
+
+def salt_bits(salt: str) -> float:
+    """The salt's entropy estimated from its character frequencies (Shannon, bits per
+    character x length): about 4 bits per character for hex, 0 for one repeated character.
+    A lower bound it is not (a dictionary word scores high), but it refuses the obvious."""
+    counts = Counter(salt)
+    per_char = -sum(c / len(salt) * math.log2(c / len(salt)) for c in counts.values())
+    return per_char * len(salt)
+
+
 def require_salt(value: str | None = None) -> str:
-    """The salt (argument, else `ANONYMIZATION_SALT`); refuse a missing or short one."""
+    """The salt (argument, else `ANONYMIZATION_SALT`); refuse a missing, short, blank or
+    guessable one (the message describes the salt, never shows it)."""
     salt = value if value is not None else os.environ.get(settings.SALT)
     if not salt:
         raise PrivacyError(SALT_REQUIRED)
+    if not salt.strip():
+        raise PrivacyError(f"{settings.SALT} is only whitespace: {SALT_HINT}")
     if len(salt) < MIN_SALT_LENGTH:
         raise PrivacyError(
             f"{settings.SALT} is too short: it has {len(salt)} characters, "
             f"at least {MIN_SALT_LENGTH} are required"
+        )
+    distinct, bits = len(set(salt)), salt_bits(salt)
+    if distinct < MIN_SALT_DISTINCT or bits < MIN_SALT_BITS:
+        raise PrivacyError(
+            f"{settings.SALT} is guessable: {distinct} distinct characters, about {bits:.0f} bits by its "
+            f"character frequencies (at least {MIN_SALT_DISTINCT} and {MIN_SALT_BITS:.0f} bits required); {SALT_HINT}"
         )
     return salt
 

@@ -94,7 +94,7 @@ def test_audit_file_names_the_file(tmp_path, good: dict) -> None:
         audit_file(tmp_path / "missing.json")
 
 
-def test_audit_log_appends_and_detects_reuse_of_the_previous_salt(tmp_path) -> None:
+def test_audit_log_appends_and_detects_reuse_of_any_earlier_salt(tmp_path) -> None:
     log = tmp_path / "audit" / "extractions.jsonl"
     assert check_salt_reuse(log, "fp-a", allow_reuse=False) is False  # no log yet
     append_audit_entry(log, {"salt_fingerprint": "fp-a", "sha256": "1"})
@@ -102,7 +102,9 @@ def test_audit_log_appends_and_detects_reuse_of_the_previous_salt(tmp_path) -> N
         check_salt_reuse(log, "fp-a", allow_reuse=False)
     assert check_salt_reuse(log, "fp-a", allow_reuse=True) is True
     append_audit_entry(log, {"salt_fingerprint": "fp-b", "sha256": "2"})
-    assert check_salt_reuse(log, "fp-a", allow_reuse=False) is False  # only the previous one counts
+    with pytest.raises(PrivacyError, match="an earlier extraction"):  # A-B-A: the first and third link
+        check_salt_reuse(log, "fp-a", allow_reuse=False)
+    assert check_salt_reuse(log, "fp-c", allow_reuse=False) is False
     assert [e["sha256"] for e in read_audit_log(log)] == ["1", "2"]  # earlier lines untouched
     log.write_text(log.read_text() + "{broken\n")
     with pytest.raises(ShapePipelineError, match="line 3 is not valid JSON"):

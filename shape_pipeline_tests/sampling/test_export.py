@@ -94,7 +94,7 @@ def test_salt_reuse_is_refused_unless_allowed(canonical_pg: str, tmp_path: Path,
     (tmp_path / "out").mkdir()
     assert run_cli(args) == 0
     assert run_cli(args) == 2
-    assert "already used by the previous extraction" in capsys.readouterr().err
+    assert "already used by an earlier extraction" in capsys.readouterr().err
     assert len(list((tmp_path / "out").iterdir())) == 1  # the refused run wrote nothing
     assert run_cli([*args, "--allow-salt-reuse"]) == 0
     files = sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from shape_pipeline.sampling.privacy import (
     random_salt,
     require_salt,
     round_up_2sig,
+    salt_bits,
     salt_fingerprint,
     token,
     zero_small_cells,
@@ -35,7 +37,32 @@ def test_short_salt_says_it_is_too_short_without_echoing_it(monkeypatch: pytest.
         require_salt()
     assert "too short" in str(err.value) and "32" in str(err.value)
     assert "short-secret-value" not in str(err.value)
-    assert require_salt("y" * 32) == "y" * 32
+    good = "k3J9-q8Lm2Zx7Vb4Nc6Wd1Ft5Gh0Rs9Ta"
+    assert require_salt(good) == good
+
+
+@pytest.mark.parametrize(
+    ("salt", "says"),
+    [
+        (" " * 40, "only whitespace"),  # long enough, and no secret at all
+        ("\t\n " * 12, "only whitespace"),
+        ("y" * 40, "guessable: 1 distinct"),
+        ("ab" * 20, "guessable: 2 distinct"),
+        ("passwordpasswordpasswordpassword", "guessable: 7 distinct"),
+    ],
+)
+def test_blank_or_guessable_salts_are_refused_without_echoing_them(salt: str, says: str) -> None:
+    with pytest.raises(PrivacyError) as err:
+        require_salt(salt)
+    assert says in str(err.value) and "openssl rand" in str(err.value)
+    assert salt.strip() == "" or salt[:8] not in str(err.value)
+
+
+def test_random_salts_pass_the_strength_rule() -> None:
+    for _ in range(200):  # what `openssl rand -hex 16` or the demo's token_urlsafe give
+        require_salt(secrets.token_hex(16))
+        require_salt(secrets.token_urlsafe(32))
+    assert salt_bits("x" * 40) == 0.0 and salt_bits("0123456789abcdef" * 2) == pytest.approx(128.0)
 
 
 def test_tokens_are_domain_separated_hmac_sha256() -> None:
