@@ -39,7 +39,10 @@ class ShapeMetricsConfig(dg.Config):
         default=10, ge=1, description="Counts below this are merged or suppressed."
     )
     allow_salt_reuse: bool = Field(
-        default=False, description="Allow the salt of the previous extraction (not recommended)."
+        default=False, description="Allow a salt an earlier extraction used (not recommended)."
+    )
+    force_min_cell_count: bool = Field(
+        default=False, description="Accept a min_cell_count below 5 (not recommended)."
     )
     workload_path: str | None = Field(
         default=None,
@@ -97,6 +100,7 @@ def shape_metrics(
             salt=_salt_for_run(production, emit),
             audit_log=production.resolved_audit_log(),
             allow_salt_reuse=config.allow_salt_reuse,
+            force_min_cell_count=config.force_min_cell_count,
             statement_timeout_ms=production.statement_timeout_ms,
             emit=emit,
             workload_path=config.workload_path or None,

@@ -34,7 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"(default: ${settings.EXPORT_DIR} or the current folder)",
     )
     parser.add_argument("--audit-log", default=os.environ.get(settings.AUDIT_LOG), help="append-only audit log (JSON lines)")
-    parser.add_argument("--allow-salt-reuse", action="store_true", help="allow the salt of the previous extraction")
+    parser.add_argument("--allow-salt-reuse", action="store_true", help="allow a salt an earlier extraction used")
+    parser.add_argument(
+        "--force-min-cell-count", action="store_true", help="accept a --min-cell-count below 5 (not recommended)"
+    )
     parser.add_argument(
         "--statement-timeout-ms", type=positive_int,
         default=int(os.environ.get(settings.STATEMENT_TIMEOUT_MS) or 600_000),
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         min_cell_count=args.min_cell_count,
         audit_log=args.audit_log,
         allow_salt_reuse=args.allow_salt_reuse,
+        force_min_cell_count=args.force_min_cell_count,
         statement_timeout_ms=args.statement_timeout_ms,
         workload_path=args.workload,
         workload_runs=args.workload_runs,

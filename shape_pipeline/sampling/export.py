@@ -44,6 +44,7 @@ from shape_pipeline.workload.spec import DEFAULT_RUNS
 
 APPLICATION_NAME = "shape-pipeline-sampler"
 FILE_PREFIX = "shape-metrics-prod-"
+SAFE_MIN_CELL_COUNT = 5  # smaller cells need --force-min-cell-count (and say so in the console and audit log)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ def sample_to_file(
     salt: str | None = None,
     audit_log: str | Path | None = None,
     allow_salt_reuse: bool = False,
+    force_min_cell_count: bool = False,
     statement_timeout_ms: int | None = 600_000,
     emit: Emit | None = None,
     now: datetime | None = None,
@@ -146,6 +148,11 @@ def sample_to_file(
     started = time.perf_counter()
     if min_cell_count < 1:
         raise ShapePipelineError(f"--min-cell-count: must be at least 1, got {min_cell_count}")
+    if min_cell_count < SAFE_MIN_CELL_COUNT and not force_min_cell_count:
+        raise ShapePipelineError(
+            f"--min-cell-count: {min_cell_count} is below {SAFE_MIN_CELL_COUNT}: cells that small single out "
+            "people; pass --force-min-cell-count to export them anyway"
+        )
     url = parse_url(database_url)
     extracted_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     window_start, window_end = resolve_window(window_days, as_of, extracted_at)
@@ -161,6 +168,8 @@ def sample_to_file(
         raise ShapePipelineError(f"--workload-runs: must be at least 1, got {workload_runs}")
 
     out.header("PRODUCTION SHAPE SAMPLING")
+    if min_cell_count < SAFE_MIN_CELL_COUNT:
+        out.warn(f"--min-cell-count {min_cell_count} is below {SAFE_MIN_CELL_COUNT} (forced): small cells can single out people")
     engine = create_engine(url, application_name=APPLICATION_NAME, must_exist=True, poolclass=sa.pool.NullPool)
     where = redact(engine.url)
     try:
@@ -218,6 +227,7 @@ def sample_to_file(
             "window_end": window_end.isoformat(),
             "window_days": window_days,
             "min_cell_count": min_cell_count,
+            "min_cell_count_forced": min_cell_count < SAFE_MIN_CELL_COUNT,
             "totals": shape.totals.model_dump() if shape.totals else None,
             "suppressed_cells": privacy.suppressed_cells,
             "merged_cells": privacy.merged_cells,

@@ -67,7 +67,7 @@ def test_materialize_with_blocking_check_and_clean_metadata(prod_url: str, tmp_p
         database_url=prod_url, salt=SALT, export_dir=str(tmp_path / "exchange"), audit_log=str(tmp_path / "audit.jsonl")
     )
     with dg.instance_for_test() as instance:
-        result = run(resource, instance, as_of="2025-01-31", min_cell_count=1)
+        result = run(resource, instance, as_of="2025-01-31", min_cell_count=1, force_min_cell_count=True)
         assert result.success
         [evaluation] = result.get_asset_check_evaluations()
         assert evaluation.passed and evaluation.check_name == production.CHECK_NAME

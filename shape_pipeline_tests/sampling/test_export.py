@@ -40,7 +40,7 @@ def test_sample_writes_an_audited_shape_and_logs_nothing_identifying(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     log = tmp_path / "audit.jsonl"
-    result = sample_to_file(canonical_pg, output_dir=tmp_path, as_of="2025-01-31", min_cell_count=1, audit_log=log, now=NOW)
+    result = sample_to_file(canonical_pg, output_dir=tmp_path, as_of="2025-01-31", min_cell_count=1, force_min_cell_count=True, audit_log=log, now=NOW)
     assert result.path == tmp_path / "shape-metrics-prod-20250203.json"
     text = result.path.read_text(encoding="utf-8")
     shape = ShapeMetrics.model_validate_json(text)
@@ -65,7 +65,7 @@ def test_mapped_schema_through_the_command(
     out_file = tmp_path / "out.json"
     code = run_cli([
         "sample", "--database-url", mapped_pg, "--mapping", str(mapping_file), "--as-of", "2025-01-31",
-        "--min-cell-count", "2", "--output", str(out_file), "--audit-log", str(tmp_path / "a.jsonl"),
+        "--min-cell-count", "2", "--force-min-cell-count", "--output", str(out_file), "--audit-log", str(tmp_path / "a.jsonl"),
     ])
     printed = capsys.readouterr()
     assert code == 0, printed.err
@@ -74,6 +74,21 @@ def test_mapped_schema_through_the_command(
     assert shape.messages.inter_message_gap_seconds.max == 570_000  # 561599 rounded up
     assert "[Output] ✓ Written to" in printed.out
     assert_no_canary(out_file.read_text() + printed.out + printed.err)
+
+
+def test_a_min_cell_count_below_five_needs_force_and_says_so(
+    canonical_pg: str, tmp_path: Path, salt_env: str, run_cli, capsys
+) -> None:
+    log = tmp_path / "a.jsonl"
+    args = ["sample", "--database-url", canonical_pg, "--as-of", "2025-01-31", "--min-cell-count", "1",
+            "--output", str(tmp_path / "out.json"), "--audit-log", str(log)]
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --min-cell-count: 1 is below 5") and "--force-min-cell-count" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out.json").exists() and not log.exists()
+    assert run_cli([*args, "--force-min-cell-count"]) == 0
+    assert "is below 5 (forced)" in capsys.readouterr().out
+    assert read_audit_log(log)[-1]["min_cell_count_forced"] is True
 
 
 def test_missing_and_short_salt_stop_before_anything_happens(canonical_pg: str, tmp_path: Path, run_cli, monkeypatch, capsys) -> None:

@@ -28,7 +28,7 @@ queries:
 
 def sample(url: str, tmp_path: Path, **kwargs) -> ShapeMetrics:
     result = sample_to_file(
-        url, output=tmp_path / "shape.json", as_of="2025-01-31", min_cell_count=1, salt=SALT,
+        url, output=tmp_path / "shape.json", as_of="2025-01-31", min_cell_count=1, force_min_cell_count=True, salt=SALT,
         audit_log=tmp_path / "audit.jsonl", now=NOW, **kwargs,
     )
     return result.shape
