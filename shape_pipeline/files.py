@@ -237,12 +237,21 @@ def load_json_model(path: str | os.PathLike[str], model: type[M], *, what: str) 
         data = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ShapePipelineError(f"{file}: not a valid JSON {what} file ({exc})") from None
+    return model_from(file, data, model, expected=f"a {what} file must hold a JSON object")
+
+
+def model_from(
+    file: Path, data: object, model: type[M], *, expected: str,
+    describe: Callable[[ValidationError], str] = describe_validation_error,
+) -> M:
+    """`data` read from `file` validated against `model`; one line naming the file and the
+    field at fault. `expected` says what the top level must be."""
     if not isinstance(data, dict):
-        raise ShapePipelineError(f"{file}: a {what} file must hold a JSON object")
+        raise ShapePipelineError(f"{file}: {expected}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ShapePipelineError(f"{file}: {describe_validation_error(exc)}") from None
+        raise ShapePipelineError(f"{file}: {describe(exc)}") from None
 
 
 def read_yaml(file: Path, what: str) -> object:
@@ -264,15 +273,8 @@ def load_yaml_model(
     file: Path, model: type[M], *, what: str, expected: str,
     describe: Callable[[ValidationError], str] = describe_validation_error,
 ) -> M:
-    """Read `file` as YAML and validate it against `model` (a schema mapping, a workload); one
-    line naming the file and the field at fault. `expected` says what the top level must be."""
-    data = read_yaml(file, what)
-    if not isinstance(data, dict):
-        raise ShapePipelineError(f"{file}: {expected}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ShapePipelineError(f"{file}: {describe(exc)}") from None
+    """Read `file` as YAML and validate it against `model` (a schema mapping, a workload)."""
+    return model_from(file, read_yaml(file, what), model, expected=expected, describe=describe)
 
 
 def newest_file(folder: str | os.PathLike[str], pattern: str) -> Path | None:

