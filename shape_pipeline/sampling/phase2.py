@@ -23,6 +23,7 @@ from shape_pipeline.mapping import SchemaMapping, reflect_tables
 from shape_pipeline.sampling.audit import query_name_allowed, workload_name_allowed
 from shape_pipeline.sampling.physical import read_physical_layout
 from shape_pipeline.workload.explain import run_workload
+from shape_pipeline.workload.parameters import failure_reason
 from shape_pipeline.workload.spec import DEFAULT_NAME, Workload, load_workload
 
 
@@ -74,13 +75,6 @@ def require_postgres_for_workload(url: sa.URL, workload: Workload | None) -> Non
         )
 
 
-def safe_reason(exc: sa.exc.DBAPIError) -> str:
-    """The error class and SQLSTATE of a failed statement (its message may quote a value)."""
-    original = exc.orig
-    code = getattr(original, "sqlstate", None)
-    return f"{type(original).__name__}" + (f" (SQLSTATE {code})" if code else "")
-
-
 def read_phase2(
     engine: sa.Engine,
     mapping: SchemaMapping,
@@ -98,12 +92,12 @@ def read_phase2(
         with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms) as conn:
             layout = read_physical_layout(conn, mapping, reflect_tables(conn, mapping))
     except sa.exc.DBAPIError as exc:
-        raise DatabaseError(f"physical layout query failed on {where}: {safe_reason(exc)}") from None
+        raise DatabaseError(f"physical layout query failed on {where}: {failure_reason(exc)}") from None
     plans = None
     if workload is not None:
         try:
             with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms) as conn:
                 plans = run_workload(conn, workload, mapping, window_end=window_end, runs=runs)
         except sa.exc.DBAPIError as exc:
-            raise DatabaseError(f"workload {workload.name} failed on {where}: {safe_reason(exc)}") from None
+            raise DatabaseError(f"workload {workload.name} failed on {where}: {failure_reason(exc)}") from None
     return Phase2(layout, plans)

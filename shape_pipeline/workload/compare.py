@@ -1,6 +1,6 @@
 """Two runs of one workload, pair by pair: the same plan shape? rows and buffers within a factor?
 
-A plan's shape is its tree on the fields that say what PostgreSQL does (`SHAPE_FIELDS`, children
+A plan's shape is its tree on the fields that say what PostgreSQL does (`contracts.PLAN_SHAPE_FIELDS`, children
 in order); rows and blocks are sizes, not shape. Sizes are compared as |log2((a+8)/(b+8))|: a
 factor of two either way is about 1.0 whatever the direction, and the +8 (`SMALL_COUNT`) keeps
 a cold entity's 0 rows against 2 from counting as a factor. Production is always the first side, the synthetic (or compared) run the
@@ -18,7 +18,6 @@ from shape_pipeline.contracts import PLAN_SHAPE_FIELDS, PlanNode, QueryPlan, Wor
 from shape_pipeline.errors import ShapePipelineError
 
 DEFAULT_MAX_LOG2_RATIO = 0.5
-SHAPE_FIELDS = PLAN_SHAPE_FIELDS  # one definition, in the contract
 # PostgreSQL's own words for aggregate and set-operation strategies (its text EXPLAIN format).
 _STRATEGY_NAMES = {
     ("Aggregate", "Sorted"): "GroupAggregate",
@@ -71,7 +70,7 @@ def _children_text(node: PlanNode) -> str:
 def first_difference(a: PlanNode, b: PlanNode) -> str | None:
     """The first node (depth first, children in order) where the two shapes part, in plain
     words ('Index Scan using ix on messages vs Bitmap Heap Scan on messages'); None if equal."""
-    differing = [f for f in SHAPE_FIELDS if getattr(a, f) != getattr(b, f)]
+    differing = [f for f in PLAN_SHAPE_FIELDS if getattr(a, f) != getattr(b, f)]
     if differing:
         la, lb = node_label(a), node_label(b)
         if la != lb:
