@@ -18,10 +18,16 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, safe in Dagster's threads
 
-from shape_pipeline.contracts import FidelityReport, PlanNode, QueryPlan, TestResult
+from shape_pipeline.contracts import (
+    PLAN_SHAPE_FIELDS,
+    FidelityReport,
+    PlanNode,
+    QueryPlan,
+    TestResult,
+)
 from shape_pipeline.fidelity.plans import comparison_of
 from shape_pipeline.fidelity.render_console import statistic_lines
-from shape_pipeline.workload.compare import SHAPE_FIELDS, PairComparison, log2_ratio, node_label
+from shape_pipeline.workload.compare import PairComparison, log2_ratio, node_label
 
 PROD, SYN = "#1f77b4", "#ff7f0e"
 COLORS = {"PASS": "#2e7d32", "FAIL": "#c62828", "WARNING": "#ef6c00", "SKIPPED": "#757575"}
@@ -169,7 +175,7 @@ def _tree(node: PlanNode, other: PlanNode | None, limit: float, depth: int = 0) 
     """One `div` per node, indented by depth; `diff` where the shapes part (or the node has no
     counterpart), `size` where only its rows are beyond the factor."""
     parted = other is None or len(node.children) != len(other.children) or any(
-        getattr(node, f) != getattr(other, f) for f in SHAPE_FIELDS
+        getattr(node, f) != getattr(other, f) for f in PLAN_SHAPE_FIELDS
     )
     cls = "diff" if parted else ("size" if abs(log2_ratio(node.rows, other.rows)) > limit else "")  # type: ignore[union-attr]
     lines = [
