@@ -123,9 +123,39 @@ class DistributionStats(Percentiles):
 
 
 class Totals(Strict):
-    users: int = Field(ge=0)
-    conversations: int = Field(ge=0)
-    messages: int = Field(ge=0)
+    """Users, conversations and messages of the window. A suppression-mode export writes a
+    total of 1 to k - 1 as "< k" (k: its min_cell_count), since an exact small total singles
+    out the few people in it. Read a total with `count` (None for "< k") or `estimate`."""
+
+    users: int | str
+    conversations: int | str
+    messages: int | str
+
+    @staticmethod
+    def threshold(value: int | str) -> int | None:
+        """k of a "< k" total; None for a count (or any other text)."""
+        if isinstance(value, str) and value.startswith("< ") and value[2:].isascii() and value[2:].isdigit():
+            return int(value[2:])
+        return None
+
+    @field_validator("users", "conversations", "messages")
+    @classmethod
+    def _count_or_below(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and cls.threshold(value) is None:
+            raise ValueError('must be a count or "< k" (a total below the threshold k)')
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    def count(self, name: str) -> int | None:
+        """The exact total `name` (users, conversations, messages); None when only "< k" is known."""
+        value = getattr(self, name)
+        return value if isinstance(value, int) else None
+
+    def estimate(self, name: str) -> int:
+        """The exact total, or for "< k" the middle of 1 to k - 1: a stand-in to size synthetic data."""
+        value = getattr(self, name)
+        return value if isinstance(value, int) else max(1, (self.threshold(value) or 2) // 2)
 
 
 class Histogram2D(Strict):
@@ -215,8 +245,45 @@ class MessageMetrics(Strict):
         return value
 
 
+PrivacyMode = Literal["dp", "suppression"]
+
+
+class DpFamily(Strict):
+    """One statistic family's share of the budget: discrete Laplace noise of `scale` added to
+    counts whose L1 norm changes by at most `sensitivity` when one user is added or removed
+    (so the family costs epsilon = sensitivity / scale)."""
+
+    epsilon: float = Field(gt=0.0)
+    sensitivity: int = Field(ge=1)
+    scale: float = Field(gt=0.0)
+    statistics: list[str] = Field(default_factory=list)  # dotted shape paths, e.g. "messages.content_length_stats"
+
+
+class DifferentialPrivacy(Strict):
+    """How a DP export was made: enough for the validator to widen its noise bands and for a
+    reader to check the guarantee (epsilon per user, contributions bounded as stated)."""
+
+    mechanism: str  # e.g. "discrete Laplace on counts over fixed buckets (OpenDP make_laplace)"
+    library: str  # e.g. "opendp 0.16.0"
+    privacy_unit: Literal["user"] = "user"
+    epsilon: float = Field(gt=0.0)  # the sum over families (sequential composition)
+    delta: float = Field(default=0.0, ge=0.0)
+    max_messages_per_user: int = Field(ge=1)  # L: message-level statistics
+    max_conversations_per_user: int = Field(ge=1)  # C: conversation-level statistics
+    families: dict[str, DpFamily] = Field(default_factory=dict)
+
+    def family_of(self, path: str) -> DpFamily | None:
+        """The family whose statistics include `path` (or a parent of it)."""
+        for family in self.families.values():
+            if any(path == s or path.startswith(s + ".") for s in family.statistics):
+                return family
+        return None
+
+
 class PrivacyReport(Strict):
-    min_cell_count: int
+    mode: PrivacyMode = "suppression"
+    dp: DifferentialPrivacy | None = None  # DP mode: the guarantee and each family's noise
+    min_cell_count: int | None = None  # suppression mode: the smallest count shown as its own cell
     suppressed_cells: int = 0  # cells dropped (counts below the threshold with no neighbour to absorb them)
     merged_cells: int = 0  # histogram buckets merged into a neighbour, categories merged into OTHER
     max_rounding: str = "up to 2 significant digits"
