@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import DOMAIN
 from shape_pipeline.errors import MappingError
 
 CONVERSATION_TYPES: tuple[str, ...] = ("DIRECT_MESSAGE", "GROUP_CHAT", "CHANNEL")
+DIRECT_MESSAGE_MEMBERS: tuple[int, ...] = (1, 2)  # a note to self, or two people
 MESSAGE_TYPES: tuple[str, ...] = ("TEXT", "IMAGE", "FILE", "AUDIO", "VIDEO")
 OTHER = "OTHER"
 

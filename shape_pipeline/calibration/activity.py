@@ -53,12 +53,11 @@ def fit_messages_per_sender(
 
 def sender_share(stats: DistributionStats | None, totals: Totals | None) -> float | None:
     """Share of users who sent at least one message in the window, in (0, 1]; None when the
-    shape does not say (no sender count, or no exported totals)."""
-    if stats is None or stats.count is None or totals is None or totals.users <= 0:
+    shape does not say (no sender count, no exported totals, or users only known as "< k")."""
+    users = totals.count("users") if totals is not None else None
+    if stats is None or stats.count is None or not users or stats.count <= 0:
         return None
-    if stats.count <= 0:
-        return None
-    return round(min(stats.count / totals.users, 1.0), 6)
+    return round(min(stats.count / users, 1.0), 6)
 
 
 def fit_conversations_per_user(stats: DistributionStats) -> QuantileSplineModel:

@@ -42,6 +42,7 @@ from shape_pipeline.calibration.trend import daily_weights
 from shape_pipeline.calibration.users import fit_username_length, profile_probabilities
 from shape_pipeline.console import Emit, Reporter
 from shape_pipeline.contracts import (
+    PERCENTILE_KEYS,
     CalibratedConfig,
     CalibrationMetadata,
     ColumnLayout,
@@ -56,7 +57,7 @@ from shape_pipeline.contracts import (
     UserGeneration,
 )
 from shape_pipeline.files import load_json_model, sha256_file, write_model_atomic
-from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES
+from shape_pipeline.mapping import CONVERSATION_TYPES, DIRECT_MESSAGE_MEMBERS, MESSAGE_TYPES
 
 DEFAULT = defaults.SOURCE
 T = TypeVar("T")
@@ -83,9 +84,17 @@ def window(shape: ShapeMetrics) -> tuple[datetime, datetime, list[str]]:
 
 
 def totals(shape: ShapeMetrics) -> tuple[Totals, list[str]]:
-    """Exported totals; else conversations from the type counts and the seed's ratios per conversation."""
+    """Exported totals (a "< k" one as its estimate, with a note: the generator needs a number);
+    else conversations from the type counts and the seed's ratios per conversation."""
     if shape.totals is not None:
-        return shape.totals, []
+        names = ("users", "conversations", "messages")
+        notes = [
+            f"totals.{name} is '{getattr(shape.totals, name)}' in the shape (a small total, suppressed): "
+            f"sized as {shape.totals.estimate(name)}"
+            for name in names
+            if shape.totals.count(name) is None
+        ]
+        return Totals(**{name: shape.totals.estimate(name) for name in names}), notes
     base = defaults.TOTALS
     conversations = sum(shape.conversations.type_distribution.values()) or base.conversations
     scale = conversations / base.conversations
@@ -159,7 +168,7 @@ def _members(
     for kind in dict.fromkeys([*kinds, *exported]):
         field = f"conversations.members_per_conversation.{kind}"
         if kind in exported:
-            stats = exported[kind]
+            stats = exported[kind] if kind != "DIRECT_MESSAGE" else _within_dm_sizes(exported[kind])
             with metric(where, field):  # big rooms: a Pareto tail when the top says so
                 model = fit_spline(
                     stats, natural_min=1, heavy_tail=looks_heavy(stats), source=f"shape {field}"
@@ -180,6 +189,22 @@ def _members(
             )
         )
     return out
+
+
+def _within_dm_sizes(stats: DistributionStats) -> DistributionStats:
+    """A DM has one or two members by definition; a DP shape's noisy histogram can put a few
+    DMs beyond, which the generator would turn into invalid conversations."""
+    low, high = min(DIRECT_MESSAGE_MEMBERS), max(DIRECT_MESSAGE_MEMBERS)
+    data = stats.model_dump()
+    for key in (*PERCENTILE_KEYS, "max", "median", "mean"):
+        if data.get(key) is not None:
+            data[key] = float(min(max(data[key], low), high))
+    if data.get("histogram"):
+        hist = data["histogram"]
+        keep = [i for i, e in enumerate(hist["edges"][:-1]) if low <= e <= high]
+        data["histogram"] = {"edges": [hist["edges"][i] for i in keep] + [hist["edges"][keep[-1] + 1]],
+                             "counts": [hist["counts"][i] for i in keep]} if keep else None
+    return DistributionStats.model_validate(data)
 
 
 def carry_exported_mean(model: QuantileSplineModel, mean: float | None) -> QuantileSplineModel:
@@ -237,7 +262,7 @@ def _conversation_generation(
             )
     warnings.extend(notes)
     members = _members(where, shape, list(types), warnings)
-    conversations = shape.totals.conversations if shape.totals is not None else None
+    conversations = shape.totals.count("conversations") if shape.totals is not None else None
     return ConversationGeneration(
         type_distribution=types,
         messages_per_conversation=mpc,

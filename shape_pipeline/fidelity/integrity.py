@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from shape_pipeline.db import is_postgres, read_only_snapshot
 from shape_pipeline.fidelity.parquet_source import open_table, utc_scalar
-from shape_pipeline.mapping import SchemaMapping, TimeColumn, reflect_tables
+from shape_pipeline.mapping import DIRECT_MESSAGE_MEMBERS, SchemaMapping, TimeColumn, reflect_tables
 
 CHECKS: dict[str, str] = {
     "senders_not_members": "messages whose sender is not a member of the conversation",
@@ -34,7 +34,6 @@ CHECKS: dict[str, str] = {
     "members_without_user": "member rows referencing a missing user",
 }
 
-DIRECT_MESSAGE_MEMBERS: tuple[int, ...] = (1, 2)  # a note to self, or two people
 
 
 @dataclass

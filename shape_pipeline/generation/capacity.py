@@ -61,13 +61,17 @@ def ratios(config: CalibratedConfig | None) -> tuple[float, float, float]:
     Without a config: the generator's default users per message and the worst case of one
     message per direct-message conversation.
     """
-    from shape_pipeline.generation.plan import DEFAULT_USERS_PER_MESSAGE, members_model, model_mean
+    from shape_pipeline.generation.plan import (
+        DEFAULT_USERS_PER_MESSAGE,
+        members_model,
+        model_mean,
+        users_per_message,
+    )
 
     if config is None:
         conversations = 1.0 / WORST_MESSAGES_PER_CONVERSATION
         return DEFAULT_USERS_PER_MESSAGE, conversations, conversations * WORST_MEMBERS_PER_CONVERSATION
-    totals = config.totals
-    users = totals.users / totals.messages if totals.messages > 0 and totals.users > 0 else DEFAULT_USERS_PER_MESSAGE
+    users = users_per_message(config)
     conversations = 1.0 / max(model_mean(config.conversation_generation.messages_per_conversation), 1.0)
     shares = config.conversation_generation.type_distribution
     members = sum(p * model_mean(members_model(config, name)) for name, p in shares.items() if p > 0)

@@ -147,11 +147,15 @@ def draw_categories(shares: dict[str, float], rng: np.random.Generator, n: int) 
     return names, np.searchsorted(cdf, stratified_levels(rng, n), side="right").astype(np.int8)
 
 
+def users_per_message(config: CalibratedConfig) -> float:
+    """The shape's users per message; the default when a total is 0 or only known as "< k"."""
+    users, messages = config.totals.count("users"), config.totals.count("messages")
+    return users / messages if users and messages else DEFAULT_USERS_PER_MESSAGE
+
+
 def user_count(config: CalibratedConfig, target: int) -> int:
     """Users scale with the shape's users-per-message ratio (at least 2)."""
-    totals = config.totals
-    ratio = totals.users / totals.messages if totals.messages > 0 and totals.users > 0 else DEFAULT_USERS_PER_MESSAGE
-    return max(int(round(target * ratio)), 2)
+    return max(int(round(target * users_per_message(config))), 2)
 
 
 def username_ranks(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:

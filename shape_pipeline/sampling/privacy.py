@@ -3,8 +3,21 @@
 - Small cells: a count below `min_cell_count` can single out a few people (the one user with
   a 40-character name, the one channel of 9,000 members). Histogram buckets are merged into
   a neighbour, categories into OTHER; fixed-length hour/day arrays zero their small cells.
-- A raw maximum (and a high percentile over few entities) is one entity's exact value: it is
-  rounded UP to two significant digits, which keeps the tail's scale and hides the value.
+- Derived cells: a total minus the cells shown beside it gives back the cells zeroed (the CMS
+  rule: suppress any cell the others give). Margins are sums of the published cells; wherever
+  a line's total is published or derivable (the whole table, a grid's rows and columns, the
+  days of one weekday) complementary suppression zeroes more cells until no line can point
+  at a single zeroed cell (`suppress_with_complements`); the cut points of a partition of a
+  published total move across small cells (`suppress_cumulative`).
+- A raw maximum is one entity's exact value: it is rounded UP to two significant digits and
+  never finer than 10 (`round_up_cap`: 7 -> 10), which keeps the tail's scale and hides the
+  value. A percentile resting on fewer than `min_cell_count` entities is an edge of its
+  published histogram bucket, so it says nothing the histogram does not.
+- Count x mean is a sum, and count x (stddev^2 + mean^2) a sum of squares: with every other
+  value known they solve for the last one. Means and standard deviations are rounded to two
+  significant digits, coarser where one entity's value would still be pinned
+  (`private_moments`).
+- A total below `min_cell_count` is reported as "< k" (`total_or_below`).
 - The salt keys every token (HMAC-SHA256, domain-separated), so a token cannot be reversed by
   hashing guessed identifiers; it must be long, secret and rotated, and only its keyed
   fingerprint is ever recorded.
@@ -18,7 +31,7 @@ import math
 import os
 import secrets
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
@@ -27,17 +40,32 @@ import numpy as np
 from shape_pipeline import settings
 from shape_pipeline.errors import PrivacyError
 from shape_pipeline.mapping import OTHER
+from shape_pipeline.sampling.frequencies import Frequency
 
 MIN_SALT_LENGTH = 32
 SALT_REQUIRED = f"{settings.SALT} environment variable required"
 
 # The only free-text notes an export may carry (the audit allows exactly these).
 NOTE_EMPTY_WINDOW = "empty window: no messages between window_start and window_end"
-NOTE_TIME_CELLS = "hour and day-of-week cells below min_cell_count are reported as 0"
+NOTE_TIME_CELLS = (
+    "hour x day-of-week cells below min_cell_count, and cells a total would give back, are reported as 0; "
+    "hourly and day-of-week counts are sums of the reported cells"
+)
 NOTE_SMALL_DISTRIBUTION = "distributions over fewer entities than min_cell_count are omitted"
-NOTE_TAIL_ROUNDING = "percentiles resting on fewer than min_cell_count entities are rounded up to 2 significant digits"
+NOTE_TAIL_ROUNDING = (
+    "percentiles resting on fewer than min_cell_count entities are an edge of their histogram bucket "
+    "(lower edge below the median, else the bucket's largest value)"
+)
 NOTE_NO_SUPPRESSION = "no small-cell suppression (min_cell_count not applied)"
-NOTE_SKEW_CELLS = "recency counts, size x members cells and daily counts below min_cell_count are reported as 0"
+NOTE_SKEW_CELLS = (
+    "recency counts, size x members cells and daily counts below min_cell_count, "
+    "and cells a total would give back, are reported as 0"
+)
+NOTE_MOMENTS = (
+    "means and standard deviations are rounded to 2 significant digits "
+    "(1, or omitted, where that would still pin one entity's value)"
+)
+NOTE_SMALL_TOTALS = 'totals below min_cell_count are reported as "< min_cell_count"'
 ALLOWED_NOTES: frozenset[str] = frozenset(
     {
         NOTE_EMPTY_WINDOW,
@@ -46,6 +74,8 @@ ALLOWED_NOTES: frozenset[str] = frozenset(
         NOTE_TAIL_ROUNDING,
         NOTE_NO_SUPPRESSION,
         NOTE_SKEW_CELLS,
+        NOTE_MOMENTS,
+        NOTE_SMALL_TOTALS,
     }
 )
 
@@ -140,6 +170,29 @@ def round_up_monotone(values: Sequence[float], rounded: Sequence[bool]) -> list[
         value = round_up_2sig(value) if flag else float(value)
         out.append(max(value, out[-1]) if out else value)
     return out
+
+
+CAP_STEP = 10  # `round_up_cap` never publishes a maximum finer than a multiple of this
+
+
+def round_up_cap(value: float) -> float:
+    """A published maximum: `round_up_2sig`, but below 100 up to a multiple of 10 (7 -> 10,
+    42 -> 50, 123 -> 130), because there two significant digits are the value itself."""
+    if 0 < value < CAP_STEP * CAP_STEP:
+        return float(math.ceil(value / CAP_STEP) * CAP_STEP)
+    return round_up_2sig(value)
+
+
+def _round_sig_array(values: np.ndarray | float, digits: int) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    magnitude = np.floor(np.log10(np.where(x == 0, 1.0, np.abs(x))))
+    step = 10.0 ** (magnitude - digits + 1)
+    return np.round(x / step) * step
+
+
+def round_sig(value: float, digits: int = 2) -> float:
+    """The nearest number with `digits` significant digits (17.17 -> 17, 0.8734 -> 0.87)."""
+    return float(f"{float(_round_sig_array(value, digits)):.{digits - 1}e}")
 
 
 # ------------------------------------------------------------------------------ small cells
@@ -242,3 +295,132 @@ def zero_small_cells(values: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     small = (arr > 0) & (arr < k)
     arr[small] = 0
     return arr, int(small.sum())
+
+
+def suppress_with_complements(
+    values: np.ndarray, k: int, lines: Sequence[np.ndarray] = ()
+) -> tuple[np.ndarray, int]:
+    """Zero the cells below k, then complementary suppression: no line may give a zeroed cell
+    back as its total minus its shown cells.
+
+    A line is a set of cells whose total an attacker may know: the whole array always, plus
+    `lines` (index arrays into the flattened array: a grid's rows and columns, the days of one
+    weekday). A published 0 may be a true 0 or a zeroed cell, so a line hiding 1 to k - 1 is
+    safe while that mass can sit in two or more of its zero cells; a zero cell is ruled out
+    when another line through it hides nothing. Else the line's smallest shown cell is zeroed
+    too (the classic rule: no line with a single suppressed cell). Returns (cells, zeroed).
+    """
+    true = np.asarray(values, dtype=np.int64)
+    flat = true.ravel()
+    out = np.where((flat > 0) & (flat < k), 0, flat)
+    member = np.zeros((len(lines) + 1, flat.size), dtype=bool)
+    member[-1] = True
+    for row, line in zip(member, lines, strict=False):
+        row[np.asarray(line, dtype=np.int64)] = True
+    while True:
+        hidden = member.astype(np.int64) @ (flat - out)
+        possible = (out == 0) & ~member[hidden == 0].any(axis=0)  # zero cells that may hold a hidden mass
+        exposed = [
+            i for i in np.flatnonzero((hidden > 0) & (hidden < k))
+            if np.count_nonzero(possible & member[i]) < 2 and np.any(out[member[i]] > 0)
+        ]  # fmt: skip
+        if not exposed:
+            return out.reshape(true.shape), int(np.count_nonzero(flat != out))
+        shown = np.flatnonzero(member[exposed[0]] & (out > 0))
+        out[shown[np.argmin(out[shown])]] = 0
+
+
+def suppress_cumulative(cells: Sequence[int], k: int) -> list[int]:
+    """The cumulative counts C_1 .. C_(m-1) of a partition into m cells whose total is
+    published (recency: last 7 days, 7-30, older; a profile field: set, unset), such that no
+    difference of two published counts is a small cell. Cells merge as histogram buckets do
+    (`merge_small_buckets`); a boundary inside a merged bucket moves across its side that
+    holds fewer than k (that side then reads as 0, a small "rest" as nothing)."""
+    counts = np.asarray(cells, dtype=np.int64)
+    cumulative = np.concatenate([[0], np.cumsum(counts)])
+    kept = merge_small_buckets(np.arange(len(counts) + 1), counts, k)[0].astype(np.int64)
+    if kept.size == 0:  # the total itself is below k
+        return [0] * (len(counts) - 1)
+    out: list[int] = []
+    for b in range(1, len(counts)):
+        lo, hi = int(kept[kept <= b].max()), int(kept[kept >= b].min())
+        below, above = cumulative[b] - cumulative[lo], cumulative[hi] - cumulative[b]
+        out.append(int(cumulative[lo] if below <= above else cumulative[hi]))
+    return out
+
+
+def total_or_below(total: int, k: int | None) -> int | str:
+    """A total as exported: "< k" when it counts 1 to k - 1 entities (they are few enough to
+    single out), else exact; 0 stays 0 (nobody), and `k=None` (no privacy) is always exact."""
+    return f"< {k}" if k is not None and 0 < total < k else total
+
+
+# ------------------------------------------------------------------------------ moments
+
+
+def _same_histogram(
+    values: np.ndarray, moved: np.ndarray, edges: np.ndarray, counts: np.ndarray, k: int
+) -> np.ndarray:
+    """Per value: would one entity moved from `values[i]` to `moved[i]` publish the same merged
+    histogram? Always within one fixed bucket; across buckets, merged again to see."""
+    src = np.searchsorted(edges, values, side="right") - 1
+    dst = np.searchsorted(edges, moved, side="right") - 1
+    inside = (moved >= edges[0]) & (moved < edges[-1])
+    same = inside & (src == dst)
+    published = merge_small_buckets(edges, counts, k)[:2]
+    for i, j in {*zip(src[inside & ~same].tolist(), dst[inside & ~same].tolist(), strict=True)}:
+        shifted = counts.copy()
+        shifted[i] -= 1
+        shifted[j] += 1
+        if all(map(np.array_equal, merge_small_buckets(edges, shifted, k)[:2], published)):
+            same |= inside & (src == i) & (dst == j)
+    return same
+
+
+def _same_cap(freq: Frequency, values: np.ndarray, step: int) -> np.ndarray:
+    """Per value: would one entity moved by `step` leave the published maximum as it is? Only
+    the top value can move the maximum (values are integers)."""
+    top = float(freq.values[-1])
+    if step > 0 or freq.counts[-1] > 1:
+        new_top = max(top + step, top)
+    else:
+        new_top = max(top + step, float(freq.values[-2])) if len(freq.values) > 1 else top + step
+    return (values != top) | (round_up_cap(new_top) == round_up_cap(top))
+
+
+def private_moments(
+    freq: Frequency,
+    moments: tuple[float, float],
+    edges: np.ndarray,
+    counts: np.ndarray,
+    k: int,
+    shown: Collection[float] = (),
+) -> tuple[float | None, float | None]:
+    """Mean and standard deviation rounded to 2 significant digits, else 1, else omitted:
+    the finest rounding that pins no value held by fewer than k entities.
+
+    Count x mean is the sum and count x (stddev^2 + mean^2) the sum of squares: with every
+    other entity known they give the last one's value. A value v is safe when v - 1 or v + 1
+    in its place publishes the same block: the same rounded moments (from `moments`, the
+    exact mean and stddev), the same histogram (`edges`: the fixed grid, `counts`: its counts
+    before merging) and the same maximum. Percentiles stay too, except where v is one
+    (`shown`: the exact body percentiles, resting on k entities either side by design).
+    """
+    n, (mean, std) = freq.total, moments
+    var, values = std * std, freq.values.astype(np.float64)
+    rare = values[(freq.counts < k) & ~np.isin(values, list(shown))]
+    steps = {
+        step: _same_histogram(rare, rare + step, edges, counts, k) & _same_cap(freq, rare, step)
+        for step in (-1, 1)
+    }
+    for digits in (2, 1):
+        target = _round_sig_array([mean, std], digits)
+        safe = np.zeros(rare.size, dtype=bool)
+        for step, block_same in steps.items():
+            moved_var = var + step * (2 * rare + step - 2 * mean) / n - step * step / n**2
+            moved_std = _round_sig_array(np.sqrt(np.maximum(moved_var, 0.0)), digits)
+            same_mean = np.isclose(_round_sig_array(mean + step / n, digits), target[0], rtol=1e-9, atol=0.0)
+            safe |= block_same & bool(same_mean) & np.isclose(moved_std, target[1], rtol=1e-9, atol=0.0)
+        if safe.all():
+            return round_sig(mean, digits), round_sig(std, digits)
+    return None, None

@@ -5,11 +5,15 @@ exported percentile is a value somebody really has and integer metrics stay inte
 Histogram edges come from fixed, data-independent grids (linear for short lengths,
 log-spaced for heavy tails), so an edge never reveals a value; only the last edge depends on
 the (rounded) maximum.
+
+With privacy (suppression mode) nothing exported is one entity's exact value: see
+`shape_pipeline.sampling.privacy` for the rules and why each is needed.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -33,15 +37,20 @@ from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER
 from shape_pipeline.sampling.frequencies import MEMBER_EDGES, SIZE_EDGES, Frequency, FrequencyTables
 from shape_pipeline.sampling.privacy import (
     NOTE_EMPTY_WINDOW,
+    NOTE_MOMENTS,
     NOTE_SKEW_CELLS,
     NOTE_SMALL_DISTRIBUTION,
+    NOTE_SMALL_TOTALS,
     NOTE_TAIL_ROUNDING,
     NOTE_TIME_CELLS,
     PrivacyTally,
     merge_small_buckets,
     merge_small_categories,
-    round_up_monotone,
-    zero_small_cells,
+    private_moments,
+    round_up_cap,
+    suppress_cumulative,
+    suppress_with_complements,
+    total_or_below,
 )
 
 LINEAR_GRID_CAP = 64  # username lengths: 1-wide buckets up to here, log-spaced beyond
@@ -52,13 +61,17 @@ SHARE_BUCKETS = 20  # its histogram: 20 equal buckets over (0, 1]
 # ------------------------------------------------------------------------------ frequency maths
 
 
+def _rank(p: float, total: int) -> int:
+    """1-based position of the discrete percentile p among `total` entities (as percentile_disc)."""
+    return max(1, int(np.ceil(p * total - 1e-9)))
+
+
 def percentile_from_frequency(freq: Frequency, p: float) -> float:
     """Discrete percentile: the smallest value v with F(v) >= p (NaN for an empty table)."""
     total = freq.total
     if total == 0:
         return float("nan")
-    rank = max(1, int(np.ceil(p * total - 1e-9)))  # 1-based position, as percentile_disc
-    index = int(np.searchsorted(np.cumsum(freq.counts), rank, side="left"))
+    index = int(np.searchsorted(np.cumsum(freq.counts), _rank(p, total), side="left"))
     return float(freq.values[min(index, len(freq.values) - 1)])
 
 
@@ -108,33 +121,62 @@ def histogram(freq: Frequency, edges: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ stats blocks
 
 
-def _percentiles(freq: Frequency, tally: PrivacyTally | None) -> dict[str, float]:
-    """Discrete percentiles and the max. With privacy, those resting on fewer than
-    min_cell_count entities (and the max) are rounded up, as one vector that stays
-    non-decreasing (`round_up_monotone`)."""
-    keys = (*PERCENTILE_KEYS, "max")
-    exact = [percentile_from_frequency(freq, percentile_level(k)) for k in PERCENTILE_KEYS]
-    exact.append(float(freq.values[-1]))
-    if tally is None:
-        return dict(zip(keys, exact, strict=True))
-    n = freq.total
-    small = [min(p, 1 - p) * n < tally.min_cell_count for p in map(percentile_level, PERCENTILE_KEYS)]
-    values = round_up_monotone(exact, [*small, True])
-    if values[:-1] != exact[:-1]:
-        tally.note(NOTE_TAIL_ROUNDING)
-    return dict(zip(keys, values, strict=True))
+def _exact_stats(freq: Frequency, grid) -> DistributionStats:
+    """No privacy (synthetic data): exact moments, percentiles, max and histogram."""
+    mean, std = _mean_std(freq)
+    pct = {key: percentile_from_frequency(freq, percentile_level(key)) for key in PERCENTILE_KEYS}
+    top = float(freq.values[-1])
+    edges = grid(top)
+    return DistributionStats(
+        count=freq.total, mean=mean, median=pct["p50"], stddev=std, max=top,
+        histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in histogram(freq, edges)]),
+        **pct,
+    )  # fmt: skip
 
 
-def _histogram(freq: Frequency, grid, upper: float, tally: PrivacyTally | None) -> Histogram | None:
-    edges = grid(upper)
-    counts = histogram(freq, edges)
-    if tally is not None:
-        edges, counts, merged, suppressed = merge_small_buckets(edges, counts, tally.min_cell_count)
-        tally.merged_cells += merged
-        tally.suppressed_cells += suppressed
-        if len(counts) == 0:
-            return None
-    return Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts])
+def _rests_on_few(p: float, total: int, k: int) -> bool:
+    """Fewer than k entities lie beyond percentile p: its value may be one person's."""
+    return min(p, 1 - p) * total < k
+
+
+def _private_stats(freq: Frequency, tally: PrivacyTally, grid) -> DistributionStats:
+    """Suppression mode. The histogram runs on the fixed grid up to the maximum rounded up
+    (`round_up_cap`), small buckets merged; the max is that cap (or the top bucket's largest
+    value when smaller). Mean and stddev are rounded so that they pin no one
+    (`private_moments`). Percentiles are exact where they rest on k entities either side or
+    their value is held by k entities; the others are an edge of their merged bucket (the
+    lower edge below the median, else the bucket's largest value), which tells nothing the
+    histogram does not. Values are integers here (lengths, seconds, counts, per mille)."""
+    k, n = tally.min_cell_count, freq.total
+    fixed = grid(round_up_cap(float(freq.values[-1])))
+    fixed_counts = histogram(freq, fixed)
+    edges, counts, merged, _ = merge_small_buckets(fixed, fixed_counts, k)  # n >= k: never suppressed
+    tally.merged_cells += merged
+    unit = 1.0 if np.array_equal(freq.values, np.round(freq.values)) else 0.0  # bucket [a, b) ends at b - unit
+    top = min(round_up_cap(float(freq.values[-1])), float(edges[np.flatnonzero(counts)[-1] + 1]) - unit)
+    levels = [percentile_level(key) for key in PERCENTILE_KEYS]
+    exact = [percentile_from_frequency(freq, p) for p in levels]
+    held = dict(zip(freq.values.tolist(), freq.counts.tolist(), strict=True))
+    cumulative = np.cumsum(counts)
+    low: list[float] = []
+    high: list[float] = []
+    for p, value in zip(levels, exact, strict=True):
+        if _rests_on_few(p, n, k) and held[value] < k:
+            tally.note(NOTE_TAIL_ROUNDING)
+            bucket = int(np.searchsorted(cumulative, _rank(p, n), side="left"))
+            value = float(edges[bucket]) if p < 0.5 else min(float(edges[bucket + 1]) - unit, top)
+        (low if p < 0.5 else high).append(value)
+    # An exact common value can sit above a lower edge after it (or below an upper one before it).
+    low = np.minimum.accumulate(low[::-1])[::-1].tolist() if low else []
+    pct = dict(zip(PERCENTILE_KEYS, [*low, *np.maximum.accumulate(high).tolist()], strict=True))
+    shown = [v for p, v in zip(levels, exact, strict=True) if not _rests_on_few(p, n, k)]
+    mean, std = private_moments(freq, _mean_std(freq), fixed, fixed_counts, k, shown)
+    tally.note(NOTE_MOMENTS)
+    return DistributionStats(
+        count=n, mean=mean, median=pct["p50"], stddev=std, max=top,
+        histogram=Histogram(edges=[float(e) for e in edges], counts=[int(c) for c in counts]),
+        **pct,
+    )  # fmt: skip
 
 
 def _too_small(freq: Frequency, tally: PrivacyTally | None) -> bool:
@@ -154,16 +196,7 @@ def distribution_stats(
     privacy, too small) table."""
     if _too_small(freq, tally):
         return None
-    mean, std = _mean_std(freq)
-    pct = _percentiles(freq, tally)
-    return DistributionStats(
-        count=freq.total,
-        mean=mean,
-        median=pct["p50"],
-        stddev=std,
-        histogram=_histogram(freq, grid, pct["max"], tally),
-        **pct,
-    )
+    return _exact_stats(freq, grid) if tally is None else _private_stats(freq, tally, grid)
 
 
 def _categories(counts: dict[str, int], known: tuple[str, ...], tally: PrivacyTally | None) -> tuple[dict[str, int], list[str]]:
@@ -201,15 +234,24 @@ def _members(freq: FrequencyTables, types: dict[str, int], merged_names: list[st
     return out
 
 
+def _grid_lines(rows: int, columns: int) -> list[np.ndarray]:
+    """Flat indices of each row and each column of a grid: lines whose totals may be known."""
+    index = np.arange(rows * columns).reshape(rows, columns)
+    return [*index, *index.T]
+
+
 def _time_arrays(grid: np.ndarray, tally: PrivacyTally | None) -> tuple[list[int], list[int], list[list[int]]]:
+    """The hour x day-of-week grid and its margins. With privacy, small cells are zeroed with
+    complements per row (daily_counts give a weekday's total), per column and overall
+    (totals.messages), and the margins are sums of the published grid: margins of the true
+    grid would give every zeroed cell back as margin minus the rest of its line."""
     grid = np.asarray(grid, dtype=np.int64)
-    hourly, daily = grid.sum(axis=0), grid.sum(axis=1)
     if tally is not None:
-        k = tally.min_cell_count
-        (hourly, a), (daily, b), (grid, c) = (zero_small_cells(x, k) for x in (hourly, daily, grid))
-        tally.suppressed_cells += a + b + c
-        if a + b + c:
+        grid, zeroed = suppress_with_complements(grid, tally.min_cell_count, _grid_lines(*grid.shape))
+        tally.suppressed_cells += zeroed
+        if zeroed:
             tally.note(NOTE_TIME_CELLS)
+    hourly, daily = grid.sum(axis=0), grid.sum(axis=1)
     return [int(x) for x in hourly], [int(x) for x in daily], [[int(x) for x in row] for row in grid]
 
 
@@ -236,14 +278,16 @@ def scaled_stats(stats: DistributionStats | None, divisor: float) -> Distributio
     return DistributionStats.model_validate(data)
 
 
-def _zero_small(values: np.ndarray, tally: PrivacyTally | None) -> np.ndarray:
-    """Cells below min_cell_count as 0 (tallied and noted); exact without privacy."""
+def _suppress(values: np.ndarray, tally: PrivacyTally | None, lines: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """Cells below min_cell_count as 0, with complements so that neither the whole nor any of
+    `lines` points at a single zeroed cell (`suppress_with_complements`; tallied and noted);
+    exact without privacy."""
     values = np.asarray(values, dtype=np.int64)
     if tally is None:
         return values
-    out, suppressed = zero_small_cells(values, tally.min_cell_count)
-    tally.suppressed_cells += suppressed
-    if suppressed:
+    out, zeroed = suppress_with_complements(values, tally.min_cell_count, lines)
+    tally.suppressed_cells += zeroed
+    if zeroed:
         tally.note(NOTE_SKEW_CELLS)
     return out
 
@@ -260,11 +304,27 @@ def _omitted(total: int, cells: int, tally: PrivacyTally | None) -> bool:
     return False
 
 
+def _cumulative(cells: list[int], tally: PrivacyTally | None) -> list[int]:
+    """Cumulative counts of a partition of a published total (`suppress_cumulative`); exact
+    without privacy. Each count moved is tallied as a suppressed cell."""
+    exact = [int(c) for c in np.cumsum(cells)[:-1]]
+    if tally is None:
+        return exact
+    out = suppress_cumulative(cells, tally.min_cell_count)
+    tally.suppressed_cells += sum(a != b for a, b in zip(out, exact, strict=True))
+    return out
+
+
 def _recency(freq: FrequencyTables, tally: PrivacyTally | None) -> Recency | None:
+    """Last 7 and last 30 days cut the (published) conversations total into three cells: each
+    difference of published counts (7-30 days, older) must be 0 or at least k as well."""
     if _omitted(freq.conversations_total, 2, tally):
         return None
-    last_7, last_30 = _zero_small(np.array([freq.active_last_7_days, freq.active_last_30_days]), tally)
-    return Recency(active_last_7_days=int(last_7), active_last_30_days=int(last_30))
+    last_7, last_30, total = freq.active_last_7_days, freq.active_last_30_days, freq.conversations_total
+    cut_7, cut_30 = _cumulative([last_7, last_30 - last_7, total - last_30], tally)
+    if (cut_7, cut_30) != (last_7, last_30) and tally is not None:
+        tally.note(NOTE_SKEW_CELLS)
+    return Recency(active_last_7_days=cut_7, active_last_30_days=cut_30)
 
 
 def nonempty_extent(counts: np.ndarray) -> tuple[slice, slice] | None:
@@ -280,7 +340,10 @@ def _size_by_members(freq: FrequencyTables, tally: PrivacyTally | None) -> Histo
     the kept buckets: fixed powers of two, never data)."""
     if _omitted(int(freq.size_by_members.sum()), int(np.count_nonzero(freq.size_by_members)), tally):
         return None
-    grid = _zero_small(freq.size_by_members, tally)
+    # Totals of rows and columns follow from the messages-per-conversation and members
+    # histograms wherever their buckets line up with these powers of two, the whole from
+    # totals.conversations: every line is complemented.
+    grid = _suppress(freq.size_by_members, tally, _grid_lines(*freq.size_by_members.shape))
     extent = nonempty_extent(grid)
     if extent is None:
         return None
@@ -292,29 +355,48 @@ def _size_by_members(freq: FrequencyTables, tally: PrivacyTally | None) -> Histo
     )
 
 
-def _daily_counts(freq: FrequencyTables, tally: PrivacyTally | None) -> list[int] | None:
-    if len(freq.messages_per_day) == 0 or _omitted(
-        int(freq.messages_per_day.sum()), int(np.count_nonzero(freq.messages_per_day)), tally
-    ):
+def _daily_counts(freq: FrequencyTables, start: datetime, tally: PrivacyTally | None) -> list[int] | None:
+    """Messages per day. With privacy, complemented overall (totals.messages) and per weekday:
+    the days of one weekday sum to a row of the hour x day-of-week grid. (A weekday with a
+    single small day, in a window under 8 days, has nothing to complement it with; its grid row
+    is then below k in every cell, all 0, so its total is not known either.)"""
+    days = freq.messages_per_day
+    if len(days) == 0 or _omitted(int(days.sum()), int(np.count_nonzero(days)), tally):
         return None
-    return [int(x) for x in _zero_small(freq.messages_per_day, tally)]
+    weekday = (start.astimezone(UTC).weekday() + np.arange(len(days))) % 7
+    return [int(x) for x in _suppress(days, tally, [np.flatnonzero(weekday == w) for w in range(7)])]
 
 
 def _profile(freq: FrequencyTables, tally: PrivacyTally | None) -> dict[str, float]:
+    """Share of users with each field set. Each field cuts the (published) users total in two:
+    a small "set" is shown as 0, a small "unset" as all (`suppress_cumulative`), so total
+    minus the shown part never gives back a small count."""
     n = freq.users_total
     if n == 0 or (tally is not None and n < tally.min_cell_count):
         if n and freq.profile_fields_set:
             tally.suppressed_cells += len(freq.profile_fields_set)  # type: ignore[union-attr]
             tally.note(NOTE_SMALL_DISTRIBUTION)  # type: ignore[union-attr]
         return {}
-    out: dict[str, float] = {}
-    for name, set_count in freq.profile_fields_set.items():
-        if tally is not None and 0 < set_count < tally.min_cell_count:
-            set_count, tally.suppressed_cells = 0, tally.suppressed_cells + 1
-        elif tally is not None and 0 < n - set_count < tally.min_cell_count:
-            set_count, tally.suppressed_cells = n, tally.suppressed_cells + 1
-        out[name] = set_count / n
-    return out
+    return {name: _cumulative([count, n - count], tally)[0] / n for name, count in freq.profile_fields_set.items()}
+
+
+def _totals(freq: FrequencyTables, tally: PrivacyTally | None) -> Totals:
+    """Exact totals; with privacy one of 1 to k - 1 is "< k" (so few people can be singled out).
+
+    Distribution counts are subsets of these totals (senders, members, users with a
+    username); their differences (users who wrote nothing, say) are not suppressed: each is
+    one count of people without an activity, tied to no published value."""
+    k = tally.min_cell_count if tally is not None else None
+    totals = Totals(
+        users=total_or_below(freq.users_total, k),
+        conversations=total_or_below(freq.conversations_total, k),
+        messages=total_or_below(freq.messages_total, k),
+    )
+    below = sum(isinstance(v, str) for v in totals.model_dump().values())
+    if tally is not None and below:
+        tally.suppressed_cells += below
+        tally.note(NOTE_SMALL_TOTALS)
+    return totals
 
 
 # ------------------------------------------------------------------------------ the shape
@@ -329,7 +411,8 @@ def shape_from_frequencies(
     min_cell_count: int | None,
 ) -> ShapeMetrics:
     """The shape of one window. `min_cell_count=None`: exact, no privacy rules (synthetic data);
-    a number: small cells merged or suppressed, maxima rounded up, a `privacy` block added.
+    a number: small cells merged or suppressed (with complements), maxima rounded up, tail
+    percentiles as bucket edges, moments rounded, small totals "< k", a `privacy` block added.
 
     An empty window is a well-defined empty shape: totals of 0 (users still counted), zero
     type counts and hour/day arrays, no distribution blocks, and a note saying so.
@@ -360,13 +443,14 @@ def shape_from_frequencies(
         hour_by_day_of_week=grid,
         inter_message_gap_seconds=distribution_stats(freq.gap_seconds, tally),
         messages_per_sender=distribution_stats(freq.messages_per_sender, tally),
-        daily_counts=_daily_counts(freq, tally),
+        daily_counts=_daily_counts(freq, window_start, tally),
     )
     users = UserMetrics(
         username_length=distribution_stats(freq.username_length, tally, grid=linear_grid),
         conversations_per_user=distribution_stats(freq.conversations_per_user, tally),
         profile_completeness=_profile(freq, tally),
     )
+    totals = _totals(freq, tally)
     privacy = None
     if tally is not None:
         if freq.messages_total == 0:
@@ -384,11 +468,7 @@ def shape_from_frequencies(
         window_start=window_start,
         window_end=window_end,
         tool_version=__version__,
-        totals=Totals(
-            users=freq.users_total,
-            conversations=freq.conversations_total,
-            messages=freq.messages_total,
-        ),
+        totals=totals,
         users=users,
         conversations=conversations,
         messages=messages,

@@ -294,13 +294,17 @@ def test_without_privacy_every_block_is_exact() -> None:
 def test_small_cells_are_zeroed_tallied_and_noted() -> None:
     exact, private = shape_of(skew_tables(), None), shape_of(skew_tables(), 10)
     assert private.conversations.recency.model_dump() == {"active_last_7_days": 0, "active_last_30_days": 80}
-    assert private.messages.daily_counts == [0, 500, 0, 700, 797]
+    # day 2 (3) is small, and totals.messages minus the other days would give it back (day 0 is
+    # a true 0 its weekday's total confirms): the smallest other day (500) is zeroed with it
+    assert private.messages.daily_counts == [0, 0, 0, 700, 797]
+    # (5, 4) = 3 is small; column 4's total may follow from the members histogram, so its other
+    # cell (6, 4) = 12 goes too, and the grid is trimmed to what is left
     grid = private.conversations.size_by_members
-    assert grid.counts[5][4] == 0 and grid.counts[6][4] == 12
+    assert grid.counts == [[40, 0], [0, 0], [0, 0], [0, 25]]
     assert NOTE_SKEW_CELLS in private.privacy.notes
     assert private.privacy.suppressed_cells >= 3  # recency 4, day 3, grid cell 3
-    # percentiles over few entities are rounded up as for any distribution: 40 memberships is
-    # one of 2 members' value (rounded 2 significant digits: stays 40); shares keep their unit
+    # tail percentiles are histogram edges and the max is rounded up, as for any distribution:
+    # 40 memberships is one of 2 members' value (a multiple of 10: stays 40); shares keep their unit
     assert private.users.conversations_per_user.max >= exact.users.conversations_per_user.max
     assert 0 < private.conversations.top_sender_share.p1 <= private.conversations.top_sender_share.max <= 1.0
     assert all(c == 0 or c >= 10 for c in private.conversations.top_sender_share.histogram.counts)
@@ -308,11 +312,11 @@ def test_small_cells_are_zeroed_tallied_and_noted() -> None:
 
 def test_the_grid_is_trimmed_to_the_cells_left_after_suppression() -> None:
     grid = np.zeros((len(SIZE_EDGES) - 1, len(MEMBER_EDGES) - 1), dtype=np.int64)
-    grid[2, 3], grid[9, 1], grid[4, 2] = 30, 2, 11  # (9, 1) is small: rows 2-4, columns 2-3 once it is zeroed
+    # (9, 1) is small and alone in its row and column: the whole (totals.conversations) would
+    # give it back, so the smallest other cell (4, 2) = 11 is zeroed as well; row 2, column 3 left
+    grid[2, 3], grid[9, 1], grid[4, 2] = 30, 2, 11
     shape = shape_of(skew_tables(size_by_members=grid), 10)
-    assert shape.conversations.size_by_members == Histogram2D(
-        row_edges=[4, 8, 16, 32], column_edges=[4, 8, 16], counts=[[0, 30], [0, 0], [11, 0]]
-    )
+    assert shape.conversations.size_by_members == Histogram2D(row_edges=[4, 8], column_edges=[8, 16], counts=[[30]])
 
 
 def test_tiny_populations_and_empty_windows_omit_the_blocks() -> None:
@@ -369,4 +373,4 @@ def test_the_audit_still_refuses_anything_else_in_the_new_blocks() -> None:
     smuggled["privacy"]["notes"].append("conversation secret-alice-room had 3 messages")
     with pytest.raises(PrivacyError, match="notes.* string that is not allowed"):
         audit_export(smuggled)
-    assert audit_export(data).messages.daily_counts == [0, 500, 0, 700, 797]
+    assert audit_export(data).messages.daily_counts == [0, 0, 0, 700, 797]
