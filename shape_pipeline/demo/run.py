@@ -21,7 +21,7 @@ from shape_pipeline.db import is_postgres, parse_url, redact
 from shape_pipeline.demo.production_data import DEFAULT_PRODUCTION_MESSAGES, build_demo_production
 from shape_pipeline.fidelity.validate import validate_to_files
 from shape_pipeline.generation.generate import generate_dataset
-from shape_pipeline.sampling.export import sample_to_file
+from shape_pipeline.sampling.export import DpSettings, sample_to_file
 
 DEV_SEED = "demo-development-v1"
 
@@ -76,6 +76,7 @@ def run_demo(
         output_dir=work / "exchange",
         salt=secrets.token_urlsafe(48),  # the demo rotates its salt on every extraction
         audit_log=work / "audit" / "extractions.jsonl",
+        dp=DpSettings(override_budget=True),  # the fake production is rebuilt on every run
         workload_path=workload,
         emit=emit,
     )

@@ -10,6 +10,7 @@ tables included), the file path and its sha256, never a URL password, the salt o
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -17,8 +18,14 @@ from pydantic import Field
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import sha256_file
 from shape_pipeline.locations.resources import ProductionSource, production_source_from_env
+from shape_pipeline.privacy.defaults import (
+    DEFAULT_EPSILON_PER_EXTRACTION,
+    DEFAULT_MAX_MESSAGES_PER_USER,
+    DEFAULT_PRIVACY,
+    DEFAULT_YEARLY_EPSILON,
+)
 from shape_pipeline.sampling.audit import audit_file
-from shape_pipeline.sampling.export import sample_to_file
+from shape_pipeline.sampling.export import DpSettings, sample_to_file
 from shape_pipeline.sampling.privacy import SALT_REQUIRED, random_salt
 from shape_pipeline.workload.spec import DEFAULT_RUNS
 
@@ -35,8 +42,28 @@ class ShapeMetricsConfig(dg.Config):
         default=None,
         description="The window ends at 00:00 UTC of this date (YYYY-MM-DD); empty: now.",
     )
+    privacy: Literal["dp", "suppression"] = Field(
+        default=DEFAULT_PRIVACY,
+        description="dp: differential privacy (OpenDP, a guarantee per user); suppression: small cells "
+        "merged, maxima rounded (does not stop differencing two extractions).",
+    )
+    epsilon: float = Field(
+        default=DEFAULT_EPSILON_PER_EXTRACTION, gt=0, description="DP: the privacy loss this extraction spends."
+    )
+    epsilon_budget: float = Field(
+        default=DEFAULT_YEARLY_EPSILON, gt=0,
+        description="DP: epsilon allowed over any 365 days, summed from the audit log.",
+    )
+    override_budget: bool = Field(default=False, description="DP: extract beyond the budget (logged).")
+    max_messages_per_user: int = Field(
+        default=DEFAULT_MAX_MESSAGES_PER_USER, ge=1, description="DP: messages of one user per message-level statistic."
+    )
+    max_conversations_per_user: int | None = Field(
+        default=None, ge=1,
+        description="DP: conversations of one user per conversation-level statistic (empty: chosen from the noisy memberships).",
+    )
     min_cell_count: int = Field(
-        default=10, ge=1, description="Counts below this are merged or suppressed."
+        default=10, ge=1, description="Suppression: counts below this are merged or suppressed."
     )
     allow_salt_reuse: bool = Field(
         default=False, description="Allow a salt an earlier extraction used (not recommended)."
@@ -77,6 +104,18 @@ def _salt_for_run(production: ProductionSource, emit) -> str:
     raise dg.Failure(description=SALT_REQUIRED)
 
 
+def _privacy_metadata(shape, config: ShapeMetricsConfig) -> dict[str, float | int]:
+    """DP: the epsilon spent and the bounds; suppression: k."""
+    dp = shape.privacy.dp if shape.privacy else None
+    if dp is None:
+        return {"min_cell_count": config.min_cell_count}
+    return {
+        "epsilon": dp.epsilon,
+        "max_messages_per_user": dp.max_messages_per_user,
+        "max_conversations_per_user": dp.max_conversations_per_user,
+    }
+
+
 @dg.asset(
     key=ASSET_KEY,
     group_name=GROUP,
@@ -96,6 +135,14 @@ def shape_metrics(
             mapping_path=production.mapping_path,
             window_days=config.window_days,
             as_of=config.as_of or None,
+            privacy=config.privacy,
+            dp=DpSettings(
+                epsilon=config.epsilon,
+                yearly_budget=config.epsilon_budget,
+                override_budget=config.override_budget or production.is_demo(),  # the demo's production is fake
+                max_messages_per_user=config.max_messages_per_user,
+                max_conversations_per_user=config.max_conversations_per_user,
+            ),
             min_cell_count=config.min_cell_count,
             salt=_salt_for_run(production, emit),
             audit_log=production.resolved_audit_log(),
@@ -119,7 +166,8 @@ def shape_metrics(
             "messages": totals.messages if totals else 0,
             "suppressed_cells": result.suppressed_cells,
             "merged_cells": result.merged_cells,
-            "min_cell_count": config.min_cell_count,
+            "privacy": config.privacy,
+            **_privacy_metadata(shape, config),
             "window_start": (shape.window_start or shape.extracted_at).isoformat(),
             "window_end": (shape.window_end or shape.extracted_at).isoformat(),
             "sample_window_days": shape.sample_window_days,

@@ -22,10 +22,19 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from shape_pipeline.contracts import PRIVACY_LEVEL, IdAlphabet, IdKind, PrivacyReport, ShapeMetrics
+from shape_pipeline.contracts import (
+    PRIVACY_LEVEL,
+    IdAlphabet,
+    IdKind,
+    PrivacyMode,
+    PrivacyReport,
+    ShapeMetrics,
+)
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
 from shape_pipeline.files import describe_validation_error
 from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER, SchemaMapping
+from shape_pipeline.privacy.dp import LIBRARY, MECHANISM
+from shape_pipeline.sampling.dp_shape import family_specs
 from shape_pipeline.sampling.physical import layout_fields
 from shape_pipeline.sampling.plan_names import PLAN_VALUES
 from shape_pipeline.sampling.privacy import ALLOWED_NOTES
@@ -126,8 +135,32 @@ def _phase2_string_allowed(path: tuple[str, ...], text: str) -> bool:
     return False
 
 
+DP_FAMILIES = family_specs(1, 1, 0)
+DP_STATISTICS = frozenset(path for spec in DP_FAMILIES.values() for path in spec.statistics)
+DP_FIXED_STRINGS = {"mechanism": MECHANISM, "library": LIBRARY, "privacy_unit": "user"}
+
+
+def _dp_string_allowed(path: tuple[str, ...], text: str) -> bool:
+    """Strings of the privacy block: the mode, the mechanism's fixed words, statistic paths."""
+    if path == ("privacy", "mode"):
+        return text in get_args(PrivacyMode)
+    if len(path) == 3 and path[:2] == ("privacy", "dp") and path[2] in DP_FIXED_STRINGS:
+        return text == DP_FIXED_STRINGS[path[2]]
+    if len(path) == 6 and path[:3] == ("privacy", "dp", "families") and path[4] == "statistics":
+        return text in DP_STATISTICS
+    return False
+
+
+_TOTAL_BELOW = re.compile(r"< [0-9]+")  # a total below min_cell_count, written "< k" (fullmatch)
+_TOTALS = frozenset({("totals", "users"), ("totals", "conversations"), ("totals", "messages")})
+
+
 def _string_allowed(path: tuple[str, ...], text: str) -> bool:
     leaf = path[-1] if path else ""
+    if path in _TOTALS:
+        return bool(_TOTAL_BELOW.fullmatch(text))
+    if path[:1] == ("privacy",) and (path[1:2] == ("dp",) or path == ("privacy", "mode")):
+        return _dp_string_allowed(path, text)
     if path and path[0] in {"query_plans", "physical_layout"}:
         return _phase2_string_allowed(path, text)
     if leaf in {"extracted_at", "window_start", "window_end"}:
@@ -156,6 +189,10 @@ def _key_allowed(path: tuple[str, ...], key: str) -> bool:
         return key in LAYOUT_FIELDS
     if len(path) == 4 and path[:2] == TABLES and path[3] == "unmapped_columns":
         return _identifier(key, _RELATION_NAME)  # a physical column name: schema metadata
+    if path == ("privacy", "dp", "families"):
+        return key in DP_FAMILIES
+    if path[:3] == ("privacy", "dp", "families"):  # a family's own fields (its name may be a parent's)
+        return key in KNOWN_KEYS
     if parent in CATEGORY_PARENTS:
         return key in CATEGORY_NAMES
     if parent in FIELD_NAME_PARENTS:

@@ -6,7 +6,17 @@ import argparse
 import os
 
 from shape_pipeline import settings
-from shape_pipeline.argtypes import positive_int
+from shape_pipeline.argtypes import positive_float, positive_int
+from shape_pipeline.privacy.defaults import (
+    CONVERSATIONS_KEPT,
+    DEFAULT_EPSILON_PER_EXTRACTION,
+    DEFAULT_MAX_MESSAGES_PER_USER,
+    DEFAULT_PRIVACY,
+    DEFAULT_YEARLY_EPSILON,
+    MAX_CONVERSATIONS_PER_USER,
+    MIN_CONVERSATIONS_PER_USER,
+    PRIVACY_MODES,
+)
 from shape_pipeline.workload.spec import DEFAULT_RUNS
 
 
@@ -15,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sample",
         help="extract aggregate shape metrics from the production database (inside the boundary)",
         description=(
-            "Aggregates only: counts, lengths, percentiles and histograms; small cells merged, "
-            f"maxima rounded. Requires {settings.SALT} (at least 32 characters)."
+            "Aggregates only: counts, lengths, percentiles and histograms. Default privacy: "
+            "differential privacy (OpenDP noise on user-bounded counts, epsilon checked against a "
+            f"yearly budget kept in the audit log). Requires {settings.SALT} (at least 32 characters)."
         ),
     )
     parser.add_argument(
@@ -27,7 +38,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mapping", default=os.environ.get(settings.PROD_MAPPING), help="schema mapping YAML (default: canonical schema)")
     parser.add_argument("--window-days", type=positive_int, default=30, help="days in the window (default 30)")
     parser.add_argument("--as-of", help="the window ends at 00:00 UTC of this date, YYYY-MM-DD (default: now)")
-    parser.add_argument("--min-cell-count", type=positive_int, default=10, help="smallest count exported as its own cell (default 10)")
+    parser.add_argument(
+        "--privacy", choices=PRIVACY_MODES, default=DEFAULT_PRIVACY,
+        help="dp: differential privacy, a formal guarantee per user (default); suppression: small cells "
+        "merged and maxima rounded (no protection against differencing two extractions)",
+    )
+    parser.add_argument(
+        "--epsilon", type=positive_float, default=DEFAULT_EPSILON_PER_EXTRACTION,
+        help=f"DP: the privacy loss this extraction spends (default {DEFAULT_EPSILON_PER_EXTRACTION:g})",
+    )
+    parser.add_argument(
+        "--epsilon-budget", type=positive_float, default=DEFAULT_YEARLY_EPSILON,
+        help=f"DP: epsilon allowed over any 365 days, summed from the audit log (default {DEFAULT_YEARLY_EPSILON:g}: "
+        "four quarterly extractions)",
+    )
+    parser.add_argument("--override-budget", action="store_true", help="DP: extract beyond the yearly budget (logged)")
+    parser.add_argument(
+        "--max-messages-per-user", type=positive_int, default=DEFAULT_MAX_MESSAGES_PER_USER,
+        help=f"DP: messages of one user read by each message-level statistic (default {DEFAULT_MAX_MESSAGES_PER_USER})",
+    )
+    parser.add_argument(
+        "--max-conversations-per-user", type=positive_int, default=None,
+        help="DP: conversations of one user read by the conversation-level statistics (default: the "
+        f"smallest number keeping {CONVERSATIONS_KEPT * 100:.0f}%% of all memberships, read from the noisy "
+        f"memberships per user, from {MIN_CONVERSATIONS_PER_USER} to {MAX_CONVERSATIONS_PER_USER})",
+    )
+    parser.add_argument(
+        "--min-cell-count", type=positive_int, default=10,
+        help="suppression: smallest count exported as its own cell (default 10)",
+    )
     parser.add_argument(
         "--output",
         help="shape file, or a folder for the default name shape-metrics-prod-YYYYMMDD.json "
@@ -56,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shape_pipeline.sampling.export import sample_to_file
+    from shape_pipeline.sampling.export import DpSettings, sample_to_file
 
     sample_to_file(
         args.database_url or "",
@@ -65,6 +104,14 @@ def run(args: argparse.Namespace) -> int:
         mapping_path=args.mapping,
         window_days=args.window_days,
         as_of=args.as_of,
+        privacy=args.privacy,
+        dp=DpSettings(
+            epsilon=args.epsilon,
+            yearly_budget=args.epsilon_budget,
+            override_budget=args.override_budget,
+            max_messages_per_user=args.max_messages_per_user,
+            max_conversations_per_user=args.max_conversations_per_user,
+        ),
         min_cell_count=args.min_cell_count,
         audit_log=args.audit_log,
         allow_salt_reuse=args.allow_salt_reuse,

@@ -10,16 +10,18 @@ exact bytes before they are written; the file appears atomically or not at all.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from shape_pipeline import __version__, settings
 from shape_pipeline.console import Emit, Reporter, fmt_int
-from shape_pipeline.contracts import ShapeMetrics
+from shape_pipeline.contracts import PhysicalLayout, PrivacyReport, ShapeMetrics
 from shape_pipeline.db import (
     check_connection,
     create_engine,
@@ -30,8 +32,26 @@ from shape_pipeline.db import (
 from shape_pipeline.errors import DatabaseError, ShapePipelineError
 from shape_pipeline.files import check_writable, model_json, write_text_atomic
 from shape_pipeline.mapping import load_mapping
+from shape_pipeline.privacy.budget import BudgetCheck, check_budget
+from shape_pipeline.privacy.defaults import (
+    DEFAULT_EPSILON_PER_EXTRACTION,
+    DEFAULT_MAX_MESSAGES_PER_USER,
+    DEFAULT_PRIVACY,
+    DEFAULT_YEARLY_EPSILON,
+    MAX_CONVERSATIONS_PER_USER,
+    PRIVACY_MODES,
+)
+from shape_pipeline.privacy.dp import Budget
 from shape_pipeline.sampling.audit import append_audit_entry, audit_export, check_salt_reuse
+from shape_pipeline.sampling.bounded import (
+    ContributionBound,
+    extract_bounded,
+    memberships_per_user,
+    seed_from_salt,
+)
+from shape_pipeline.sampling.dp_shape import dp_memberships, dp_shape, family_specs
 from shape_pipeline.sampling.extract import extract_frequencies
+from shape_pipeline.sampling.frequencies import FrequencyTables
 from shape_pipeline.sampling.phase2 import (
     Phase2,
     load_export_workload,
@@ -45,6 +65,17 @@ from shape_pipeline.workload.spec import DEFAULT_RUNS
 APPLICATION_NAME = "shape-pipeline-sampler"
 FILE_PREFIX = "shape-metrics-prod-"
 SAFE_MIN_CELL_COUNT = 5  # smaller cells need --force-min-cell-count (and say so in the console and audit log)
+
+
+@dataclass(frozen=True)
+class DpSettings:
+    """DP mode's knobs: the extraction's epsilon, the yearly budget, and the contribution bounds."""
+
+    epsilon: float = DEFAULT_EPSILON_PER_EXTRACTION
+    yearly_budget: float = DEFAULT_YEARLY_EPSILON
+    override_budget: bool = False
+    max_messages_per_user: int = DEFAULT_MAX_MESSAGES_PER_USER
+    max_conversations_per_user: int | None = None  # None: chosen from the noisy memberships (dp_memberships)
 
 
 @dataclass(frozen=True)
@@ -118,6 +149,83 @@ def _output_path(output: str | Path | None, output_dir: str | Path | None, extra
     return default_output_path(output or output_dir or Path.cwd(), extracted_at)
 
 
+def _check_mode(privacy: str, dp: DpSettings, min_cell_count: int, force_min_cell_count: bool) -> None:
+    """Refuse impossible settings before anything is read (one line naming the option)."""
+    if privacy not in PRIVACY_MODES:
+        raise ShapePipelineError(f"--privacy: must be one of {', '.join(PRIVACY_MODES)}, got '{privacy}'")
+    if privacy == "dp":
+        if not (math.isfinite(dp.epsilon) and dp.epsilon > 0):
+            raise ShapePipelineError(f"--epsilon: must be a number above 0, got {dp.epsilon}")
+        for option, value in (("--max-messages-per-user", dp.max_messages_per_user),
+                              ("--max-conversations-per-user", dp.max_conversations_per_user or 1)):
+            if value < 1:
+                raise ShapePipelineError(f"{option}: must be at least 1, got {value}")
+        return
+    if min_cell_count < 1:
+        raise ShapePipelineError(f"--min-cell-count: must be at least 1, got {min_cell_count}")
+    if min_cell_count < SAFE_MIN_CELL_COUNT and not force_min_cell_count:
+        raise ShapePipelineError(
+            f"--min-cell-count: {min_cell_count} is below {SAFE_MIN_CELL_COUNT}: cells that small single out "
+            "people; pass --force-min-cell-count to export them anyway"
+        )
+
+
+@dataclass(frozen=True)
+class _Extraction:
+    """What the database gave, already private: the shape (before Phase 2) and console lines."""
+
+    shape: ShapeMetrics
+    privacy_line: str
+
+
+def _suppressed_shape(engine: sa.Engine, mapping, min_cell_count: int, window: tuple[datetime, datetime],
+                      extracted_at: datetime, statement_timeout_ms: int | None) -> _Extraction:
+    freq: FrequencyTables = extract_frequencies(
+        engine, mapping, window_start=window[0], window_end=window[1], statement_timeout_ms=statement_timeout_ms,
+    )
+    shape = shape_from_frequencies(
+        freq, window_start=window[0], window_end=window[1], extracted_at=extracted_at, min_cell_count=min_cell_count,
+    )
+    privacy = shape.privacy
+    assert privacy is not None  # min_cell_count is a number here
+    line = (f"Small cells (< {min_cell_count}): {privacy.merged_cells} merged, "
+            f"{privacy.suppressed_cells} suppressed; max rounded up to 2 significant digits")
+    return _Extraction(shape, line)
+
+
+def _dp_shape(engine: sa.Engine, mapping, dp: DpSettings, key: str, window: tuple[datetime, datetime],
+              extracted_at: datetime, statement_timeout_ms: int | None) -> _Extraction:
+    """Memberships first (they choose C unless it is given), then the three bounded passes."""
+    fields = mapping.users.profile_fields
+    specs = partial(family_specs, dp.max_messages_per_user, profile_fields=len(fields))
+    budget = Budget(dp.epsilon, specs(MAX_CONVERSATIONS_PER_USER), dp.max_messages_per_user, MAX_CONVERSATIONS_PER_USER)
+    memberships, chosen = dp_memberships(memberships_per_user(engine, mapping, statement_timeout_ms), budget)
+    conversations = dp.max_conversations_per_user or chosen
+    budget.rebound(specs(conversations), conversations)
+    bound = ContributionBound(dp.max_messages_per_user, conversations, seed_from_salt(key))
+    bounded = extract_bounded(
+        engine, mapping, window_start=window[0], window_end=window[1], bound=bound,
+        statement_timeout_ms=statement_timeout_ms,
+    )
+    shape = dp_shape(
+        bounded, budget, conversations_per_user=memberships, profile_fields=fields,
+        window_start=window[0], window_end=window[1], extracted_at=extracted_at,
+    )
+    line = (f"Differential privacy: epsilon {dp.epsilon:g} over {len(budget.spent)} statistic families "
+            f"(OpenDP discrete Laplace), privacy unit one user, at most {bound.max_messages} messages and "
+            f"{bound.max_conversations} conversations per user")
+    return _Extraction(shape, line)
+
+
+def _without_counts(layout: PhysicalLayout | None) -> PhysicalLayout | None:
+    """DP mode: table row counts are exact counts (a user added shows), so they are dropped;
+    the rest of the layout (correlations, widths, rows per page) is planner statistics."""
+    if layout is None:
+        return None
+    tables = {name: t.model_copy(update={"rows": None}) for name, t in layout.tables.items()}
+    return layout.model_copy(update={"tables": tables})
+
+
 def sample_to_file(
     database_url: str,
     *,
@@ -126,6 +234,8 @@ def sample_to_file(
     mapping_path: str | Path | None = None,
     window_days: int = 30,
     as_of: date | str | None = None,
+    privacy: str = DEFAULT_PRIVACY,
+    dp: DpSettings | None = None,
     min_cell_count: int = 10,
     salt: str | None = None,
     audit_log: str | Path | None = None,
@@ -139,20 +249,18 @@ def sample_to_file(
 ) -> SampleResult:
     """Extract the shape of one window and write it as an audited, exportable JSON file.
 
-    `salt=None` reads `ANONYMIZATION_SALT`. `workload_path` (a YAML file, or "default" for the
-    packaged workload) adds the plan shapes of its queries (PostgreSQL only); the physical
-    layout is added on every PostgreSQL extraction. Every failure is one `ShapePipelineError`
-    line and leaves no shape file and no audit-log entry behind.
+    `privacy="dp"` (the default): bounded user contributions and OpenDP noise, the epsilon
+    checked against the yearly budget in the audit log first; `"suppression"`: small cells
+    merged or suppressed with `min_cell_count`. `salt=None` reads `ANONYMIZATION_SALT`.
+    `workload_path` (a YAML file, or "default" for the packaged workload) adds the plan
+    shapes of its queries (PostgreSQL only); the physical layout is added on every PostgreSQL
+    extraction. Every failure is one `ShapePipelineError` line and leaves no shape file and
+    no audit-log entry behind.
     """
     out = Reporter("Sampler", emit)
     started = time.perf_counter()
-    if min_cell_count < 1:
-        raise ShapePipelineError(f"--min-cell-count: must be at least 1, got {min_cell_count}")
-    if min_cell_count < SAFE_MIN_CELL_COUNT and not force_min_cell_count:
-        raise ShapePipelineError(
-            f"--min-cell-count: {min_cell_count} is below {SAFE_MIN_CELL_COUNT}: cells that small single out "
-            "people; pass --force-min-cell-count to export them anyway"
-        )
+    dp = dp or DpSettings()
+    _check_mode(privacy, dp, min_cell_count, force_min_cell_count)
     url = parse_url(database_url)
     extracted_at = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     window_start, window_end = resolve_window(window_days, as_of, extracted_at)
@@ -161,6 +269,9 @@ def sample_to_file(
     fingerprint = salt_fingerprint(key)
     log_path = Path(audit_log or settings.default_audit_log())
     reused = check_salt_reuse(log_path, fingerprint, allow_reuse=allow_salt_reuse)
+    spend: BudgetCheck | None = None
+    if privacy == "dp":
+        spend = check_budget(log_path, dp.epsilon, budget=dp.yearly_budget, now=extracted_at, override=dp.override_budget)
     mapping = load_mapping(mapping_path)
     workload = load_export_workload(workload_path)
     require_postgres_for_workload(url, workload)
@@ -168,8 +279,14 @@ def sample_to_file(
         raise ShapePipelineError(f"--workload-runs: must be at least 1, got {workload_runs}")
 
     out.header("PRODUCTION SHAPE SAMPLING")
-    if min_cell_count < SAFE_MIN_CELL_COUNT:
+    if privacy == "suppression" and min_cell_count < SAFE_MIN_CELL_COUNT:
         out.warn(f"--min-cell-count {min_cell_count} is below {SAFE_MIN_CELL_COUNT} (forced): small cells can single out people")
+    if spend is not None and spend.overridden:
+        out.warn(f"Epsilon budget overridden (--override-budget): {spend.after:g} spent in the last 365 days, "
+                 f"budget {spend.budget:g}; recorded in the audit log")
+    if privacy == "dp" and workload is not None:
+        out.warn("Query plans are not covered by the DP guarantee: they describe single ranked entities "
+                 "(plan shapes and sizes rounded to 2 significant digits)")
     engine = create_engine(url, application_name=APPLICATION_NAME, must_exist=True, poolclass=sa.pool.NullPool)
     where = redact(engine.url)
     try:
@@ -178,19 +295,16 @@ def sample_to_file(
         out.ok("Connected (read-only snapshot" + (f", statement_timeout {statement_timeout_ms} ms)" if statement_timeout_ms else ")"))
         out.line(f"Window: {window_start:%Y-%m-%d %H:%M} to {window_end:%Y-%m-%d %H:%M} UTC ({window_days} days)")
         out.line("Extracting aggregates (counts and lengths only)...")
+        window = (window_start, window_end)
         try:
-            freq = extract_frequencies(
-                engine, mapping, window_start=window_start, window_end=window_end,
-                statement_timeout_ms=statement_timeout_ms,
-            )
+            if privacy == "dp":
+                extraction = _dp_shape(engine, mapping, dp, key, window, extracted_at, statement_timeout_ms)
+            else:
+                extraction = _suppressed_shape(engine, mapping, min_cell_count, window, extracted_at, statement_timeout_ms)
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(f"sampling query failed on {where}: {short_reason(exc)}") from None
         out.ok(f"Extracted in {time.perf_counter() - started:.1f} s")
-        out.detail(f"Users: {fmt_int(freq.users_total)}")
-        out.detail(f"Conversations: {fmt_int(freq.conversations_total)}")
-        out.detail(f"Messages: {fmt_int(freq.messages_total)}")
-        if freq.messages_total == 0:
-            out.warn("No messages in the window: the shape is empty (totals 0, no distributions)")
+        _report_totals(out, extraction.shape, privacy)
         if workload is not None:
             out.line(f"Running workload {workload.name} ({len(workload.pairs())} (query, rank) pairs, "
                      f"{workload_runs} runs each)...")
@@ -202,17 +316,11 @@ def sample_to_file(
         engine.dispose()
     _report_phase2(out, phase2, workload_runs)
 
-    shape = shape_from_frequencies(
-        freq, window_start=window_start, window_end=window_end,
-        extracted_at=extracted_at, min_cell_count=min_cell_count,
-    ).model_copy(update={"physical_layout": phase2.physical_layout, "query_plans": phase2.query_plans})
-    privacy = shape.privacy
-    assert privacy is not None  # min_cell_count is a number here
-    out.ok(
-        f"Small cells (< {min_cell_count}): {privacy.merged_cells} merged, "
-        f"{privacy.suppressed_cells} suppressed; max rounded up to 2 significant digits",
-        tag="Privacy",
-    )
+    layout = _without_counts(phase2.physical_layout) if privacy == "dp" else phase2.physical_layout
+    shape = extraction.shape.model_copy(update={"physical_layout": layout, "query_plans": phase2.query_plans})
+    report = shape.privacy
+    assert report is not None
+    out.ok(extraction.privacy_line, tag="Privacy")
     text = model_json(shape)
     audit_export(text)
     out.ok("Export audit passed (contract and allow-list)", tag="Audit")
@@ -226,11 +334,10 @@ def sample_to_file(
             "window_start": window_start.isoformat(),
             "window_end": window_end.isoformat(),
             "window_days": window_days,
-            "min_cell_count": min_cell_count,
-            "min_cell_count_forced": min_cell_count < SAFE_MIN_CELL_COUNT,
+            **_privacy_entry(privacy, report, min_cell_count, spend),
             "totals": shape.totals.model_dump() if shape.totals else None,
-            "suppressed_cells": privacy.suppressed_cells,
-            "merged_cells": privacy.merged_cells,
+            "suppressed_cells": report.suppressed_cells,
+            "merged_cells": report.merged_cells,
             "output": str(path.absolute()),
             "sha256": digest,
             "tool_version": __version__,
@@ -246,14 +353,50 @@ def sample_to_file(
         path.unlink(missing_ok=True)
         raise ShapePipelineError(f"{log_path}: cannot append to the audit log ({exc.strerror}); nothing was exported") from None
     out.ok(f"Written to {path} (sha256 {digest[:12]})", tag="Output")
-    out.ok(f"Extraction recorded in {log_path}" + (" (salt reused: allowed)" if reused else ""), tag="Audit")
+    spent = f"; epsilon spent in the last 365 days: {spend.after:g} of {spend.budget:g}" if spend else ""
+    out.ok(f"Extraction recorded in {log_path}" + (" (salt reused: allowed)" if reused else "") + spent, tag="Audit")
     return SampleResult(
         path=path, sha256=digest, shape=shape,
-        suppressed_cells=privacy.suppressed_cells, merged_cells=privacy.merged_cells,
+        suppressed_cells=report.suppressed_cells, merged_cells=report.merged_cells,
         audit_log=log_path, salt_reused=reused, database=where,
         seconds=time.perf_counter() - started,
         plan_pairs=phase2.plan_pairs, layout_tables=phase2.layout_tables,
     )
+
+
+def _privacy_entry(privacy: str, report: PrivacyReport, min_cell_count: int, spend: BudgetCheck | None) -> dict:
+    """The audit log's privacy fields: the mode, and the epsilon ledger (DP) or k (suppression)."""
+    if privacy == "suppression":
+        return {
+            "privacy": "suppression",
+            "min_cell_count": min_cell_count,
+            "min_cell_count_forced": min_cell_count < SAFE_MIN_CELL_COUNT,
+        }
+    assert report.dp is not None and spend is not None
+    return {
+        "privacy": "dp",
+        "epsilon": report.dp.epsilon,
+        "epsilon_by_family": {name: f.epsilon for name, f in report.dp.families.items()},
+        "max_messages_per_user": report.dp.max_messages_per_user,
+        "max_conversations_per_user": report.dp.max_conversations_per_user,
+        "epsilon_budget": spend.budget,
+        "budget_override": spend.overridden,
+    }
+
+
+def _report_totals(out: Reporter, shape: ShapeMetrics, privacy: str) -> None:
+    """The totals as exported (DP mode: the noisy ones; the exact counts are never printed)."""
+    totals = shape.totals
+    if totals is None:
+        return
+    noisy = " (noisy)" if privacy == "dp" else ""
+    for name in ("users", "conversations", "messages"):
+        value = getattr(totals, name)
+        out.detail(f"{name.capitalize()}{noisy}: {fmt_int(value) if isinstance(value, int) else value}")
+    if totals.messages == 0 and privacy == "dp":
+        out.warn("The noisy message total is 0: an empty window, or too few messages to show at this epsilon")
+    elif totals.messages == 0:
+        out.warn("No messages in the window: the shape is empty (totals 0, no distributions)")
 
 
 def _report_phase2(out: Reporter, phase2: Phase2, runs: int) -> None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -703,7 +703,9 @@ _SESSION = {
 }
 
 
-def _prepare_session(conn: Connection) -> None:
+def _prepare_session(conn: Connection, prepare: Callable[[Connection], None] | None = None) -> None:
+    if prepare is not None:
+        prepare(conn)
     if is_postgres(conn):
         for name, value in _SESSION.items():
             conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
@@ -731,11 +733,15 @@ def _fetch_in_snapshot(
     own: Sequence[sa.Executable],
     shared: deque[sa.Executable],
     statement_timeout_ms: int | None,
+    prepare: Callable[[Connection], None] | None = None,
 ) -> list[np.ndarray]:
     """Run statements on a second connection that sees exactly the exported snapshot."""
     with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms, snapshot=snapshot) as conn:
-        _prepare_session(conn)
+        _prepare_session(conn, prepare)
         return _fetch_all(conn, own, shared)
+
+
+TableViews = Callable[[dict[str, Any], bool], dict[str, Any]]  # (reflected tables, postgres) -> tables or views
 
 
 def extract_frequencies(
@@ -745,6 +751,8 @@ def extract_frequencies(
     window_start: datetime,
     window_end: datetime,
     statement_timeout_ms: int | None = None,
+    views: TableViews | None = None,
+    prepare: Callable[[Connection], None] | None = None,
 ) -> FrequencyTables:
     """All frequency tables of one window, from one read-only snapshot of the database.
 
@@ -757,20 +765,25 @@ def extract_frequencies(
     (`pg_export_snapshot()` / `SET TRANSACTION SNAPSHOT`), so every statement still reads
     one consistent state of the database, as one REPEATABLE READ transaction would; both
     connections are read-only, REPEATABLE READ, named and bounded by the statement timeout.
+
+    `views` may replace the reflected tables with sub-queries of the same columns (DP mode:
+    bounded user contributions, `sampling.bounded`); `prepare` runs on every connection first.
     """
     if window_end <= window_start:
         raise ValueError("window_end must be after window_start")
     freq = FrequencyTables()
     with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms) as conn:
         tables = reflect_tables(conn, mapping)
-        _prepare_session(conn)
+        _prepare_session(conn, prepare)
         d = _Dialect(postgres=is_postgres(conn))
+        if views is not None:
+            tables = views(tables, d.postgres)
         if d.postgres:
             mine, theirs, rest = _postgres_selects(tables, mapping, d, window_start, window_end)
             shared = deque(rest)
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler") as pool:
-                second = pool.submit(_fetch_in_snapshot, engine, snapshot, theirs, shared, statement_timeout_ms)
+                second = pool.submit(_fetch_in_snapshot, engine, snapshot, theirs, shared, statement_timeout_ms, prepare)
                 parts = _fetch_all(conn, mine, shared)
                 user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
                 parts += second.result()

@@ -37,7 +37,7 @@ def exported(
     folder: Path = tmp_path_factory.mktemp("world")
     result = sample_to_file(
         url, output=folder / "shape.json", as_of=END.date(), window_days=30, salt=SALT,
-        audit_log=folder / "audit.jsonl", now=END,
+        audit_log=folder / "audit.jsonl", now=END, privacy="suppression",
     )  # fmt: skip
     return result.shape, calibrate(result.shape, source_path=result.path)
 

@@ -140,7 +140,8 @@ def test_mattermost_rows_are_as_wide_as_production(
     mapping = world.write_mapping(tmp_path / "mapping.yaml")
     shape_path, config_path = tmp_path / "shape.json", tmp_path / "config.json"
     code, _, err = run_cli(
-        capsys, "sample", "--database-url", production, "--mapping", str(mapping), "--as-of", END.date().isoformat(),
+        capsys, "sample", "--privacy", "suppression", "--database-url", production, "--mapping", str(mapping),
+        "--as-of", END.date().isoformat(),
         "--window-days", "30", "--output", str(shape_path), "--audit-log", str(tmp_path / "audit.jsonl"),
     )
     assert (code, err) == (0, ""), err

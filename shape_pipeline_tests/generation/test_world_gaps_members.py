@@ -50,7 +50,7 @@ def exported(
     mapping = world.write_mapping(folder / "mapping.yaml") if schema != "canonical" else None
     result = sample_to_file(
         url, mapping_path=mapping, output=folder / "shape.json", as_of=END.date(), window_days=30, salt=SALT,
-        audit_log=folder / "audit.jsonl", now=END,
+        audit_log=folder / "audit.jsonl", now=END, privacy="suppression",
     )  # fmt: skip
     return Exported(result.shape, calibrate(result.shape, source_path=result.path))
 

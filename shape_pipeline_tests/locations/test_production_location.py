@@ -67,7 +67,9 @@ def test_materialize_with_blocking_check_and_clean_metadata(prod_url: str, tmp_p
         database_url=prod_url, salt=SALT, export_dir=str(tmp_path / "exchange"), audit_log=str(tmp_path / "audit.jsonl")
     )
     with dg.instance_for_test() as instance:
-        result = run(resource, instance, as_of="2025-01-31", min_cell_count=1, force_min_cell_count=True)
+        result = run(
+            resource, instance, as_of="2025-01-31", privacy="suppression", min_cell_count=1, force_min_cell_count=True
+        )
         assert result.success
         [evaluation] = result.get_asset_check_evaluations()
         assert evaluation.passed and evaluation.check_name == production.CHECK_NAME
@@ -85,6 +87,24 @@ def test_materialize_with_blocking_check_and_clean_metadata(prod_url: str, tmp_p
         assert canary not in shown
     assert SALT not in shown
     assert read_audit_log(tmp_path / "audit.jsonl")[-1]["sha256"] == meta["sha256"]
+
+
+def test_dp_by_default_with_epsilon_in_metadata_and_the_budget_enforced(prod_url: str, tmp_path: Path) -> None:
+    resource = ProductionSource(
+        database_url=prod_url, salt=SALT, export_dir=str(tmp_path / "exchange"), audit_log=str(tmp_path / "audit.jsonl")
+    )
+    with dg.instance_for_test() as instance:
+        result = run(resource, instance, as_of="2025-01-31", epsilon=3.0, epsilon_budget=5.0, allow_salt_reuse=True)
+        assert result.success
+        [mat] = result.asset_materializations_for_node("shape_metrics")
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        assert meta["privacy"] == "dp" and meta["epsilon"] == 3.0 and "min_cell_count" not in meta
+        refused = run(resource, instance, as_of="2025-01-31", epsilon=3.0, epsilon_budget=5.0, allow_salt_reuse=True)
+        assert not refused.success  # 3 + 3 > 5 within 365 days
+        [failure] = refused.get_step_failure_events()
+        assert "epsilon budget exceeded" in failure.step_failure_data.user_failure_data.description
+    entries = read_audit_log(tmp_path / "audit.jsonl")
+    assert [e["privacy"] for e in entries] == ["dp"] and entries[0]["epsilon"] == 3.0
 
 
 def test_check_fails_when_the_written_file_no_longer_passes_the_audit(prod_url: str, tmp_path: Path) -> None:

@@ -40,7 +40,10 @@ def test_sample_writes_an_audited_shape_and_logs_nothing_identifying(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     log = tmp_path / "audit.jsonl"
-    result = sample_to_file(canonical_pg, output_dir=tmp_path, as_of="2025-01-31", min_cell_count=1, force_min_cell_count=True, audit_log=log, now=NOW)
+    result = sample_to_file(
+        canonical_pg, output_dir=tmp_path, as_of="2025-01-31", privacy="suppression", min_cell_count=1,
+        force_min_cell_count=True, audit_log=log, now=NOW,
+    )
     assert result.path == tmp_path / "shape-metrics-prod-20250203.json"
     text = result.path.read_text(encoding="utf-8")
     shape = ShapeMetrics.model_validate_json(text)
@@ -64,8 +67,8 @@ def test_mapped_schema_through_the_command(
 ) -> None:
     out_file = tmp_path / "out.json"
     code = run_cli([
-        "sample", "--database-url", mapped_pg, "--mapping", str(mapping_file), "--as-of", "2025-01-31",
-        "--min-cell-count", "2", "--force-min-cell-count", "--output", str(out_file), "--audit-log", str(tmp_path / "a.jsonl"),
+        "sample", "--privacy", "suppression", "--database-url", mapped_pg, "--mapping", str(mapping_file),
+        "--as-of", "2025-01-31", "--min-cell-count", "2", "--force-min-cell-count", "--output", str(out_file), "--audit-log", str(tmp_path / "a.jsonl"),
     ])
     printed = capsys.readouterr()
     assert code == 0, printed.err
@@ -80,7 +83,7 @@ def test_a_min_cell_count_below_five_needs_force_and_says_so(
     canonical_pg: str, tmp_path: Path, salt_env: str, run_cli, capsys
 ) -> None:
     log = tmp_path / "a.jsonl"
-    args = ["sample", "--database-url", canonical_pg, "--as-of", "2025-01-31", "--min-cell-count", "1",
+    args = ["sample", "--privacy", "suppression", "--database-url", canonical_pg, "--as-of", "2025-01-31", "--min-cell-count", "1",
             "--output", str(tmp_path / "out.json"), "--audit-log", str(log)]
     assert run_cli(args) == 2
     err = capsys.readouterr().err
@@ -144,7 +147,9 @@ def test_a_failed_export_audit_writes_nothing(mapped_pg: str, tmp_path: Path, sa
 
 def test_empty_window_exports_a_documented_empty_shape(canonical_pg: str, tmp_path: Path, salt_env: str, capsys) -> None:
     # a past window after the data (an --as-of in the future is refused: test_bad_input.py)
-    result = sample_to_file(canonical_pg, output=tmp_path / "s.json", as_of="2025-12-01", audit_log=tmp_path / "a.jsonl")
+    result = sample_to_file(
+        canonical_pg, output=tmp_path / "s.json", as_of="2025-12-01", audit_log=tmp_path / "a.jsonl", privacy="suppression"
+    )
     data = json.loads(result.path.read_text())
     assert data["totals"] == {"users": 13, "conversations": 0, "messages": 0}
     assert "content_length_stats" not in data["messages"]
@@ -178,8 +183,12 @@ def test_query_failures_become_one_line(canonical_pg: str, tmp_path: Path, salt_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_gentle_on_production_application_name_and_snapshot(canonical_pg: str, tmp_path: Path, salt_env: str) -> None:
-    """Every sampler connection names itself; the aggregates run in one REPEATABLE READ transaction."""
+@pytest.mark.parametrize(("privacy", "passes"), [("suppression", 1), ("dp", 3)])
+def test_gentle_on_production_application_name_and_snapshot(
+    canonical_pg: str, tmp_path: Path, salt_env: str, privacy: str, passes: int
+) -> None:
+    """Every sampler connection names itself; each pass's two aggregates run in REPEATABLE READ
+    (DP mode: three passes: unbounded, messages bounded per user, conversations bounded per user)."""
     import psycopg
     import sqlalchemy as sa
 
@@ -191,9 +200,9 @@ def test_gentle_on_production_application_name_and_snapshot(canonical_pg: str, t
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
     try:
-        sample_to_file(canonical_pg, output_dir=tmp_path, as_of="2025-01-31", audit_log=tmp_path / "a.jsonl")
+        sample_to_file(canonical_pg, output_dir=tmp_path, as_of="2025-01-31", audit_log=tmp_path / "a.jsonl", privacy=privacy)
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
     assert seen and {name for name, _, _ in seen} == {"shape-pipeline-sampler"}
     aggregates = [iso for _, iso, st in seen if "GROUPING SETS" in st]
-    assert len(aggregates) == 2 and set(aggregates) == {psycopg.IsolationLevel.REPEATABLE_READ}
+    assert len(aggregates) == 2 * passes and set(aggregates) == {psycopg.IsolationLevel.REPEATABLE_READ}

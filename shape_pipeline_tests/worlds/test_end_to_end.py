@@ -69,7 +69,8 @@ def test_sample_calibrate_generate_validate_on_a_simulated_world(
 
     shape_path, config_path = tmp_path / "shape.json", tmp_path / "config.json"
     code, out, err = run_cli(
-        capsys, "sample", "--database-url", production, *mapping, "--as-of", END.date().isoformat(),
+        capsys, "sample", "--privacy", "suppression", "--database-url", production, *mapping,
+        "--as-of", END.date().isoformat(),
         "--window-days", "30", "--output", str(shape_path), "--audit-log", str(tmp_path / "audit.jsonl"),
     )
     assert (code, err) == (0, ""), err

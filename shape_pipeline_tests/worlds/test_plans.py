@@ -77,7 +77,8 @@ def sample_and_calibrate(phase_two: dict, capsys: pytest.CaptureFixture[str]) ->
     shape_path, config_path = folder / "shape.json", folder / "config.json"
     if not shape_path.exists():
         code, _, err = run_cli(
-            capsys, "sample", "--database-url", str(phase_two["production"]), *phase_two["mapping"], "--workload", "default",
+            capsys, "sample", "--privacy", "suppression", "--database-url", str(phase_two["production"]),
+            *phase_two["mapping"], "--workload", "default",
             "--as-of", END.date().isoformat(), "--window-days", str(HISTORY_DAYS),
             "--output", str(shape_path), "--audit-log", str(folder / "audit.jsonl"),
         )
