@@ -42,7 +42,10 @@ def statistic_lines(result: TestResult) -> list[str]:
         lines.append("Share Errors: " + ", ".join(f"{k.replace('_', ' ')} {fmt_pct(v)}" for k, v in errors.items()))
     if result.noise_band is not None:
         band = f"{result.noise_band:.3f}" if result.statistic == "total_variation_distance" and not rare else fmt_pct(result.noise_band)
-        lines.append(f"Noise Band: {band} (what sampling noise alone gives at these sizes)")
+        source = "sampling noise at these sizes and the shape's DP noise" if "dp_noise" in result.synthetic else (
+            "what sampling noise alone gives at these sizes"
+        )
+        lines.append(f"Noise Band: {band} ({source})")
     if result.statistic == "integrity_breaches":
         lines.append(f"Breaches: {int(result.effect_size or 0):,}")
     if result.statistic == PLANS_STATISTIC:

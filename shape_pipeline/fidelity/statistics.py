@@ -5,6 +5,10 @@ exact frequency tables. Categories: total variation distance (deciding), Cohen's
 two-sample chi-square test (reported). Numeric metrics: the exact KS distance over integer
 values at every point where the production CDF is known (histogram edges, percentile knots,
 the rounded max), percentile relative errors, and mean/median errors.
+
+Noise bands say how large an error noise alone gives. Sampling noise always; for a
+differential-privacy shape also the noise its counts carry (each noisy count of Laplace scale b
+has sd sqrt(2) b), passed as a keyword whose default leaves the sampling band unchanged.
 """
 
 from __future__ import annotations
@@ -190,7 +194,57 @@ def percentile_error(freq: Frequency, level: float, production: float) -> float:
     return relative_error(percentile_from_frequency(freq, level), production)
 
 
-def percentile_noise_band(freq: Frequency, level: float, production_count: int | None) -> float:
+def dp_share_sd(
+    share: float | np.ndarray,
+    total: float,
+    scale: float,
+    cells: int | np.ndarray = 1,
+    rest_cells: int | np.ndarray | None = None,
+) -> float | np.ndarray:
+    """The standard deviation DP noise gives a production share (a CDF value is one too).
+
+    Each noisy count has variance 2 b^2 (b = `scale`). A share s = A / n whose A sums `cells`
+    noisy counts has sd sqrt(2 cells) b / n when n is known apart from them (`rest_cells` None);
+    when n = A + B also sums the `rest_cells` noisy counts of B (a histogram's CDF, a category's
+    share of the noisy total) the delta method gives sqrt(2 ((1 - s)^2 cells + s^2 rest)) b / n.
+    """
+    s = np.asarray(share, dtype=np.float64)
+    variance = cells if rest_cells is None else (1.0 - s) ** 2 * cells + s**2 * rest_cells
+    return np.sqrt(2.0 * variance) * scale / max(float(total), 1.0)
+
+
+@dataclass(frozen=True)
+class HistogramNoise:
+    """A DP shape's noisy histogram (counts of Laplace scale b), its CDF at each edge 0..K and
+    the DP sd the CDF carries there."""
+
+    histogram: Histogram
+    scale: float
+    cdf: np.ndarray
+    sd: np.ndarray
+    top: float  # upper edge of the last non-empty bucket: the largest value noise can reach
+
+    @classmethod
+    def of(cls, histogram: Histogram | None, scale: float | None) -> HistogramNoise | None:
+        """None without DP noise or a histogram: the bands are sampling bands then."""
+        if not scale or histogram is None or histogram.total <= 0:
+            return None
+        counts = np.asarray(histogram.counts, dtype=np.float64)
+        below = np.arange(len(counts) + 1)  # buckets summed up to each edge
+        cdf = np.concatenate([[0.0], np.cumsum(counts)]) / counts.sum()
+        sd = np.asarray(dp_share_sd(cdf, counts.sum(), scale, below, len(counts) - below))
+        return cls(histogram, scale, cdf, sd, float(histogram.edges[int(np.flatnonzero(counts)[-1]) + 1]))
+
+    def at_level(self, level: float) -> float:
+        """The DP sd of the CDF where it crosses `level`: the larger of the two edges of the
+        bucket the percentile is read from."""
+        k = min(max(int(np.searchsorted(self.cdf, level, side="left")), 1), len(self.cdf) - 1)
+        return float(max(self.sd[k - 1], self.sd[k]))
+
+
+def percentile_noise_band(
+    freq: Frequency, level: float, production_count: int | None, *, dp: HistogramNoise | None = None
+) -> float:
     """The relative error sampling noise alone can give at percentile `level` at these sizes.
 
     Both percentiles are order statistics. The share of a sample below the true p-quantile has
@@ -203,26 +257,40 @@ def percentile_noise_band(freq: Frequency, level: float, production_count: int |
         band = max(|Q(p)/lo - 1|, |Q(p)/hi - 1|).
     At millions of rows it shrinks to the spacing of neighbouring values; at p99 of 3,000
     entities it is about 0.37 for a log-normal of sigma 1 (p50: 0.10).
+    A DP shape reads its percentiles off a noisy histogram (`dp`), whose CDF there carries an sd
+    dp_sd of its own: se = sqrt(p (1 - p) (1/n_s + 1/n_p) + dp_sd^2). Where p + z se reaches 1,
+    noise can put the percentile in any non-empty production bucket: hi is at least `dp.top`.
     """
+    dp_sd = 0.0 if dp is None else dp.at_level(level)
     inverse = 1.0 / freq.total + (1.0 / production_count if production_count else 0.0)
-    se = float(np.sqrt(level * (1.0 - level) * inverse))
+    se = float(np.sqrt(level * (1.0 - level) * inverse + dp_sd**2))
     q = percentile_from_frequency(freq, level)
     lo = percentile_from_frequency(freq, max(level - NOISE_Z * se, 1e-12))
     hi = percentile_from_frequency(freq, min(level + NOISE_Z * se, 1.0))
+    if dp is not None and level + NOISE_Z * se >= 1.0:
+        hi = max(hi, dp.top)
     return max(relative_error(q, lo), relative_error(q, hi))
 
 
-def share_noise_band(production_share: float, production_count: int | None, synthetic_count: int, design_effect: float = 1.0) -> float:
+def share_noise_band(
+    production_share: float,
+    production_count: int | None,
+    synthetic_count: int,
+    design_effect: float = 1.0,
+    *,
+    dp_sd: float = 0.0,
+) -> float:
     """The relative error of a share that sampling noise alone can give (binomial).
 
     A share p from n independent rows has standard error sqrt(p(1-p)/n); rows clustered in
     groups count n / design_effect times. The band is z * sqrt(p(1-p)(deff/n_s + deff/n_p)) / p
     (z = NOISE_Z), on the production share p; 0 (no softening) for a production share of 0.
+    A DP production share adds its own sd in quadrature (`dp_sd`, from `dp_share_sd`).
     """
     if production_share <= 0 or synthetic_count <= 0:
         return 0.0
     inverse = design_effect / synthetic_count + (design_effect / production_count if production_count else 0.0)
-    se = float(np.sqrt(production_share * (1.0 - production_share) * inverse))
+    se = float(np.sqrt(production_share * (1.0 - production_share) * inverse + dp_sd**2))
     return NOISE_Z * se / production_share
 
 
@@ -233,22 +301,60 @@ def share_error(synthetic: float, production: float) -> float:
     return abs(synthetic / production - 1.0)
 
 
-def tvd_noise_band(production_shares: np.ndarray, production_count: int | None, synthetic_count: int) -> float:
+def tvd_noise_band(
+    production_shares: np.ndarray,
+    production_count: int | None,
+    synthetic_count: int,
+    *,
+    design_effect: float = 1.0,
+    dp_sd: float | np.ndarray = 0.0,
+) -> float:
     """The total variation distance two samples of these sizes from one distribution show.
 
     Cell i's share difference is about normal with sd s_i = sqrt(p_i(1-p_i)(1/n_s + 1/n_p)), so
     E[TVD] = 1/2 sum s_i sqrt(2/pi) and sd[TVD] ~ 1/2 sqrt(sum s_i^2 (1 - 2/pi)); the band is
     E + z sd (z = NOISE_Z). Sparse grids of many cells have a visible floor: 50 cells of 3,000
-    conversations each side give about 0.10.
+    conversations each side give about 0.10. Clustered rows scale the binomial terms by the
+    design effect; a DP production grid adds each cell's `dp_sd` to s_i in quadrature.
     """
     p = np.asarray(production_shares, dtype=np.float64).ravel()
     if synthetic_count <= 0:
         return 0.0
-    inverse = 1.0 / synthetic_count + (1.0 / production_count if production_count else 0.0)
-    s = np.sqrt(p * (1.0 - p) * inverse)
+    inverse = design_effect / synthetic_count + (design_effect / production_count if production_count else 0.0)
+    s = np.sqrt(p * (1.0 - p) * inverse + np.asarray(dp_sd, dtype=np.float64).ravel() ** 2)
     mean = 0.5 * float(s.sum()) * np.sqrt(2.0 / np.pi)
     sd = 0.5 * float(np.sqrt(np.sum(s**2) * (1.0 - 2.0 / np.pi)))
-    return mean + NOISE_Z * sd
+    return float(mean + NOISE_Z * sd)
+
+
+def ks_noise_band(noise: HistogramNoise, synthetic_count: int) -> float:
+    """The KS distance noise alone gives at a noisy histogram's edges (DP shapes only).
+
+    At each edge the two CDFs differ by binomial sampling noise and the histogram's DP noise,
+    in quadrature; the band is z (NOISE_Z) times the largest such sd over the edges, at most 1
+    (noise that large explains any distance).
+    """
+    f = noise.cdf
+    inverse = 1.0 / max(synthetic_count, 1) + 1.0 / noise.histogram.total
+    return min(NOISE_Z * float(np.max(np.sqrt(f * (1.0 - f) * inverse + noise.sd**2))), 1.0)
+
+
+def mean_noise_band(noise: HistogramNoise, mean: float, freq: Frequency) -> float:
+    """The relative mean error noise alone gives, for a mean computed off a noisy histogram.
+
+    mean = sum c_i mid_i / sum c_i, so noise of variance 2 b^2 in each count c_i moves it by
+    sd sqrt(sum 2 b^2 (mid_i - mean)^2) / n (delta method); sampling adds sigma sqrt(1/n_s +
+    1/n_p) (sigma: the synthetic standard deviation) in quadrature. Band: z sd / max(|mean|, 1),
+    the unit of `relative_error`. The synthetic table must not be empty.
+    """
+    n = noise.histogram.total
+    edges = np.asarray(noise.histogram.edges, dtype=np.float64)
+    mid = (edges[:-1] + edges[1:]) / 2.0
+    dp_var = 2.0 * noise.scale**2 * float(np.sum((mid - mean) ** 2)) / n**2
+    syn_mean = np.average(freq.values, weights=freq.counts)
+    syn_var = float(np.average((freq.values - syn_mean) ** 2, weights=freq.counts))
+    sampling_var = syn_var * (1.0 / freq.total + 1.0 / n)
+    return NOISE_Z * float(np.sqrt(dp_var + sampling_var)) / max(abs(mean), 1.0)
 
 
 def unexplained(errors: Mapping[str, float], bands: Mapping[str, float]) -> float:
@@ -270,6 +376,8 @@ class DistributionComparison:
     synthetic_mean: float | None
     mean_error: float | None
     median_error: float | None
+    # DP shapes only: bands of the other deciding statistics ("ks_statistic", "mean_error")
+    statistic_noise_bands: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_percentile_error(self) -> float | None:
@@ -305,8 +413,13 @@ def compare_distribution(
     histogram: Histogram | None = None,
     mean: float | None = None,
     production_count: int | None = None,
+    dp_scale: float | None = None,
 ) -> DistributionComparison:
-    """Compare a production metric (percentiles, histogram, mean) with a synthetic table."""
+    """Compare a production metric (percentiles, histogram, mean) with a synthetic table.
+
+    `dp_scale`: the Laplace scale of a DP shape's noisy histogram counts (its percentiles and
+    mean are read off that histogram); every noise band then includes that noise too.
+    """
     if isinstance(percentiles, DistributionStats):
         histogram = histogram or percentiles.histogram
         mean = percentiles.mean if mean is None else mean
@@ -322,16 +435,22 @@ def compare_distribution(
     syn_pct: dict[str, float] = {}
     errors: dict[str, float] = {}
     bands: dict[str, float] = {}
+    noise = HistogramNoise.of(histogram, dp_scale)
     if freq.total > 0:
         for key, value in prod_pct.items():
             level = int(key[1:]) / 100.0
             syn_pct[key] = percentile_from_frequency(freq, level)
             errors[key] = percentile_error(freq, level, value)
-            bands[key] = percentile_noise_band(freq, level, production_count)
+            bands[key] = percentile_noise_band(freq, level, production_count, dp=noise)
     syn_mean = frequency_mean(freq)
     mean_error = (
         relative_error(syn_mean, mean) if mean is not None and syn_mean is not None else None
     )
+    statistic_bands: dict[str, float] = {}
+    if noise is not None and freq.total > 0:
+        statistic_bands["ks_statistic"] = ks_noise_band(noise, freq.total)
+        if mean is not None:
+            statistic_bands["mean_error"] = mean_noise_band(noise, mean, freq)
     return DistributionComparison(
         synthetic_total=freq.total,
         ks_statistic=ks_distance(production_cdf_points(percentiles, histogram), freq),
@@ -343,6 +462,7 @@ def compare_distribution(
         synthetic_mean=syn_mean,
         mean_error=mean_error,
         median_error=errors.get("p50"),
+        statistic_noise_bands=statistic_bands,
     )
 
 

@@ -8,7 +8,7 @@ have no histograms, no temporal data) and does not count toward the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,29 @@ def _skipped(title: str, reason: str) -> TestResult:
     return TestResult(title=title, verdict="SKIPPED", reason=reason)
 
 
+def _dp_scale(i: Inputs, *paths: str) -> float | None:
+    """The Laplace scale b of the noise a DP shape added to the statistic at `paths` (the first
+    a family covers), so its noise bands can include it; None when the numbers are not noisy."""
+    privacy = i.shape.privacy
+    if privacy is None or privacy.mode != "dp" or privacy.dp is None:
+        return None
+    families = (privacy.dp.family_of(path) for path in paths)
+    return next((family.scale for family in families if family is not None), None)
+
+
+def _dp_reason(reason: str, dp_scale: float | None) -> str:
+    """A reason that says its noise bands include the shape's DP noise (unchanged without)."""
+    return f"{reason}; noise bands include the shape's DP noise (Laplace scale {dp_scale:g})" if dp_scale else reason
+
+
+def _dp_detail(dp_scale: float | None, bands: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The report's DP detail: the scale the shape records and the bands of the deciding
+    statistics it widened, nothing the shape does not give already ({} without DP noise)."""
+    if not dp_scale:
+        return {}
+    return {"dp_noise": {"scale": dp_scale, **({"statistic_noise_bands": dict(bands)} if bands else {})}}
+
+
 # --------------------------------------------------------------------------------------
 # Categories
 # --------------------------------------------------------------------------------------
@@ -60,7 +83,7 @@ RARE_SHARE = 0.10  # categories below this production share are judged by relati
 
 
 def _rare_categories(
-    cmp: st.CategoryComparison, production_count: int, design_effect: float
+    cmp: st.CategoryComparison, production_count: int, design_effect: float, dp_sd: Mapping[str, float]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(plain relative share errors, noise bands) of the categories rarer than RARE_SHARE.
 
@@ -70,10 +93,23 @@ def _rare_categories(
     rare = [k for k, p in cmp.production_shares.items() if 0 < p < RARE_SHARE]
     errors = {k: st.share_error(cmp.synthetic_shares[k], cmp.production_shares[k]) for k in rare}
     bands = {
-        k: st.share_noise_band(cmp.production_shares[k], production_count, cmp.synthetic_total, design_effect)
+        k: st.share_noise_band(
+            cmp.production_shares[k], production_count, cmp.synthetic_total, design_effect, dp_sd=dp_sd.get(k, 0.0)
+        )
         for k in rare
     }
     return errors, bands
+
+
+def _category_dp_sd(
+    cmp: st.CategoryComparison, production: Mapping[str, float], dp_scale: float | None, cells: int
+) -> dict[str, float]:
+    """Each production share's DP sd: a category (an hour, a day) sums `cells` noisy counts, the
+    total all of the table's."""
+    if not dp_scale:
+        return {}
+    n, rest = sum(production.values()), cells * (len(production) - 1)
+    return {k: float(st.dp_share_sd(p, n, dp_scale, cells, rest)) for k, p in cmp.production_shares.items()}
 
 
 def _category_test(
@@ -85,31 +121,48 @@ def _category_test(
     design_effect: float = 1.0,
     *,
     rare: bool = False,
+    dp_scale: float | None = None,
+    cells: int = 1,
 ) -> TestResult:
     """TVD decides; with `rare`, so does the largest relative error of a rare category, a FAIL
-    softened by one step where every such error above a line lies inside its noise band."""
+    softened by one step where every such error above a line lies inside its noise band.
+
+    A DP shape's counts (each summing `cells` noisy cells) give the TVD a noise band as well, and
+    a production 0 may be a noisy count clamped to 0: a category the synthetic data has no more
+    of than that noise hides (z sd of its share) is not a zero-mass FAIL.
+    """
     cmp = st.compare_categories(production, synthetic, design_effect=design_effect)
-    errors, bands = _rare_categories(cmp, int(sum(production.values())), design_effect) if rare else ({}, {})
+    n_prod = int(sum(production.values()))
+    dp_sd = _category_dp_sd(cmp, production, dp_scale, cells)
+    errors, bands = _rare_categories(cmp, n_prod, design_effect, dp_sd) if rare else ({}, {})
+    stat_bands: dict[str, float] = {}
+    if dp_sd:
+        shares, sds = np.array(list(cmp.production_shares.values())), np.array(list(dp_sd.values()))
+        stat_bands["total_variation_distance"] = st.tvd_noise_band(
+            shares, n_prod, cmp.synthetic_total, design_effect=design_effect, dp_sd=sds
+        )
+    zero_mass = [k for k in cmp.zero_mass if cmp.synthetic_shares[k] > st.NOISE_Z * dp_sd.get(k, 0.0)]
     parts = {"total_variation_distance": cmp.tvd}
     if errors:
         parts["max_rare_share_error"] = max(errors.values())
     name = max(parts, key=lambda k: parts[k])
     worst = max(errors, key=lambda k: errors[k]) if errors else None
-    noise_band = bands[worst] if worst is not None else None
+    noise_band = stat_bands.get(name, bands[worst] if worst is not None else None)
     if cmp.synthetic_total == 0:
         verdict, reason = "FAIL", f"the synthetic data has no {unit}"
-    elif cmp.zero_mass:
+    elif zero_mass:
         verdict = "FAIL"
         reason = (
-            f"categor{'y' if len(cmp.zero_mass) == 1 else 'ies'} {', '.join(cmp.zero_mass)} "
-            f"{'has' if len(cmp.zero_mass) == 1 else 'have'} zero production mass but appear"
-            f"{'s' if len(cmp.zero_mass) == 1 else ''} in the synthetic data"
+            f"categor{'y' if len(zero_mass) == 1 else 'ies'} {', '.join(zero_mass)} "
+            f"{'has' if len(zero_mass) == 1 else 'have'} zero production mass but appear"
+            f"{'s' if len(zero_mass) == 1 else ''} in the synthetic data"
         )
     else:
-        rest = max(cmp.tvd, st.unexplained(errors, bands)) if errors else None
+        tvd = st.unexplained({"total_variation_distance": cmp.tvd}, stat_bands)
+        rest = max(tvd, st.unexplained(errors, bands)) if errors or stat_bands else None
         verdict, reason = decide(parts[name], tolerance, p_value=cmp.p_value, unexplained=rest, noise_band=noise_band)
         what = "total variation distance" if name == "total_variation_distance" else f"rare category {worst}: relative share error"
-        reason = f"{what} {reason}"
+        reason = _dp_reason(f"{what} {reason}", dp_scale)
     return TestResult(
         title=title,
         verdict=verdict,
@@ -129,6 +182,7 @@ def _category_test(
             "zero_mass_categories": cmp.zero_mass,
             **({"rare_share_errors": errors, "noise_bands": bands} if errors else {}),
             **({"design_effect": design_effect} if design_effect != 1.0 else {}),
+            **_dp_detail(dp_scale, stat_bands),
         },
     )
 
@@ -138,7 +192,10 @@ def check_conversation_types(i: Inputs) -> TestResult:
     prod = i.shape.conversations.type_distribution
     if not prod:
         return _skipped(title, "the shape has no conversations.type_distribution")
-    return _category_test(title, dict(prod), i.synthetic.conversation_types, i.tolerance, "conversations", rare=True)
+    return _category_test(
+        title, dict(prod), i.synthetic.conversation_types, i.tolerance, "conversations", rare=True,
+        dp_scale=_dp_scale(i, "conversations.type_distribution"),
+    )
 
 
 def check_message_types(i: Inputs) -> TestResult:
@@ -146,7 +203,10 @@ def check_message_types(i: Inputs) -> TestResult:
     prod = i.shape.messages.type_distribution
     if not prod:
         return _skipped(title, "the shape has no messages.type_distribution")
-    return _category_test(title, dict(prod), i.synthetic.message_types, i.tolerance, "messages", rare=True)
+    return _category_test(
+        title, dict(prod), i.synthetic.message_types, i.tolerance, "messages", rare=True,
+        dp_scale=_dp_scale(i, "messages.type_distribution"),
+    )
 
 
 def _hourly(shape: ShapeMetrics) -> list[int] | None:
@@ -186,7 +246,9 @@ def check_hourly_pattern(i: Inputs) -> TestResult:
         return _skipped(title, "the shape has no messages.hourly_counts")
     syn = i.synthetic.hour_by_day_of_week.sum(axis=0)
     return _category_test(
-        title, _labelled(prod, HOURS), _labelled(syn, HOURS), i.tolerance, "messages", _clustering(i)
+        title, _labelled(prod, HOURS), _labelled(syn, HOURS), i.tolerance, "messages", _clustering(i),
+        dp_scale=_dp_scale(i, "messages.hourly_counts", "messages.hour_by_day_of_week"),
+        cells=len(WEEKDAYS),  # an hour sums its 7 noisy cells of the hour x day grid
     )
 
 
@@ -197,7 +259,9 @@ def check_day_of_week_pattern(i: Inputs) -> TestResult:
         return _skipped(title, "the shape has no messages.day_of_week_counts")
     syn = i.synthetic.hour_by_day_of_week.sum(axis=1)
     return _category_test(
-        title, _labelled(prod, WEEKDAYS), _labelled(syn, WEEKDAYS), i.tolerance, "messages", _clustering(i)
+        title, _labelled(prod, WEEKDAYS), _labelled(syn, WEEKDAYS), i.tolerance, "messages", _clustering(i),
+        dp_scale=_dp_scale(i, "messages.day_of_week_counts", "messages.hour_by_day_of_week"),
+        cells=len(HOURS),  # a day sums its 24 noisy cells of the hour x day grid
     )
 
 
@@ -217,12 +281,16 @@ def _histogram_data(hist: Histogram | None, freq: Frequency) -> tuple[dict[str, 
 
 
 def _unexplained_parts(cmp: st.DistributionComparison, parts: dict[str, float]) -> dict[str, float]:
-    """The deciding statistics with each percentile error replaced by its part outside noise."""
+    """The deciding statistics with each error that has a noise band (percentiles; KS and mean
+    of a DP shape) replaced by its part outside noise."""
     out = dict(parts)
     if "max_percentile_error" in out:
         out["max_percentile_error"] = cmp.unexplained_percentile_error or 0.0
     if "median_error" in out and "p50" in cmp.noise_bands:
         out["median_error"] = st.unexplained({"p50": parts["median_error"]}, cmp.noise_bands)
+    for key, band in cmp.statistic_noise_bands.items():
+        if key in out:
+            out[key] = st.unexplained({key: parts[key]}, {key: band})
     return out
 
 
@@ -234,12 +302,16 @@ def _distribution_test(
     unit: str,
     hist: Histogram | None,
     freq: Frequency,
+    dp_scale: float | None = None,
 ) -> TestResult:
     """Decide on the largest of the `deciding` statistics (those that could be computed); a
-    FAIL that rests only on percentile errors inside their noise bands becomes a WARNING."""
+    FAIL that rests only on errors inside their noise bands (percentiles; with DP noise also
+    KS and mean) becomes a WARNING. The band reported is the deciding statistic's."""
     parts = {k: v for k, v in deciding.items() if v is not None}
     prod_extra, syn_extra = _histogram_data(hist, freq)
     banded = bool(cmp.noise_bands) and ("max_percentile_error" in parts or "median_error" in parts)
+    stat_bands = {k: band for k, band in cmp.statistic_noise_bands.items() if k in parts}
+    name = max(parts, key=lambda k: parts[k]) if parts else ""
     common = {
         "title": title,
         "tolerance": tolerance,
@@ -248,7 +320,7 @@ def _distribution_test(
         "mean_error": cmp.mean_error,
         "median_error": cmp.median_error,
         "percentile_errors": cmp.percentile_errors,
-        "noise_band": cmp.noise_band if banded else None,
+        "noise_band": stat_bands.get(name, cmp.noise_band if banded else None),
         "production": {"percentiles": cmp.production_percentiles, "mean": cmp.production_mean, **prod_extra},
         "synthetic": {
             "percentiles": cmp.synthetic_percentiles,
@@ -256,16 +328,16 @@ def _distribution_test(
             "count": cmp.synthetic_total,
             **({"noise_bands": cmp.noise_bands} if banded else {}),
             **syn_extra,
+            **_dp_detail(dp_scale, stat_bands),
         },
     }
     if cmp.synthetic_total == 0:
         return TestResult(verdict="FAIL", reason=f"the synthetic data has no {unit}", **common)
     if not parts:
         return TestResult(verdict="SKIPPED", reason="no comparable production statistic", **common)
-    name = max(parts, key=lambda k: parts[k])
-    rest = max(_unexplained_parts(cmp, parts).values()) if banded else None
+    rest = max(_unexplained_parts(cmp, parts).values()) if banded or stat_bands else None
     verdict, reason = decide(parts[name], tolerance, unexplained=rest, noise_band=common["noise_band"])
-    reason = f"{name.replace('_', ' ')} {reason} ({cmp.synthetic_total:,} synthetic {unit})"
+    reason = _dp_reason(f"{name.replace('_', ' ')} {reason} ({cmp.synthetic_total:,} synthetic {unit})", dp_scale)
     return TestResult(verdict=verdict, statistic=name, effect_size=parts[name], reason=reason, **common)
 
 
@@ -281,17 +353,18 @@ def _numeric(
     mean: float | None = None,
     use_mean: bool = False,
     count: int | None = None,
+    dp_scale: float | None = None,
 ) -> TestResult:
     if hist is None and isinstance(stats, DistributionStats):
         hist = stats.histogram
-    cmp = st.compare_distribution(stats, freq, histogram=hist, mean=mean, production_count=count)
+    cmp = st.compare_distribution(stats, freq, histogram=hist, mean=mean, production_count=count, dp_scale=dp_scale)
     deciding: dict[str, float | None] = {"ks_statistic": cmp.ks_statistic}
     if use_percentiles:
         deciding["max_percentile_error"] = cmp.max_percentile_error
     if use_mean or cmp.ks_statistic is None:
         deciding["mean_error"] = cmp.mean_error
         deciding["median_error"] = cmp.median_error
-    return _distribution_test(title, cmp, deciding, i.tolerance, unit, hist, freq)
+    return _distribution_test(title, cmp, deciding, i.tolerance, unit, hist, freq, dp_scale)
 
 
 def check_messages_per_conversation(i: Inputs) -> TestResult:
@@ -308,7 +381,10 @@ def check_messages_per_conversation(i: Inputs) -> TestResult:
         use_percentiles=True,
         hist=c.messages_per_conversation_histogram,
         mean=c.messages_per_conversation_mean,
-        count=i.shape.totals.conversations if i.shape.totals else None,
+        count=i.shape.totals.count("conversations") if i.shape.totals else None,
+        dp_scale=_dp_scale(
+            i, "conversations.messages_per_conversation_histogram", "conversations.messages_per_conversation_percentiles"
+        ),
     )
 
 
@@ -318,7 +394,8 @@ def check_content_length(i: Inputs) -> TestResult:
     if stats is None:
         return _skipped(title, "the shape has no messages.content_length_stats")
     return _numeric(
-        title, stats, i.synthetic.content_length, i, "messages", use_percentiles=False, use_mean=True
+        title, stats, i.synthetic.content_length, i, "messages", use_percentiles=False, use_mean=True,
+        dp_scale=_dp_scale(i, "messages.content_length_stats"),
     )
 
 
@@ -327,7 +404,10 @@ def check_username_length(i: Inputs) -> TestResult:
     stats = i.shape.users.username_length if i.shape.users else None
     if stats is None:
         return _skipped(title, "the shape has no users.username_length")
-    return _numeric(title, stats, i.synthetic.username_length, i, "users", use_percentiles=False)
+    return _numeric(
+        title, stats, i.synthetic.username_length, i, "users", use_percentiles=False,
+        dp_scale=_dp_scale(i, "users.username_length"),
+    )
 
 
 def check_inter_message_gaps(i: Inputs) -> TestResult:
@@ -335,7 +415,10 @@ def check_inter_message_gaps(i: Inputs) -> TestResult:
     stats = i.shape.messages.inter_message_gap_seconds
     if stats is None:
         return _skipped(title, "the shape has no messages.inter_message_gap_seconds")
-    return _numeric(title, stats, i.synthetic.gap_seconds, i, "gaps", use_percentiles=True)
+    return _numeric(
+        title, stats, i.synthetic.gap_seconds, i, "gaps", use_percentiles=True,
+        dp_scale=_dp_scale(i, "messages.inter_message_gap_seconds"),
+    )
 
 
 def check_messages_per_sender(i: Inputs) -> TestResult:
@@ -343,7 +426,10 @@ def check_messages_per_sender(i: Inputs) -> TestResult:
     stats = i.shape.messages.messages_per_sender
     if stats is None:
         return _skipped(title, "the shape has no messages.messages_per_sender")
-    return _numeric(title, stats, i.synthetic.messages_per_sender, i, "senders", use_percentiles=True)
+    return _numeric(
+        title, stats, i.synthetic.messages_per_sender, i, "senders", use_percentiles=True,
+        dp_scale=_dp_scale(i, "messages.messages_per_sender"),
+    )
 
 
 def check_members_per_conversation(i: Inputs) -> TestResult:
@@ -352,6 +438,7 @@ def check_members_per_conversation(i: Inputs) -> TestResult:
     prod = i.shape.conversations.members_per_conversation
     if not prod:
         return _skipped(title, "the shape has no conversations.members_per_conversation")
+    dp_scale = _dp_scale(i, "conversations.members_per_conversation")
     per_type = {
         kind: _numeric(
             f"{title} ({kind})",
@@ -361,6 +448,7 @@ def check_members_per_conversation(i: Inputs) -> TestResult:
             f"{kind} conversations",
             use_percentiles=False,
             count=i.shape.conversations.type_distribution.get(kind) or None,
+            dp_scale=dp_scale,
         )
         for kind, stats in sorted(prod.items())
         if i.synthetic.conversation_types.get(kind, 0) > 0 or kind in i.synthetic.members_per_conversation
@@ -395,7 +483,10 @@ def check_conversations_per_user(i: Inputs) -> TestResult:
     stats = i.shape.users.conversations_per_user if i.shape.users else None
     if stats is None:
         return _skipped(title, "the shape has no users.conversations_per_user")
-    return _numeric(title, stats, i.synthetic.conversations_per_user, i, "members", use_percentiles=True)
+    return _numeric(
+        title, stats, i.synthetic.conversations_per_user, i, "members", use_percentiles=True,
+        dp_scale=_dp_scale(i, "users.conversations_per_user"),
+    )
 
 
 def check_conversation_lifetime(i: Inputs) -> TestResult:
@@ -403,7 +494,10 @@ def check_conversation_lifetime(i: Inputs) -> TestResult:
     stats = i.shape.conversations.lifetime_seconds
     if stats is None:
         return _skipped(title, "the shape has no conversations.lifetime_seconds")
-    return _numeric(title, stats, i.synthetic.lifetime_seconds, i, "conversations", use_percentiles=True)
+    return _numeric(
+        title, stats, i.synthetic.lifetime_seconds, i, "conversations", use_percentiles=True,
+        dp_scale=_dp_scale(i, "conversations.lifetime_seconds"),
+    )
 
 
 PERMILLE = 1000.0
@@ -435,7 +529,10 @@ def check_top_sender_share(i: Inputs) -> TestResult:
     stats = i.shape.conversations.top_sender_share
     if stats is None:
         return _skipped(title, "the shape has no conversations.top_sender_share")
-    return _numeric(title, _as_permille(stats), i.synthetic.top_sender_permille, i, "conversations", use_percentiles=False)
+    return _numeric(
+        title, _as_permille(stats), i.synthetic.top_sender_permille, i, "conversations", use_percentiles=False,
+        dp_scale=_dp_scale(i, "conversations.top_sender_share"),
+    )
 
 
 def _share_test(
@@ -447,12 +544,22 @@ def _share_test(
     tolerance: float,
     design_effect: float = 1.0,
     extra: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
+    *,
+    dp_scale: float | None = None,
+    cells: Mapping[str, tuple[int, int | None]] | None = None,
 ) -> TestResult:
     """Plain relative errors |s/p - 1| of a few shares; the largest decides, softened by one
-    step where every error above a line lies inside its binomial noise band."""
+    step where every error above a line lies inside its binomial noise band. A DP shape's share
+    k sums cells[k] = (its noisy counts, the total's others or None) (`statistics.dp_share_sd`)."""
     n_prod, n_syn = counts
     errors = {k: st.share_error(synthetic[k], p) for k, p in production.items()}
-    bands = {k: st.share_noise_band(p, n_prod, n_syn, design_effect) for k, p in production.items()}
+    dp_sd = {
+        k: float(st.dp_share_sd(p, n_prod or 0, dp_scale, *(cells or {}).get(k, (1, None))))
+        for k, p in production.items()
+    } if dp_scale else {}
+    bands = {
+        k: st.share_noise_band(p, n_prod, n_syn, design_effect, dp_sd=dp_sd.get(k, 0.0)) for k, p in production.items()
+    }
     worst = max(errors, key=lambda k: errors[k])
     verdict, reason = decide(
         errors[worst], tolerance, unexplained=st.unexplained(errors, bands), noise_band=bands[worst]
@@ -463,7 +570,7 @@ def _share_test(
         statistic=statistic,
         effect_size=errors[worst],
         tolerance=tolerance,
-        reason=f"{worst.replace('_', ' ')}: {reason}",
+        reason=_dp_reason(f"{worst.replace('_', ' ')}: {reason}", dp_scale),
         noise_band=bands[worst],
         production={"shares": production, **extra[0]},
         synthetic={
@@ -473,6 +580,7 @@ def _share_test(
             "noise_bands": bands,
             **({"design_effect": design_effect} if design_effect != 1.0 else {}),
             **extra[1],
+            **_dp_detail(dp_scale),
         },
     )
 
@@ -483,7 +591,7 @@ def check_recency(i: Inputs) -> TestResult:
     recency = i.shape.conversations.recency
     if recency is None:
         return _skipped(title, "the shape has no conversations.recency")
-    n_prod = i.shape.totals.conversations if i.shape.totals else 0
+    n_prod = (i.shape.totals.count("conversations") if i.shape.totals else None) or 0
     if not n_prod:
         return _skipped(title, "the shape has no totals.conversations to turn recency into shares")
     n_syn = i.synthetic.conversations_total
@@ -501,6 +609,7 @@ def check_recency(i: Inputs) -> TestResult:
         (n_prod, n_syn),
         i.tolerance,
         extra=({"counts": {k: p for k, (p, _) in counts.items()}}, {"counts": {k: s for k, (_, s) in counts.items()}}),
+        dp_scale=_dp_scale(i, "conversations.recency"),  # one noisy count per share, over the totals
     )
 
 
@@ -554,6 +663,8 @@ def check_messages_per_day(i: Inputs) -> TestResult:
             {"daily_shares": _labelled(prod / prod.sum(), tuple(labels))},
             {"daily_shares": _labelled(syn / syn.sum(), tuple(labels))},
         ),
+        dp_scale=_dp_scale(i, "messages.daily_counts"),
+        cells={label[b]: (b[1] - b[0], len(daily) - (b[1] - b[0])) for b in blocks},  # noisy days in / out
     )
 
 
@@ -594,7 +705,9 @@ def check_size_by_members(i: Inputs) -> TestResult:
         return TestResult(title=title, verdict="FAIL", reason="the synthetic data has no conversations")
     p, q = prod / prod.sum(), syn / n_syn
     tvd = 0.5 * float(np.abs(p - q).sum() + outside / n_syn)
-    band = st.tvd_noise_band(p, int(prod.sum()), n_syn)
+    dp_scale = _dp_scale(i, "conversations.size_by_members")
+    dp_sd = st.dp_share_sd(p, prod.sum(), dp_scale, 1, p.size - 1) if dp_scale else 0.0  # one noisy count a cell
+    band = st.tvd_noise_band(p, int(prod.sum()), n_syn, dp_sd=dp_sd)
     verdict, reason = decide(tvd, i.tolerance, unexplained=0.0 if tvd <= band else tvd, noise_band=band)
     edges = {"row_edges": grid.row_edges, "column_edges": grid.column_edges}
     return TestResult(
@@ -603,10 +716,15 @@ def check_size_by_members(i: Inputs) -> TestResult:
         statistic="total_variation_distance",
         effect_size=tvd,
         tolerance=i.tolerance,
-        reason=f"total variation distance {reason} ({n_syn:,} synthetic conversations)",
+        reason=_dp_reason(f"total variation distance {reason} ({n_syn:,} synthetic conversations)", dp_scale),
         noise_band=band,
         production={"grid": {**edges, "shares": p.tolist()}},
-        synthetic={"grid": {**edges, "shares": q.tolist()}, "outside_share": outside / n_syn, "count": n_syn},
+        synthetic={
+            "grid": {**edges, "shares": q.tolist()},
+            "outside_share": outside / n_syn,
+            "count": n_syn,
+            **_dp_detail(dp_scale),
+        },
     )
 
 

@@ -38,13 +38,14 @@ def decide(
 ) -> tuple[Verdict, str]:
     """(verdict, reason) for one effect size; the reason says which side of which line it fell.
 
-    `unexplained` (with the `noise_band` to quote) softens a FAIL that sampling noise explains.
+    `unexplained` (with the `noise_band` to quote) softens a FAIL that noise explains (sampling
+    noise, and a DP shape's own noise).
     """
     if effect > tolerance:
         if unexplained is not None and unexplained <= tolerance:
             band = "" if noise_band is None else f" {noise_band:.3f}"
             return "WARNING", (
-                f"{effect:.3f} is above the tolerance {tolerance:.3f} but inside the sampling-noise "
+                f"{effect:.3f} is above the tolerance {tolerance:.3f} but inside the noise "
                 f"band{band} at these sizes"
             )
         return "FAIL", f"{effect:.3f} is above the tolerance {tolerance:.3f}"
@@ -58,7 +59,7 @@ def decide(
             f"p-value {p_value:.3g} rejects equality although the effect size {effect:.3f} "
             f"is within the tolerance {tolerance:.3f}"
         )
-    noise = " (its top third lies inside the sampling-noise band)" if effect > WARNING_FRACTION * tolerance else ""
+    noise = " (its top third lies inside the noise band)" if effect > WARNING_FRACTION * tolerance else ""
     return "PASS", f"{effect:.3f} is within the tolerance {tolerance:.3f}{noise}"
 
 
