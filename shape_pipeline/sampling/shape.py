@@ -34,6 +34,7 @@ from shape_pipeline.contracts import (
     percentile_level,
 )
 from shape_pipeline.mapping import CONVERSATION_TYPES, MESSAGE_TYPES, OTHER
+from shape_pipeline.privacy.dp import histogram_quantiles
 from shape_pipeline.sampling.frequencies import MEMBER_EDGES, SIZE_EDGES, Frequency, FrequencyTables
 from shape_pipeline.sampling.privacy import (
     NOTE_EMPTY_WINDOW,
@@ -144,9 +145,13 @@ def _private_stats(freq: Frequency, tally: PrivacyTally, grid) -> DistributionSt
     (`round_up_cap`), small buckets merged; the max is that cap (or the top bucket's largest
     value when smaller). Mean and stddev are rounded so that they pin no one
     (`private_moments`). Percentiles are exact where they rest on k entities either side or
-    their value is held by k entities; the others are an edge of their merged bucket (the
-    lower edge below the median, else the bucket's largest value), which tells nothing the
-    histogram does not. Values are integers here (lengths, seconds, counts, per mille)."""
+    their value is held by k entities. The others: below the median, read from the published
+    (merged) histogram, linearly inside their bucket (`privacy.dp.histogram_quantiles`, shared
+    with DP mode), which tells nothing the histogram does not (the shortest messages of a
+    small database stay hidden); above it, rounded up like the max (`round_up_cap`: 2
+    significant digits, a multiple of 10 below 100), which keeps a p99 near the tail where a
+    bucket edge of a merged tail bucket would be the maximum. Values are integers here
+    (lengths, seconds, counts, per mille)."""
     k, n = tally.min_cell_count, freq.total
     fixed = grid(round_up_cap(float(freq.values[-1])))
     fixed_counts = histogram(freq, fixed)
@@ -157,18 +162,17 @@ def _private_stats(freq: Frequency, tally: PrivacyTally, grid) -> DistributionSt
     levels = [percentile_level(key) for key in PERCENTILE_KEYS]
     exact = [percentile_from_frequency(freq, p) for p in levels]
     held = dict(zip(freq.values.tolist(), freq.counts.tolist(), strict=True))
-    cumulative = np.cumsum(counts)
+    published = histogram_quantiles(edges, counts, levels, integer=bool(unit))
     low: list[float] = []
     high: list[float] = []
-    for p, value in zip(levels, exact, strict=True):
+    for p, value, read in zip(levels, exact, published, strict=True):
         if _rests_on_few(p, n, k) and held[value] < k:
             tally.note(NOTE_TAIL_ROUNDING)
-            bucket = int(np.searchsorted(cumulative, _rank(p, n), side="left"))
-            value = float(edges[bucket]) if p < 0.5 else min(float(edges[bucket + 1]) - unit, top)
+            value = min(read, top) if p < 0.5 else min(round_up_cap(value), top)
         (low if p < 0.5 else high).append(value)
-    # An exact common value can sit above a lower edge after it (or below an upper one before it).
-    low = np.minimum.accumulate(low[::-1])[::-1].tolist() if low else []
-    pct = dict(zip(PERCENTILE_KEYS, [*low, *np.maximum.accumulate(high).tolist()], strict=True))
+    # An exact common value can sit above a value read after it (or below a rounded one before
+    # it); a running maximum restores the order and lifts a value only to another published one.
+    pct = dict(zip(PERCENTILE_KEYS, np.maximum.accumulate([*low, *high]).tolist(), strict=True))
     shown = [v for p, v in zip(levels, exact, strict=True) if not _rests_on_few(p, n, k)]
     mean, std = private_moments(freq, _mean_std(freq), fixed, fixed_counts, k, shown)
     tally.note(NOTE_MOMENTS)
