@@ -160,7 +160,7 @@ def _spline(
 
 
 def _members(
-    where: str, shape: ShapeMetrics, kinds: list[str], warnings: list[str]
+    where: str, shape: ShapeMetrics, kinds: list[str], warnings: list[str], users: int | None = None
 ) -> dict[str, QuantileSplineModel]:
     exported = shape.conversations.members_per_conversation
     out: dict[str, QuantileSplineModel] = {}
@@ -168,7 +168,8 @@ def _members(
     for kind in dict.fromkeys([*kinds, *exported]):
         field = f"conversations.members_per_conversation.{kind}"
         if kind in exported:
-            stats = exported[kind] if kind != "DIRECT_MESSAGE" else _within_dm_sizes(exported[kind])
+            low, high = DIRECT_MESSAGE_MEMBERS if kind == "DIRECT_MESSAGE" else (1, users or None)
+            stats = _within(exported[kind], low, high)
             with metric(where, field):  # big rooms: a Pareto tail when the top says so
                 model = fit_spline(
                     stats, natural_min=1, heavy_tail=looks_heavy(stats), source=f"shape {field}"
@@ -191,10 +192,12 @@ def _members(
     return out
 
 
-def _within_dm_sizes(stats: DistributionStats) -> DistributionStats:
-    """A DM has one or two members by definition; a DP shape's noisy histogram can put a few
-    DMs beyond, which the generator would turn into invalid conversations."""
-    low, high = min(DIRECT_MESSAGE_MEMBERS), max(DIRECT_MESSAGE_MEMBERS)
+def _within(stats: DistributionStats, low: float, high: float | None) -> DistributionStats:
+    """Member counts a conversation can have: a DM has one or two members by definition, and no
+    conversation more members than there are users. A DP shape's noisy histogram can put a few
+    conversations beyond, which the generator would turn into invalid or impossible rooms."""
+    if high is None or (stats.max is not None and low <= (stats.p1 or low) and stats.max <= high):
+        return stats
     data = stats.model_dump()
     for key in (*PERCENTILE_KEYS, "max", "median", "mean"):
         if data.get(key) is not None:
@@ -261,7 +264,7 @@ def _conversation_generation(
                 + (" + histogram" if conv.messages_per_conversation_histogram else ""),
             )
     warnings.extend(notes)
-    members = _members(where, shape, list(types), warnings)
+    members = _members(where, shape, list(types), warnings, shape.totals.estimate("users") if shape.totals else None)
     conversations = shape.totals.count("conversations") if shape.totals is not None else None
     return ConversationGeneration(
         type_distribution=types,

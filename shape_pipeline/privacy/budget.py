@@ -21,7 +21,7 @@ from typing import Any
 
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
 from shape_pipeline.privacy.defaults import DEFAULT_YEARLY_EPSILON
-from shape_pipeline.sampling.audit import _audit_log_lines, parse_audit_line
+from shape_pipeline.sampling.audit import numbered_audit_entries
 
 BUDGET_DAYS: int = 365
 """The rolling window (days) that the budget covers."""
@@ -126,15 +126,8 @@ class BudgetCheck:
 
 def _read_spends(file: Path) -> list[_Spend]:
     """DP spends of the log, errors naming the file and line (a missing log is empty)."""
-    if not file.exists() and not file.is_symlink():
-        return []
-    spends: list[_Spend] = []
-    for number, raw in enumerate(_audit_log_lines(file), start=1):
-        entry = parse_audit_line(file, number, raw)
-        spend = _parse_spend(entry, f"{file}: line {number}") if entry is not None else None
-        if spend is not None:
-            spends.append(spend)
-    return spends
+    spends = (_parse_spend(entry, f"{file}: line {number}") for number, entry in numbered_audit_entries(file))
+    return [spend for spend in spends if spend is not None]
 
 
 def _frees_up(window: list[_Spend], epsilon: float, budget: float, days: int) -> datetime | None:

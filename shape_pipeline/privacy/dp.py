@@ -24,6 +24,7 @@ from shape_pipeline.contracts import DifferentialPrivacy, DpFamily
 MECHANISM = "discrete Laplace on counts over fixed buckets and categories (OpenDP make_laplace)"
 LIBRARY = f"opendp {version('opendp')}"
 FAILURE = 0.05  # chance that noise alone lifts an empty bucket or cell over its threshold
+LONE_FAILURE = 1e-6  # the same for a bucket that would make a distribution on its own
 
 
 def _laplace(scale: float):  # noqa: ANN202 - an OpenDP Measurement
@@ -123,8 +124,8 @@ def edge_threshold(scale: float, cells: int, failure: float = FAILURE) -> float:
     return scale * math.log(max(cells, 1) / (2 * failure))
 
 
-TAIL_DRIFT = 2.0  # a thin tail is kept while it averages at least this many noise scales a bucket
-TAIL_MARGIN = 3.0  # and only when it adds up to this many noise scales above that allowance
+TAIL_DRIFT = 1.0  # a thin tail is kept while it averages at least this many noise scales a bucket
+TAIL_MARGIN = 4.0  # and only when it adds up to this many noise scales above that allowance
 
 
 def _tail_end(noisy: np.ndarray, start: int, scale: float) -> int:
@@ -134,8 +135,8 @@ def _tail_end(noisy: np.ndarray, start: int, scale: float) -> int:
     The tail ends where the accumulated noisy count over (start, j] stands furthest above an
     allowance of TAIL_DRIFT noise scales per bucket (a CUSUM change point): beyond a real tail
     the sum stops growing while the allowance keeps growing. Noise alone is a random walk
-    with that negative drift, whose highest excursion is about one noise scale, so a tail is
-    only kept when it rises TAIL_MARGIN scales above the allowance."""
+    with that negative drift: it rises TAIL_MARGIN scales above the allowance with probability
+    about exp(-TAIL_DRIFT x TAIL_MARGIN) (2 %), so a tail is only kept when it does."""
     sums = np.cumsum(noisy[start + 1 :].astype(np.float64))
     if sums.size == 0:
         return start
@@ -151,12 +152,17 @@ def _body(counts: np.ndarray, scale: float) -> tuple[int, int] | None:
     """First and last bucket of the distribution's body: buckets whose count clears
     `edge_threshold` are grouped into runs with holes of at most MAX_HOLE buckets, and the run
     holding the most entities is the body. A bucket that noise alone lifted over the threshold
-    stands alone far from the body (its run holds little), so it is left out."""
+    (a 1-in-20 event per histogram) stands alone: a run of one bucket counts only when it clears
+    a threshold noise reaches once in a million histograms, so a phantom cannot become the body
+    of a population too thin to show."""
     strong = np.nonzero(counts >= edge_threshold(scale, counts.size))[0]
     if strong.size == 0:
         return None
     breaks = np.nonzero(np.diff(strong) > MAX_HOLE + 1)[0]
-    runs = np.split(strong, breaks + 1)
+    lone = edge_threshold(scale, counts.size, LONE_FAILURE)
+    runs = [run for run in np.split(strong, breaks + 1) if len(run) > 1 or counts[run[0]] >= lone]
+    if not runs:
+        return None
     best = max(runs, key=lambda run: int(counts[run[0] : run[-1] + 1].sum()))
     return int(best[0]), int(best[-1])
 

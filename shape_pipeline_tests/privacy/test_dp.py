@@ -84,6 +84,14 @@ def test_clean_histogram_drops_noise_in_empty_buckets_and_keeps_a_thin_real_tail
     assert clean_histogram(negative, scale).min() == 0
 
 
+def test_a_lone_noisy_bucket_never_becomes_the_body_of_a_thin_population() -> None:
+    scale = 5.0
+    thin = np.zeros(60, dtype=np.int64)
+    thin[5:15] = int(0.5 * edge_threshold(scale, 60))  # real, but no bucket clears the threshold
+    thin[50] = int(1.5 * edge_threshold(scale, 60))  # noise that cleared it, far from the data
+    assert not clean_histogram(thin, scale)[40:].any()
+
+
 def test_a_thin_population_is_published_at_a_coarser_resolution() -> None:
     edges = np.arange(0.0, 33.0)
     noisy = np.full(32, int(0.6 * edge_threshold(10.0, 32)), dtype=np.int64)  # spread thin: no bucket clears alone
