@@ -246,6 +246,8 @@ class MessageMetrics(Strict):
 
 
 PrivacyMode = Literal["dp", "suppression"]
+MAX_ROUNDED_UP = "up to 2 significant digits"  # suppression mode's max
+MAX_AS_QUANTILE = "p99.9 of the noisy histogram"  # DP mode's max
 
 
 class DpFamily(Strict):
@@ -286,7 +288,7 @@ class PrivacyReport(Strict):
     min_cell_count: int | None = None  # suppression mode: the smallest count shown as its own cell
     suppressed_cells: int = 0  # cells dropped (counts below the threshold with no neighbour to absorb them)
     merged_cells: int = 0  # histogram buckets merged into a neighbour, categories merged into OTHER
-    max_rounding: str = "up to 2 significant digits"
+    max_rounding: str = MAX_ROUNDED_UP  # what `max` is: suppression rounds it up, DP publishes a quantile
     notes: list[str] = Field(default_factory=list)
 
 

@@ -23,11 +23,12 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from shape_pipeline.contracts import (
+    MAX_AS_QUANTILE,
+    MAX_ROUNDED_UP,
     PRIVACY_LEVEL,
     IdAlphabet,
     IdKind,
     PrivacyMode,
-    PrivacyReport,
     ShapeMetrics,
 )
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
@@ -42,7 +43,6 @@ from shape_pipeline.sampling.privacy import ALLOWED_NOTES
 CATEGORY_NAMES = frozenset((*CONVERSATION_TYPES, *MESSAGE_TYPES, OTHER))
 CATEGORY_PARENTS = frozenset({"type_distribution", "members_per_conversation"})
 FIELD_NAME_PARENTS = frozenset({"profile_completeness"})
-MAX_ROUNDING = PrivacyReport.model_fields["max_rounding"].default
 
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _VERSION = re.compile(r"^\d{1,4}\.\d{1,4}\.\d{1,4}([.+-]?[a-z]{1,8}\d{0,4})?$")
@@ -170,7 +170,7 @@ def _string_allowed(path: tuple[str, ...], text: str) -> bool:
     if leaf == "tool_version":
         return bool(_VERSION.match(text))
     if leaf == "max_rounding":
-        return text == MAX_ROUNDING
+        return text in {MAX_ROUNDED_UP, MAX_AS_QUANTILE}
     if len(path) >= 2 and path[-2] == "notes":
         return text in ALLOWED_NOTES
     return False
@@ -291,14 +291,19 @@ def parse_audit_line(file: Path, number: int, raw: bytes) -> dict[str, Any] | No
     return entry
 
 
-def read_audit_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every entry of the audit log (empty when the log does not exist yet)."""
+def numbered_audit_entries(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, entry) of every entry of the audit log (empty when it does not exist yet),
+    so that a reader can name the line an entry came from."""
     file = Path(path)
     if not file.exists() and not file.is_symlink():
         return []
-    lines = _audit_log_lines(file)
-    parsed = (parse_audit_line(file, number, raw) for number, raw in enumerate(lines, start=1))
-    return [entry for entry in parsed if entry is not None]
+    parsed = ((number, parse_audit_line(file, number, raw)) for number, raw in enumerate(_audit_log_lines(file), start=1))
+    return [(number, entry) for number, entry in parsed if entry is not None]
+
+
+def read_audit_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every entry of the audit log (empty when the log does not exist yet)."""
+    return [entry for _, entry in numbered_audit_entries(path)]
 
 
 def check_salt_reuse(path: str | os.PathLike[str], fingerprint: str, *, allow_reuse: bool) -> bool:

@@ -9,8 +9,7 @@ aggregates (and the noise added to them later) never depend on how active the bu
   (L) in-window messages per sender;
 - conversation-level statistics (messages and members per conversation, types, top sender,
   lifetime, recency, size x members) read each user's rows in at most `max_conversations` (C)
-  of the conversations the user belongs to or writes in: one user then changes at most C
-  conversations;
+  of the conversations the user belongs to: one user then changes at most C conversations;
 - per-user statistics (username length, messages per sender, memberships) count each user
   once: no bound needed.
 
@@ -95,22 +94,15 @@ def messages_per_sender_view(tables, mapping: SchemaMapping, postgres: bool, sta
     return {**tables, "messages": bounded}
 
 
-def _chosen_conversations(tables, mapping: SchemaMapping, postgres: bool, in_window, bound: ContributionBound) -> sa.Subquery:
+def _chosen_conversations(tables, mapping: SchemaMapping, postgres: bool, bound: ContributionBound) -> sa.Subquery:
     """(user, conversation) pairs each user keeps: C of the conversations the user is a member
-    of or writes in, in keyed-hash order of the pair (every user picks differently)."""
-    mem, m = tables["members"], tables["messages"]
-    msg, memb = mapping.messages, mapping.members
-    involved = sa.union(
-        sa.select(mem.c[memb.user_id].label("u"), mem.c[memb.conversation_id].label("c")).where(
-            mem.c[memb.user_id].is_not(None)
-        ),
-        sa.select(m.c[msg.sender_id].label("u"), m.c[msg.conversation_id].label("c")).where(
-            in_window, m.c[msg.sender_id].is_not(None)
-        ),
-    ).subquery("involved")
-    pair = sa.cast(involved.c.c, sa.Text) + "/" + sa.cast(involved.c.u, sa.Text)
-    rank = sa.func.row_number().over(partition_by=involved.c.u, order_by=bound.keyed_hash(pair, postgres))
-    ranked = sa.select(involved.c.u, involved.c.c, rank.label(_RANK)).subquery("chosen_ranked")
+    of, in keyed-hash order of the pair (every user picks differently). A user's messages in a
+    conversation they are not a member of are not read by the conversation-level statistics."""
+    mem = tables["members"]
+    user, conv = mem.c[mapping.members.user_id], mem.c[mapping.members.conversation_id]
+    pair = sa.cast(conv, sa.Text) + "/" + sa.cast(user, sa.Text)
+    rank = sa.func.row_number().over(partition_by=user, order_by=bound.keyed_hash(pair, postgres))
+    ranked = sa.select(user.label("u"), conv.label("c"), rank.label(_RANK)).where(user.is_not(None)).subquery("chosen_ranked")
     return sa.select(ranked.c.u, ranked.c.c).where(ranked.c[_RANK] <= bound.max_conversations).subquery("chosen")
 
 
@@ -120,7 +112,7 @@ def conversations_per_user_view(tables, mapping: SchemaMapping, postgres: bool, 
     m, in_window = _messages_in_window(tables, mapping, postgres, start, end)
     mem = tables["members"]
     msg, memb = mapping.messages, mapping.members
-    chosen = _chosen_conversations(tables, mapping, postgres, in_window, bound)
+    chosen = _chosen_conversations(tables, mapping, postgres, bound)
     members = (
         sa.select(*mem.c)
         .select_from(mem.join(chosen, sa.and_(chosen.c.u == mem.c[memb.user_id], chosen.c.c == mem.c[memb.conversation_id])))

@@ -18,6 +18,7 @@ import numpy as np
 
 from shape_pipeline import __version__
 from shape_pipeline.contracts import (
+    MAX_AS_QUANTILE,
     PERCENTILE_KEYS,
     ConversationMetrics,
     DistributionStats,
@@ -57,7 +58,7 @@ from shape_pipeline.sampling.shape import (
     share_grid,
 )
 
-MAX_LEVEL = 0.999  # `max` of a DP distribution: its p99.9 (a raw max is one person's value)
+MAX_LEVEL = 0.999  # `max` of a DP distribution: its p99.9 (contracts.MAX_AS_QUANTILE; a raw max is one person's value)
 
 # Fixed domains: the upper ends of the bucket grids (values beyond fall in the last bucket).
 USERNAME_LENGTH_CAP = 255
@@ -350,5 +351,5 @@ def dp_shape(
         users=user_metrics,
         conversations=conversation_metrics,
         messages=message_metrics,
-        privacy=PrivacyReport(mode="dp", dp=budget.report()),
+        privacy=PrivacyReport(mode="dp", dp=budget.report(), max_rounding=MAX_AS_QUANTILE),
     )
