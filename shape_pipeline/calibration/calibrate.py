@@ -189,7 +189,26 @@ def _members(
                 "conversations.members_per_conversation", f"members for {', '.join(defaulted)}"
             )
         )
+        mean = _defaulted_members_mean(shape, out, [k for k in out if k not in exported])
+        if mean is not None:
+            out.update({k: carry_exported_mean(out[k], mean) for k in out if k not in exported})
     return out
+
+
+def _defaulted_members_mean(shape: ShapeMetrics, models: dict[str, QuantileSplineModel], defaulted: list[str]) -> float | None:
+    """DP shapes: a type too rare to show its member counts gets the mean that makes all
+    memberships add up to users x memberships per user (both exported), instead of the seed's
+    default rooms (a mean of 192 members a channel turned 7,500 users into 250,000 memberships)."""
+    per_user = shape.users.conversations_per_user if shape.users else None
+    types, totals = shape.conversations.type_distribution, shape.totals
+    if shape.privacy is None or shape.privacy.mode != "dp" or per_user is None or per_user.mean is None or totals is None:
+        return None
+    rooms = sum(types.get(k, 0) for k in defaulted)
+    shown = sum(types.get(k, 0) * (models[k].mean or 0.0) for k in models if k not in defaulted)
+    if rooms <= 0:
+        return None
+    left = totals.estimate("users") * per_user.mean - shown
+    return round(max(float(defaults.MEMBERS_MIN["GROUP_CHAT"]), left / rooms), 3)
 
 
 def _within(stats: DistributionStats, low: float, high: float | None) -> DistributionStats:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from shape_pipeline.argtypes import positive_int
 from shape_pipeline.demo.production_data import DEFAULT_PRODUCTION_MESSAGES
+from shape_pipeline.privacy.defaults import DEMO_PRIVACY, PRIVACY_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--messages", type=positive_int, default=DEFAULT_PRODUCTION_MESSAGES,
         help=f"messages in the fake production and in the synthetic dataset (default {DEFAULT_PRODUCTION_MESSAGES:,})",
+    )
+    parser.add_argument(
+        "--privacy", choices=PRIVACY_MODES, default=DEMO_PRIVACY,
+        help=f"privacy mode of the sampling step (default {DEMO_PRIVACY}: the fake production holds nobody; "
+        "dp shows what differential privacy costs at this size, see the README)",
     )
     parser.add_argument("--replace", action="store_true", help="empty non-empty --prod-url/--dev-url targets first")
     parser.add_argument(
@@ -50,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
         dev_url=args.dev_url,
         messages=args.messages,
         replace=args.replace,
+        privacy=args.privacy,
     )
     return 1 if result.verdict == "FAIL" else 0

@@ -21,6 +21,7 @@ from shape_pipeline.db import is_postgres, parse_url, redact
 from shape_pipeline.demo.production_data import DEFAULT_PRODUCTION_MESSAGES, build_demo_production
 from shape_pipeline.fidelity.validate import validate_to_files
 from shape_pipeline.generation.generate import generate_dataset
+from shape_pipeline.privacy.defaults import DEMO_PRIVACY
 from shape_pipeline.sampling.export import DpSettings, sample_to_file
 
 DEV_SEED = "demo-development-v1"
@@ -45,6 +46,7 @@ def run_demo(
     messages: int = DEFAULT_PRODUCTION_MESSAGES,
     replace: bool = False,
     emit: Emit = print,
+    privacy: str = DEMO_PRIVACY,
 ) -> DemoResult:
     """Run every step; embedded SQLite databases under `workdir` unless URLs are given.
 
@@ -61,6 +63,7 @@ def run_demo(
     out.line(f"Production (fake, with PII-looking values): {redact(prod)}")
     out.line(f"Development: {redact(dev)}")
     out.line(f"Files: {work}")
+    out.line(f"Privacy: {privacy}" + (" (the fake production holds nobody; --privacy dp shows DP's cost)" if privacy != "dp" else ""))
     workload = "default" if is_postgres(parse_url(prod)) and is_postgres(parse_url(dev)) else None
     if workload:
         out.line("Phase 2: the default workload's query plans are compared too (PostgreSQL)")
@@ -76,6 +79,7 @@ def run_demo(
         output_dir=work / "exchange",
         salt=secrets.token_urlsafe(48),  # the demo rotates its salt on every extraction
         audit_log=work / "audit" / "extractions.jsonl",
+        privacy=privacy,
         dp=DpSettings(override_budget=True),  # the fake production is rebuilt on every run
         workload_path=workload,
         emit=emit,
