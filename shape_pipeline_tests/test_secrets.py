@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 import shape_pipeline.cli as cli
+from shape_pipeline.audit_log import read_audit_log
 from shape_pipeline.console import silent
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.db import create_engine, parse_url
@@ -28,7 +29,6 @@ from shape_pipeline.generation.generate import generate_dataset
 from shape_pipeline.locations import production
 from shape_pipeline.locations.generation_assets import result_metadata
 from shape_pipeline.locations.resources import ProductionSource
-from shape_pipeline.sampling.audit import read_audit_log
 from shape_pipeline_tests.calibration.shapes import SEED_SHAPE
 from shape_pipeline_tests.sampling import dataset as ds
 from shape_pipeline_tests.sampling.test_bad_input import calibrated_config

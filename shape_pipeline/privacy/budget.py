@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from shape_pipeline.audit_log import numbered_audit_entries
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
 from shape_pipeline.privacy.defaults import DEFAULT_YEARLY_EPSILON
-from shape_pipeline.sampling.audit import numbered_audit_entries
 
 BUDGET_DAYS: int = 365
 """The rolling window (days) that the budget covers."""

@@ -7,8 +7,9 @@ PostgreSQL's fixed plan vocabulary, relation and index names (identifiers), enti
 mapping field names, the physical names of unmapped columns (identifiers, as keys), and the workload's name and sha256. Anything else blocks the export; the error names the JSON path and
 what the value looks like, never the value itself (it may be the very PII we stopped).
 
-The audit log (JSON lines, append-only, inside the boundary) records every extraction with
-a keyed fingerprint of the salt, so that an extraction reusing the previous salt is refused.
+The audit log (JSON lines, append-only, inside the boundary; read and written by
+`shape_pipeline.audit_log`) records every extraction with a keyed fingerprint of the salt, so
+that an extraction reusing an earlier salt is refused here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from shape_pipeline.audit_log import read_audit_log
 from shape_pipeline.contracts import (
     MAX_AS_QUANTILE,
     MAX_ROUNDED_UP,
@@ -261,51 +263,6 @@ def audit_file(path: str | os.PathLike[str]) -> ShapeMetrics:
 # ------------------------------------------------------------------------------ audit log
 
 
-def _audit_log_lines(file: Path) -> list[bytes]:
-    """The log's raw lines; a folder or an unreadable file is one error naming it."""
-    if file.is_dir():
-        raise ShapePipelineError(f"{file}: is a folder, not an audit log file (--audit-log)")
-    try:
-        return file.read_bytes().split(b"\n")
-    except OSError as exc:
-        raise ShapePipelineError(f"{file}: cannot read the audit log ({exc.strerror}) (--audit-log)") from None
-
-
-def parse_audit_line(file: Path, number: int, raw: bytes) -> dict[str, Any] | None:
-    """One entry (a JSON object), None for a blank line; anything else names the file and line."""
-    where = f"{file}: line {number}"
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ShapePipelineError(f"{where} is not UTF-8 text (audit log, --audit-log)") from None
-    if not line.strip():
-        return None
-    try:
-        entry = json.loads(line)
-    except json.JSONDecodeError:
-        raise ShapePipelineError(f"{where} is not valid JSON (audit log, --audit-log)") from None
-    if not isinstance(entry, dict):
-        raise ShapePipelineError(
-            f"{where} is not a JSON object but {type(entry).__name__} (audit log, --audit-log)"
-        )
-    return entry
-
-
-def numbered_audit_entries(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, entry) of every entry of the audit log (empty when it does not exist yet),
-    so that a reader can name the line an entry came from."""
-    file = Path(path)
-    if not file.exists() and not file.is_symlink():
-        return []
-    parsed = ((number, parse_audit_line(file, number, raw)) for number, raw in enumerate(_audit_log_lines(file), start=1))
-    return [(number, entry) for number, entry in parsed if entry is not None]
-
-
-def read_audit_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every entry of the audit log (empty when the log does not exist yet)."""
-    return [entry for _, entry in numbered_audit_entries(path)]
-
-
 def check_salt_reuse(path: str | os.PathLike[str], fingerprint: str, *, allow_reuse: bool) -> bool:
     """True when any earlier extraction in the log used the same salt (A-B-A is reuse too: the
     first and third extraction could be linked); refuse unless `allow_reuse`."""
@@ -316,17 +273,3 @@ def check_salt_reuse(path: str | os.PathLike[str], fingerprint: str, *, allow_re
             "rotate the salt, or pass --allow-salt-reuse"
         )
     return reused
-
-
-def append_audit_entry(path: str | os.PathLike[str], entry: Mapping[str, Any]) -> Path:
-    """Append one JSON line (O_APPEND, fsync): earlier entries are never rewritten."""
-    file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode("utf-8")
-    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return file

@@ -82,7 +82,7 @@ def _messages_in_window(tables, mapping: SchemaMapping, postgres: bool, start: d
     return m, _in_window(col, unit, start, end, postgres)
 
 
-def messages_per_sender_view(tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound) -> dict:
+def messages_bounded_per_sender(tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound) -> dict:
     """`tables` with messages replaced by each sender's first L in-window messages in keyed-hash order."""
     m, in_window = _messages_in_window(tables, mapping, postgres, start, end)
     spec = mapping.messages
@@ -96,17 +96,19 @@ def messages_per_sender_view(tables, mapping: SchemaMapping, postgres: bool, sta
 
 def _chosen_conversations(tables, mapping: SchemaMapping, postgres: bool, bound: ContributionBound) -> sa.Subquery:
     """(user, conversation) pairs each user keeps: C of the conversations the user is a member
-    of, in keyed-hash order of the pair (every user picks differently). A user's messages in a
-    conversation they are not a member of are not read by the conversation-level statistics."""
+    of, in keyed-hash order of the pair (every user picks differently; a membership written
+    twice is one pair, so no message is joined twice). A user's messages in a conversation
+    they are not a member of are not read by the conversation-level statistics."""
     mem = tables["members"]
     user, conv = mem.c[mapping.members.user_id], mem.c[mapping.members.conversation_id]
-    pair = sa.cast(conv, sa.Text) + "/" + sa.cast(user, sa.Text)
-    rank = sa.func.row_number().over(partition_by=user, order_by=bound.keyed_hash(pair, postgres))
-    ranked = sa.select(user.label("u"), conv.label("c"), rank.label(_RANK)).where(user.is_not(None)).subquery("chosen_ranked")
+    pairs = sa.select(user.label("u"), conv.label("c")).where(user.is_not(None)).distinct().subquery("member_pairs")
+    key = sa.cast(pairs.c.c, sa.Text) + "/" + sa.cast(pairs.c.u, sa.Text)
+    rank = sa.func.row_number().over(partition_by=pairs.c.u, order_by=bound.keyed_hash(key, postgres))
+    ranked = sa.select(pairs.c.u, pairs.c.c, rank.label(_RANK)).subquery("chosen_ranked")
     return sa.select(ranked.c.u, ranked.c.c).where(ranked.c[_RANK] <= bound.max_conversations).subquery("chosen")
 
 
-def conversations_per_user_view(tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound) -> dict:
+def conversations_bounded_per_user(tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound) -> dict:
     """`tables` with members and messages restricted to each user's C chosen conversations
     (messages without a sender kept)."""
     m, in_window = _messages_in_window(tables, mapping, postgres, start, end)
@@ -173,6 +175,6 @@ def extract_bounded(
 
     return BoundedFrequencies(
         per_user=run(),
-        per_message=run(bounded(messages_per_sender_view)),
-        per_conversation=run(bounded(conversations_per_user_view)),
+        per_message=run(bounded(messages_bounded_per_sender)),
+        per_conversation=run(bounded(conversations_bounded_per_user)),
     )

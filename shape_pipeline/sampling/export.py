@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from shape_pipeline import __version__, settings
+from shape_pipeline.audit_log import append_audit_entry
 from shape_pipeline.console import Emit, Reporter, fmt_int
 from shape_pipeline.contracts import PhysicalLayout, PrivacyReport, ShapeMetrics
 from shape_pipeline.db import (
@@ -42,7 +43,7 @@ from shape_pipeline.privacy.defaults import (
     PRIVACY_MODES,
 )
 from shape_pipeline.privacy.dp import Budget
-from shape_pipeline.sampling.audit import append_audit_entry, audit_export, check_salt_reuse
+from shape_pipeline.sampling.audit import audit_export, check_salt_reuse
 from shape_pipeline.sampling.bounded import (
     ContributionBound,
     extract_bounded,

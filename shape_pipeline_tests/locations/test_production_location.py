@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 
 from shape_pipeline import settings
+from shape_pipeline.audit_log import read_audit_log
 from shape_pipeline.db import create_engine
 from shape_pipeline.locations import production
 from shape_pipeline.locations.resources import ProductionSource
-from shape_pipeline.sampling.audit import read_audit_log
 from shape_pipeline_tests.sampling import dataset as ds
 
 SALT = "location-test-salt-0123456789-abcdefghijklmnop"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from shape_pipeline.audit_log import append_audit_entry
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
 from shape_pipeline.privacy.budget import BUDGET_DAYS, BudgetCheck, check_budget, epsilon_spent
 from shape_pipeline.privacy.defaults import DEFAULT_EPSILON_PER_EXTRACTION, DEFAULT_YEARLY_EPSILON
-from shape_pipeline.sampling.audit import append_audit_entry
 
 QUARTERS = [datetime(2026, month, 1, tzinfo=UTC) for month in (1, 4, 7, 10)]
 

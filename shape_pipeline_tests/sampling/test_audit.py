@@ -8,15 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shape_pipeline.audit_log import append_audit_entry, read_audit_log
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
 from shape_pipeline.files import model_json
-from shape_pipeline.sampling.audit import (
-    append_audit_entry,
-    audit_export,
-    audit_file,
-    check_salt_reuse,
-    read_audit_log,
-)
+from shape_pipeline.sampling.audit import audit_export, audit_file, check_salt_reuse
 from shape_pipeline.sampling.shape import shape_from_frequencies
 from shape_pipeline_tests.sampling.test_shape import known_tables
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 import shape_pipeline.cli as cli
+from shape_pipeline.audit_log import read_audit_log
 from shape_pipeline.contracts import ShapeMetrics
 from shape_pipeline.errors import DatabaseError, PrivacyError
 from shape_pipeline.files import sha256_file
-from shape_pipeline.sampling.audit import audit_file, read_audit_log
+from shape_pipeline.sampling.audit import audit_file
 from shape_pipeline.sampling.export import default_output_path, resolve_window, sample_to_file
 from shape_pipeline_tests.sampling import dataset as ds
 from shape_pipeline_tests.sampling.conftest import SALT

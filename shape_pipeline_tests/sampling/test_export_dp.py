@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from chat_simulator import build_world
+from shape_pipeline.audit_log import read_audit_log
 from shape_pipeline.errors import PrivacyError, ShapePipelineError
 from shape_pipeline.mapping import load_mapping
-from shape_pipeline.sampling.audit import audit_export, read_audit_log
+from shape_pipeline.sampling.audit import audit_export
 from shape_pipeline.sampling.bounded import ContributionBound, extract_bounded, seed_from_salt
 from shape_pipeline.sampling.export import DpSettings, sample_to_file
 
