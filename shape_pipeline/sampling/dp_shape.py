@@ -42,6 +42,7 @@ from shape_pipeline.privacy.defaults import (
 from shape_pipeline.privacy.dp import (
     Budget,
     FamilySpec,
+    bucket_midpoints,
     clean_cells,
     histogram_moments,
     histogram_quantiles,
@@ -275,7 +276,7 @@ def dp_memberships(freq: Frequency, budget: Budget) -> tuple[DistributionStats |
     edges, counts = publishable_histogram(
         edges, budget.noisy("conversations_per_user", fixed_histogram(freq, edges)), budget.family("conversations_per_user").scale
     )
-    mid = (edges[:-1] + edges[1:] - 1.0) / 2.0
+    mid = bucket_midpoints(edges, integer=True)
     total = float(np.dot(counts, mid))
     bound = MAX_CONVERSATIONS_PER_USER
     for c in range(MIN_CONVERSATIONS_PER_USER, MAX_CONVERSATIONS_PER_USER + 1):
