@@ -34,7 +34,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from shape_pipeline.db import is_postgres, read_only_snapshot
 from shape_pipeline.mapping import SchemaMapping, reflect_tables
-from shape_pipeline.sampling.extract import _in_window, _time, extract_frequencies
+from shape_pipeline.sampling.extract import (
+    CONTENT,
+    HOURS,
+    ORDERED,
+    PAIRS,
+    _in_window,
+    _time,
+    extract_frequencies,
+)
 from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
 from shape_pipeline.sampling.privacy import token
 
@@ -164,17 +172,17 @@ def extract_bounded(
     """The ordinary extraction three times (unbounded, L-bounded, C-bounded views), each in
     one read-only snapshot."""
 
-    def run(view=None) -> FrequencyTables:
+    def run(passes: frozenset[str], view=None) -> FrequencyTables:
         return extract_frequencies(
             engine, mapping, window_start=window_start, window_end=window_end,
-            statement_timeout_ms=statement_timeout_ms, views=view, prepare=bound.register,
+            statement_timeout_ms=statement_timeout_ms, views=view, prepare=bound.register, passes=passes,
         )
 
     def bounded(view):  # noqa: ANN202 - a views callback
         return lambda tables, postgres: view(tables, mapping, postgres, window_start, window_end, bound)
 
-    return BoundedFrequencies(
-        per_user=run(),
-        per_message=run(bounded(messages_bounded_per_sender)),
-        per_conversation=run(bounded(conversations_bounded_per_user)),
+    return BoundedFrequencies(  # each pass runs only the statements its families read
+        per_user=run(frozenset({CONTENT})),
+        per_message=run(frozenset({ORDERED, CONTENT, HOURS}), bounded(messages_bounded_per_sender)),
+        per_conversation=run(frozenset({ORDERED, PAIRS}), bounded(conversations_bounded_per_user)),
     )

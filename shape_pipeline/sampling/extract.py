@@ -67,6 +67,12 @@ OTHER_CODE = -1
     LIFETIME, TOP_SENDER, SIZE_MEMBERS, PER_USER, DAY,
 ) = range(15)  # LIFETIME rows: (metric, lifetime key, recency code, conversations)
 
+# The statement groups an extraction may run (all by default): the ordered pass (gaps and
+# everything per conversation), the content pass (lengths, types, messages per sender), the
+# (conversation, sender) pairs (top sender), the hour buckets (grid, days).
+ORDERED, CONTENT, PAIRS, HOURS = "ordered", "content", "pairs", "hours"
+ALL_PASSES: frozenset[str] = frozenset({ORDERED, CONTENT, PAIRS, HOURS})
+
 _UNIT_FACTOR = {"epoch_s": 1, "epoch_ms": 1000}
 SECONDS_PER_DAY = 86_400
 RECENT_DAYS = (7, 30)  # recency: last message in the window's last 7 / 30 days
@@ -455,23 +461,27 @@ def _simple_frequency(metric: int, base: sa.Subquery, *keys: str) -> sa.Select:
     return query.where(k1.is_not(None)).group_by(*(base.c[k] for k in keys))
 
 
-def _sqlite_selects(tables, mapping, d, start, end) -> list[sa.Select]:
+def _sqlite_selects(tables, mapping, d, start, end, passes: frozenset[str]) -> list[sa.Select]:
+    """One metric a statement, grouped like the PostgreSQL passes so `passes` means the same."""
     base = _message_base(tables, mapping, d, start, end, with_gap=False)
     gaps = _message_base(tables, mapping, d, start, end, with_gap=True)
     cv = _per_conversation(base, sa.func.count())
-    pairs = _pairs(base)
-    return [
-        _simple_frequency(LENGTH, base, "len"),
-        _simple_frequency(MSG_TYPE, base, "code"),
-        _simple_frequency(GRID, base, "dow", "hour"),
-        _simple_frequency(DAY, base, "day"),
-        _entity_frequency(PER_CONVERSATION, base, "conv"),
-        _entity_frequency(PER_SENDER, base, "sender"),
-        _simple_frequency(GAP, gaps, "gap"),
-        _lifetime_select(cv, d, mapping.messages.created_at.unit, start, end),
-        _top_sender_select(pairs),
-        *_conversation_selects(tables, mapping, cv, d),
-    ]
+    groups = {
+        CONTENT: lambda: [
+            _simple_frequency(LENGTH, base, "len"),
+            _simple_frequency(MSG_TYPE, base, "code"),
+            _entity_frequency(PER_SENDER, base, "sender"),
+        ],
+        HOURS: lambda: [_simple_frequency(GRID, base, "dow", "hour"), _simple_frequency(DAY, base, "day")],
+        ORDERED: lambda: [
+            _entity_frequency(PER_CONVERSATION, base, "conv"),
+            _simple_frequency(GAP, gaps, "gap"),
+            _lifetime_select(cv, d, mapping.messages.created_at.unit, start, end),
+            *_conversation_selects(tables, mapping, cv, d),
+        ],
+        PAIRS: lambda: [_top_sender_select(_pairs(base))],
+    }
+    return [statement for name, build in groups.items() if name in passes for statement in build()]
 
 
 def _grouped(
@@ -516,7 +526,7 @@ def _starts_on_an_hour(moment: datetime) -> bool:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == moment
 
 
-def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executable], ...]:
+def _postgres_selects(tables, mapping, d, start, end, passes: frozenset[str] = ALL_PASSES) -> tuple[list[sa.Executable], ...]:
     """Statements for two connections that run side by side: each its own pass, then both
     take the rest from a shared queue (whichever is free first), so they finish about together
     whatever the data (the top sender's pairs cost little when senders post where they are
@@ -581,7 +591,12 @@ def _postgres_selects(tables, mapping, d, start, end) -> tuple[list[sa.Executabl
     ).where(g2.c.gid == ids2[LEN_CODE], g2.c.len.is_not(None))
     second = sa.union_all(len_code, _set_entities(g2, PER_SENDER, ids2[PER_SENDER], "sender"))
     pairs = _pairs(sa.select(conv.label("conv"), m.c[spec.sender_id].label("sender")).where(where).subquery("p"))
-    return [first], [second], [_top_sender_select(pairs), hours]
+    shared = {PAIRS: _top_sender_select(pairs), HOURS: hours}
+    return (
+        [first] if ORDERED in passes else [],
+        [second] if CONTENT in passes else [],
+        [statement for name, statement in shared.items() if name in passes],
+    )
 
 
 def _users_select(tables: dict[str, sa.Table], mapping: SchemaMapping, d: _Dialect, end: datetime) -> sa.Select:
@@ -753,6 +768,7 @@ def extract_frequencies(
     statement_timeout_ms: int | None = None,
     views: TableViews | None = None,
     prepare: Callable[[Connection], None] | None = None,
+    passes: frozenset[str] = ALL_PASSES,
 ) -> FrequencyTables:
     """All frequency tables of one window, from one read-only snapshot of the database.
 
@@ -767,7 +783,8 @@ def extract_frequencies(
     connections are read-only, REPEATABLE READ, named and bounded by the statement timeout.
 
     `views` may replace the reflected tables with sub-queries of the same columns (DP mode:
-    bounded user contributions, `sampling.bounded`); `prepare` runs on every connection first.
+    bounded user contributions, `sampling.bounded`); `prepare` runs on every connection first;
+    `passes` names the statement groups to run (the others' metrics stay empty).
     """
     if window_end <= window_start:
         raise ValueError("window_end must be after window_start")
@@ -779,7 +796,7 @@ def extract_frequencies(
         if views is not None:
             tables = views(tables, d.postgres)
         if d.postgres:
-            mine, theirs, rest = _postgres_selects(tables, mapping, d, window_start, window_end)
+            mine, theirs, rest = _postgres_selects(tables, mapping, d, window_start, window_end, passes)
             shared = deque(rest)
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler") as pool:
@@ -788,10 +805,10 @@ def extract_frequencies(
                 user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
                 parts += second.result()
         else:
-            statements = _sqlite_selects(tables, mapping, d, window_start, window_end)
+            statements = _sqlite_selects(tables, mapping, d, window_start, window_end, passes)
             parts = [_fetch(conn, st) for st in statements]
             user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
-    rows = np.concatenate(parts)
+    rows = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
     _assemble(rows, freq, window_start, window_end)
     _assemble_users(user_rows, mapping.users.profile_fields, freq)
     return freq

@@ -184,12 +184,13 @@ def test_query_failures_become_one_line(canonical_pg: str, tmp_path: Path, salt_
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("privacy", "passes"), [("suppression", 1), ("dp", 3)])
+@pytest.mark.parametrize(("privacy", "aggregates"), [("suppression", 2), ("dp", 4)])
 def test_gentle_on_production_application_name_and_snapshot(
-    canonical_pg: str, tmp_path: Path, salt_env: str, privacy: str, passes: int
+    canonical_pg: str, tmp_path: Path, salt_env: str, privacy: str, aggregates: int
 ) -> None:
-    """Every sampler connection names itself; each pass's two aggregates run in REPEATABLE READ
-    (DP mode: three passes: unbounded, messages bounded per user, conversations bounded per user)."""
+    """Every sampler connection names itself; the GROUPING SETS aggregates run in REPEATABLE READ
+    (DP mode: the unbounded content pass, the ordered and content passes over each sender's L
+    messages, the ordered pass over each user's C conversations)."""
     import psycopg
     import sqlalchemy as sa
 
@@ -205,5 +206,5 @@ def test_gentle_on_production_application_name_and_snapshot(
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
     assert seen and {name for name, _, _ in seen} == {"shape-pipeline-sampler"}
-    aggregates = [iso for _, iso, st in seen if "GROUPING SETS" in st]
-    assert len(aggregates) == 2 * passes and set(aggregates) == {psycopg.IsolationLevel.REPEATABLE_READ}
+    grouped = [iso for _, iso, st in seen if "GROUPING SETS" in st]
+    assert len(grouped) == aggregates and set(grouped) == {psycopg.IsolationLevel.REPEATABLE_READ}
