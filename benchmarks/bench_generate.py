@@ -13,6 +13,7 @@ In one run, each measurement in its own child process (peak RSS is the child's o
   3. Parquet only, N messages: goal at least 1,000,000 messages per second.
 
     .venv/bin/python benchmarks/bench_generate.py [--messages N] [--small M]
+    .venv/bin/python benchmarks/bench_generate.py --workers-sweep [--messages N]   # issue 13: Parquet vs workers
 
 The server comes from SHAPE_PIPELINE_TEST_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres); databases are created and dropped here.
@@ -85,7 +86,7 @@ def child(task: dict) -> dict:
                                   database_url=task["url"], emit=silent)
     else:
         result = generate_dataset(config, target_messages=task["messages"], seed=SEED,
-                                  parquet_dir=task["dir"], emit=silent)
+                                  parquet_dir=task["dir"], emit=silent, workers=task.get("workers", 1))
     return {
         "seconds": result.seconds,
         "wall": time.perf_counter() - started,
@@ -151,15 +152,43 @@ def floor(files: dict[str, list[Path]], fmt: str) -> tuple[float, float]:
         drop_database(url)
 
 
+def worker_counts() -> list[int]:
+    """1, 2, 4, ... up to this machine's cores (and the core count itself)."""
+    cores = os.cpu_count() or 1
+    counts = [1 << i for i in range(cores.bit_length()) if 1 << i <= cores]
+    return sorted({*counts, cores})
+
+
+def workers_sweep(messages: int) -> int:
+    """Parquet generation against the number of worker processes, each against 1 worker (the
+    baseline, measured in the same run); the rows must not depend on the workers."""
+    work = Path(tempfile.mkdtemp(prefix="bench_generate_workers_"))
+    try:
+        runs = {w: in_child({"kind": "parquet", "messages": messages, "dir": str(work / f"w{w}"), "workers": w})
+                for w in worker_counts()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = runs[1]
+    print(f"=== PARQUET GENERATION AGAINST WORKERS ({messages:,} messages, {os.cpu_count()} cores) ===")
+    for w, run in runs.items():
+        same = "same rows" if run["rows"] == base["rows"] else f"rows differ: {run['rows']}"
+        print(f"{w:>3} worker(s) {run['seconds']:8.1f} s   {run['messages_per_second']:>12,.0f} messages/s   "
+              f"{base['seconds'] / run['seconds']:.2f}x 1 worker   peak RSS {run['peak_rss_mb']:.0f} MB   {same}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5_000_000)
     parser.add_argument("--small", type=int, default=1_000_000)
+    parser.add_argument("--workers-sweep", action="store_true", help="only Parquet generation against 1, 2, 4 ... workers")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
+    if args.workers_sweep:
+        return workers_sweep(args.messages)
     n, small = args.messages, min(args.small, args.messages)
     work = Path(tempfile.mkdtemp(prefix="bench_generate_"))
     try:
