@@ -25,7 +25,6 @@ from shape_pipeline.contracts import (
     Histogram,
     Histogram2D,
     MessageMetrics,
-    Percentiles,
     PrivacyReport,
     Recency,
     ShapeMetrics,
@@ -49,14 +48,15 @@ from shape_pipeline.privacy.dp import (
     publishable_histogram,
 )
 from shape_pipeline.sampling.bounded import BoundedFrequencies
-from shape_pipeline.sampling.frequencies import MEMBER_EDGES, SIZE_EDGES, Frequency, FrequencyTables
+from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
 from shape_pipeline.sampling.shape import (
     PERMILLE,
     linear_grid,
     log_grid,
-    nonempty_extent,
+    percentiles_of,
     scaled_stats,
     share_grid,
+    size_members_grid,
 )
 
 MAX_LEVEL = 0.999  # `max` of a DP distribution: its p99.9 (contracts.MAX_AS_QUANTILE; a raw max is one person's value)
@@ -254,16 +254,7 @@ def _recency(freq: FrequencyTables, conversations: int, budget: Budget) -> Recen
 
 def _size_by_members(freq: FrequencyTables, budget: Budget) -> Histogram2D | None:
     scale = budget.family("size_by_members").scale
-    grid = clean_cells(budget.noisy("size_by_members", freq.size_by_members), scale)
-    extent = nonempty_extent(grid)
-    if extent is None:
-        return None
-    rows, cols = extent
-    return Histogram2D(
-        row_edges=[float(e) for e in SIZE_EDGES[rows.start : rows.stop + 1]],
-        column_edges=[float(e) for e in MEMBER_EDGES[cols.start : cols.stop + 1]],
-        counts=grid[rows, cols].tolist(),
-    )
+    return size_members_grid(clean_cells(budget.noisy("size_by_members", freq.size_by_members), scale))
 
 
 def dp_memberships(freq: Frequency, budget: Budget) -> tuple[DistributionStats | None, int]:
@@ -284,10 +275,6 @@ def dp_memberships(freq: Frequency, budget: Budget) -> tuple[DistributionStats |
             bound = c
             break
     return stats_from_counts(edges, counts), bound
-
-
-def _percentiles_of(stats: DistributionStats | None) -> Percentiles | None:
-    return Percentiles(**stats.model_dump(include={*PERCENTILE_KEYS, "max"})) if stats else None
 
 
 # ------------------------------------------------------------------------------ the shape
@@ -316,7 +303,7 @@ def dp_shape(
     conv_types, conversations = _categories(conv.conversation_types, CONVERSATION_TYPES, budget, "conversation_types")
     grid, hourly, weekly, daily = _times(msg, budget)
     conversation_metrics = ConversationMetrics(
-        messages_per_conversation_percentiles=_percentiles_of(per_conv),
+        messages_per_conversation_percentiles=percentiles_of(per_conv),
         messages_per_conversation_histogram=per_conv.histogram if per_conv else None,
         messages_per_conversation_mean=per_conv.mean if per_conv else None,
         type_distribution=conv_types,

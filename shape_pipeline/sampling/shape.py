@@ -347,7 +347,12 @@ def _size_by_members(freq: FrequencyTables, tally: PrivacyTally | None) -> Histo
     # Totals of rows and columns follow from the messages-per-conversation and members
     # histograms wherever their buckets line up with these powers of two, the whole from
     # totals.conversations: every line is complemented.
-    grid = _suppress(freq.size_by_members, tally, _grid_lines(*freq.size_by_members.shape))
+    return size_members_grid(_suppress(freq.size_by_members, tally, _grid_lines(*freq.size_by_members.shape)))
+
+
+def size_members_grid(grid: np.ndarray) -> Histogram2D | None:
+    """A published size x members grid trimmed to its non-empty extent (the kept buckets' edges
+    are fixed powers of two, never data); None when every cell is 0."""
     extent = nonempty_extent(grid)
     if extent is None:
         return None
@@ -357,6 +362,11 @@ def _size_by_members(freq: FrequencyTables, tally: PrivacyTally | None) -> Histo
         column_edges=[float(e) for e in MEMBER_EDGES[cols.start : cols.stop + 1]],
         counts=grid[rows, cols].tolist(),
     )
+
+
+def percentiles_of(stats: DistributionStats | None) -> Percentiles | None:
+    """The percentiles and max of a stats block (messages per conversation is exported so)."""
+    return Percentiles(**stats.model_dump(include={*PERCENTILE_KEYS, "max"})) if stats else None
 
 
 def _daily_counts(freq: FrequencyTables, start: datetime, tally: PrivacyTally | None) -> list[int] | None:
@@ -428,7 +438,7 @@ def shape_from_frequencies(
     hourly, daily, grid = _time_arrays(freq.hour_by_day_of_week, tally)
     conversations = ConversationMetrics(
         messages_per_conversation_percentiles=(
-            Percentiles(**per_conv.model_dump(include={*PERCENTILE_KEYS, "max"})) if per_conv else None
+            percentiles_of(per_conv)
         ),
         messages_per_conversation_histogram=per_conv.histogram if per_conv else None,
         messages_per_conversation_mean=per_conv.mean if per_conv else None,
