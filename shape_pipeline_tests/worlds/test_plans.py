@@ -131,10 +131,12 @@ def test_the_faithful_dataset_gets_production_plans(
         # canonical, sequential ids: production's users join right after signing up, so
         # members.user_id correlates with insert order (0.6); numbering users by mean join time
         # reaches about 0.5, and the sidebar query of typical users still flips Index Scan /
-        # Bitmap Heap Scan over the same rows. Of the other pairs at most one flips (statistics are sampled by ANALYZE:
-        # member_messages p10's choice between two indexes is the usual flip); the layout holds.
+        # Bitmap Heap Scan over the same rows. ANALYZE samples its statistics at random, so
+        # member_messages' choice between two indexes of nearly the same cost may flip for both
+        # of its ranks together (seen in CI); of the other pairs at most one flips. The layout holds.
         unexplained = set(differing) - {"user_conversations p50", "user_conversations p10"}
-        assert len(unexplained) <= 1, differing
+        index_choice = {"member_messages p10", "member_messages p50"}
+        assert len(unexplained - index_choice) + min(1, len(unexplained & index_choice)) <= 1, differing
         failing = [(i["entity"], i["field"]) for i in layout["synthetic"]["items"] if i["error"] > i["limit"]]
         assert failing in ([], [("members", "user_id")]), failing
 
