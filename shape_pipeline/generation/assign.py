@@ -55,6 +55,9 @@ MATCH_ROUNDS = 3  # matchings, each keyed by the shortfall of the last (world p9
 REBALANCE_ROUNDS = 32  # rounds of slot swaps between users over and under their target
 OVERSHOOT = 0.5  # a taker may end this far above its target (it passes the excess on in later rounds)
 STARVING_ROUNDS = 8  # rounds in which senders left with no message take one from a busier member
+VANISHED_WEIGHT = 1e-200  # a room's free weights summing below this carry no proportion (their
+# ratio to what is left overflows or is floored): the room splits evenly instead (a DP shape gave
+# weights of 1e-322 after IPF, and the room lost a message)
 
 
 def segment_index(sizes: np.ndarray) -> np.ndarray:
@@ -331,7 +334,7 @@ def water_fill(
     for _ in range(64):
         free = np.where(fixed, 0.0, weight)
         left = totals - np.bincount(conv, np.where(fixed, value, 0.0), k)
-        vanished = (np.bincount(conv, free, k) <= 0) & (left > 0)
+        vanished = (np.bincount(conv, free, k) < VANISHED_WEIGHT) & (left > 0)
         free = np.where(~fixed & vanished[conv], 1.0, free)
         value = np.where(fixed, value, free * (left / np.maximum(np.bincount(conv, free, k), 1e-300))[conv])
         over = ~fixed & (value > cap)

@@ -95,6 +95,17 @@ def test_water_fill_caps_and_adds_up_even_where_every_weight_vanished():
     assert np.allclose(value[1:4], [6.0, 6.0, 1.0]) and np.allclose(value[5:], [3.0, 3.0])
 
 
+def test_water_fill_adds_up_where_the_weights_left_after_capping_are_denormal():
+    """Seen with a DP shape: IPF left a room's last free slot a weight of 1e-322; after the two
+    others were capped its share was floored to 1e-22 and the room lost 3 of its 15 messages."""
+    conv = np.zeros(4, dtype=np.int64)
+    eligible = np.array([False, True, True, True])
+    weight = np.array([0.0, 5.0, 1e-9, 1.3e-322])
+    value = water_fill(conv, weight, np.array([15.0]), np.full(4, 6.0), eligible)
+    assert np.isclose(value.sum(), 15.0) and np.all(value <= 6.0 + 1e-9)
+    assert value[3] >= 1.0  # the room's remainder went to its free slot
+
+
 def test_a_sender_left_with_nothing_takes_one_message_from_a_busier_member():
     conv = np.array([0, 0, 0, 1, 1])
     users = np.array([0, 1, 2, 0, 3])
