@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shape_pipeline.distributions import quantile
 from shape_pipeline.generation.assign import feed_starving, top_counts, water_fill
@@ -104,6 +106,23 @@ def test_water_fill_adds_up_where_the_weights_left_after_capping_are_denormal():
     value = water_fill(conv, weight, np.array([15.0]), np.full(4, 6.0), eligible)
     assert np.isclose(value.sum(), 15.0) and np.all(value <= 6.0 + 1e-9)
     assert value[3] >= 1.0  # the room's remainder went to its free slot
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    exponents=st.lists(st.integers(-330, 3), min_size=2, max_size=8),
+    cap=st.integers(1, 20),
+    total=st.integers(0, 200),
+)
+def test_water_fill_adds_up_whatever_the_weights(exponents: list[int], cap: int, total: int) -> None:
+    """Any weights, from denormal to large: a room's values add up to its total when its free
+    slots can hold it, and none is above its cap."""
+    weight = np.array([10.0**e if e > -330 else 0.0 for e in exponents])
+    slots = weight.size
+    total = min(total, cap * slots)
+    value = water_fill(np.zeros(slots, dtype=np.int64), weight, np.array([float(total)]), np.full(slots, float(cap)),
+                       np.ones(slots, dtype=bool))
+    assert np.isclose(value.sum(), total) and np.all(value <= cap + 1e-9) and np.all(value >= 0)
 
 
 def test_a_sender_left_with_nothing_takes_one_message_from_a_busier_member():
