@@ -23,16 +23,28 @@ from shape_pipeline import db
 from shape_pipeline.console import Emit, Reporter, fmt_int
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
-from shape_pipeline.generation import seeds, text
+from shape_pipeline.generation import load_parquet, seeds, text
 from shape_pipeline.generation.ahead import background
 from shape_pipeline.generation.capacity import check_plannable
 from shape_pipeline.generation.categories import describe_moves, fold_unwritable, type_shares
 from shape_pipeline.generation.columns import ENTITIES, Chunk, concat_chunks
 from shape_pipeline.generation.conversations import conversation_chunk
 from shape_pipeline.generation.load import DatabaseSink, refuse_production
-from shape_pipeline.generation.load_parquet import ParquetSink
+from shape_pipeline.generation.load_parquet import ParquetPartition, ParquetSink, write_parts
+from shape_pipeline.generation.partitions import (
+    PARTITION_KEYS,
+    Job,
+    fingerprint,
+    ordered_keys,
+    partition_jobs,
+    partition_kind,
+    plan_jobs,
+)
 from shape_pipeline.generation.plan import Plan, make_plan
+from shape_pipeline.generation.schema_writer import extra_profile_fields
+from shape_pipeline.generation.staged_load import KIND_ENTITIES, StagedDatabase
 from shape_pipeline.generation.users import user_chunk
+from shape_pipeline.mapping import SchemaMapping
 
 DEFAULT_CHUNK_MESSAGES = 125_000
 LOG_EVERY_S = 15.0
@@ -68,38 +80,97 @@ def _make_shard(kind: str, shard: int, plan: Plan, pool: np.ndarray) -> Chunk:
     return (user_chunk if kind == "users" else conversation_chunk)(plan, shard, pool)
 
 
-_WORKER: dict[str, object] = {}  # inside a worker process only: its plan and text pool
+@dataclass
+class ShardRows:
+    """One generated shard: its row counts, and its rows unless only files were wanted."""
+
+    kind: str
+    shard: int
+    rows: dict[str, int]
+    chunk: Chunk | None
 
 
-def _start_worker(plan: Plan) -> None:
+def make_shard_rows(
+    kind: str, shard: int, plan: Plan, pool: np.ndarray, parquet_folder: Path | None, keep: bool
+) -> ShardRows:
+    """Make one shard; write its Parquet parts into `parquet_folder` here (in the process that
+    made it); keep its rows only if `keep` (a database needs them)."""
+    chunk = _make_shard(kind, shard, plan, pool)
+    if parquet_folder is not None:
+        write_parts(parquet_folder, shard, chunk)
+    return ShardRows(kind, shard, chunk.rows(), chunk if keep else None)
+
+
+def text_pool(plan: Plan) -> np.ndarray:
+    return text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
+
+
+_WORKER: dict[str, object] = {}  # inside a worker process only: its plan, text pool and settings
+
+
+def _start_worker(plan: Plan, settings: dict | None = None) -> None:
     _WORKER["plan"] = plan
-    _WORKER["pool"] = text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
+    _WORKER["pool"] = text_pool(plan)
+    _WORKER["settings"] = settings or {}
 
 
-def _worker_shard(kind: str, shard: int) -> Chunk:
-    return _make_shard(kind, shard, _WORKER["plan"], _WORKER["pool"])  # type: ignore[arg-type]
+def _worker_shard(kind: str, shard: int, parquet_folder: Path | None = None, keep: bool = True) -> ShardRows:
+    return make_shard_rows(kind, shard, _WORKER["plan"], _WORKER["pool"], parquet_folder, keep)  # type: ignore[arg-type]
 
 
-def _shards_in_order(plan: Plan, workers: int) -> Iterator[tuple[str, Chunk]]:
-    """Every shard in plan order: in this process, or in `workers` processes kept a few shards
-    ahead of the consumer (bounded memory; results come back in order, so rows are identical)."""
-    jobs = [("users", s) for s in range(plan.user_shards)]
-    jobs += [("conversations", s) for s in range(plan.conversation_shards)]
+def produce_shards(
+    plan: Plan,
+    jobs: list[Job],
+    workers: int = 1,
+    *,
+    parquet_folder: Path | None = None,
+    keep: bool = True,
+    pool: np.ndarray | None = None,
+) -> Iterator[ShardRows]:
+    """The shards of `jobs` in order: in this process, or in `workers` processes kept a few
+    shards ahead of the consumer (bounded memory; results come back in order, so rows are
+    identical). Parquet parts are written where each shard is made."""
     if workers <= 1:
-        pool = text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
-        yield from ((kind, _make_shard(kind, shard, plan, pool)) for kind, shard in jobs)
+        pool = text_pool(plan) if pool is None else pool
+        yield from (make_shard_rows(kind, shard, plan, pool, parquet_folder, keep) for kind, shard in jobs)
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(plan,)) as executor:
-        pending: deque[tuple[str, Future[Chunk]]] = deque()
+        pending: deque[Future[ShardRows]] = deque()
         for kind, shard in jobs:
-            pending.append((kind, executor.submit(_worker_shard, kind, shard)))
+            pending.append(executor.submit(_worker_shard, kind, shard, parquet_folder, keep))
             if len(pending) > 4 * workers:
-                done_kind, future = pending.popleft()
-                yield done_kind, future.result()
+                yield pending.popleft().result()
         while pending:
-            done_kind, future = pending.popleft()
-            yield done_kind, future.result()
+            yield pending.popleft().result()
+
+
+def iter_batches(shards: Iterator[ShardRows], chunk_messages: int) -> Iterator[tuple[dict[str, int], Chunk | None]]:
+    """(row counts, rows) of groups of shards: users first, then conversations with their
+    members and messages, grouped into chunks of about `chunk_messages` (shards without rows
+    come one by one). Neither the grouping nor the number of workers changes anything in the rows."""
+    group: list[Chunk] = []
+    size, group_kind = 0, "users"
+    for item in shards:
+        if item.chunk is None:
+            yield item.rows, None
+            continue
+        if item.kind != group_kind and group:  # users are loaded before anything that refers to them
+            yield _grouped(group)
+            group, size = [], 0
+        group_kind = item.kind
+        group.append(item.chunk)
+        size += item.rows.get("users", 0) if item.kind == "users" else item.chunk.messages
+        if size >= chunk_messages:
+            yield _grouped(group)
+            group, size = [], 0
+    if group:
+        yield _grouped(group)
+
+
+def _grouped(group: list[Chunk]) -> tuple[dict[str, int], Chunk]:
+    chunk = concat_chunks(group)
+    return chunk.rows(), chunk
 
 
 def iter_chunks(plan: Plan, chunk_messages: int, workers: int = 1) -> Iterator[Chunk]:
@@ -108,26 +179,64 @@ def iter_chunks(plan: Plan, chunk_messages: int, workers: int = 1) -> Iterator[C
     Shards are fixed units with their own random streams, so neither the grouping nor the
     number of worker processes changes anything in the rows.
     """
-    group: list[Chunk] = []
-    size, group_kind = 0, "users"
-    for kind, chunk in _shards_in_order(plan, workers):
-        if kind != group_kind and group:  # users are loaded before anything that refers to them
-            yield concat_chunks(group)
-            group, size = [], 0
-        group_kind = kind
-        group.append(chunk)
-        size += chunk.tables["users"].num_rows if kind == "users" else chunk.messages
-        if size >= chunk_messages:
-            yield concat_chunks(group)
-            group, size = [], 0
-    if group:
-        yield concat_chunks(group)
+    for _, chunk in iter_batches(produce_shards(plan, plan_jobs(plan), workers), chunk_messages):
+        assert chunk is not None
+        yield chunk
 
 
-def encode_ahead(chunks: Iterator[Chunk], database: DatabaseSink | None) -> Iterator[tuple[Chunk, list]]:
-    """Each chunk with its rows already encoded for the database (done in the generator thread)."""
-    for chunk in chunks:
-        yield chunk, database.encode(chunk) if database is not None else []
+def encode_ahead(
+    batches: Iterator[tuple[dict[str, int], Chunk | None]], database: DatabaseSink | None
+) -> Iterator[tuple[dict[str, int], list]]:
+    """Each batch's row counts with its rows already encoded for the database (done in the
+    generator thread)."""
+    for rows, chunk in batches:
+        yield rows, database.encode(chunk) if database is not None and chunk is not None else []
+
+
+def prepare_plan(
+    config: CalibratedConfig,
+    *,
+    target_messages: int,
+    seed: str,
+    mapping: SchemaMapping | None,
+    content_style: str = "filler",
+) -> tuple[Plan, list[str], dict[str, float]]:
+    """The plan for a target (its mapping, if a database): categories the target cannot write
+    folded into others, the mapped extra profile fields. (plan, warnings, moved shares)."""
+    warnings: list[str] = []
+    moved: dict[str, float] = {}
+    extras = extra_profile_fields(mapping) if mapping is not None else []
+    if mapping is not None:
+        config, moved = fold_unwritable(config, mapping)
+        warnings += describe_moves(moved, type_shares(config))
+    plan = make_plan(
+        config, target_messages=target_messages, seed=seed, extra_profile_fields=extras, content_style=content_style
+    )
+    return plan, warnings, moved
+
+
+def _check_inputs(
+    database_url: str | None, parquet_dir: str | Path | None, chunk_messages: int, workers: int,
+    target_messages: int, config: CalibratedConfig, production_url: str | None,
+) -> None:
+    if not database_url and not parquet_dir:
+        raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
+    if chunk_messages < 1:
+        raise ShapePipelineError("chunk_messages must be at least 1")
+    if workers < 1:
+        raise ShapePipelineError("--workers: must be at least 1")
+    check_plannable(target_messages, config=config, workers=workers)
+    if database_url:
+        db.parse_url(database_url)
+        refuse_production(database_url, production_url)
+
+
+def _report_plan(report: Reporter, plan: Plan) -> None:
+    report.line(f"Seed: {plan.seed}")
+    report.detail(f"Users: {fmt_int(plan.users)}")
+    report.detail(f"Conversations: {fmt_int(plan.conversations)}")
+    report.detail(f"Members: {fmt_int(plan.members)}")
+    report.detail(f"Messages: {fmt_int(plan.target_messages)}")
 
 
 def generate_dataset(
@@ -148,36 +257,18 @@ def generate_dataset(
 ) -> GenerationResult:
     """Generate `target_messages` messages (and the users, conversations and members they imply)
     from `config` and `seed`, into a database and/or a Parquet folder, all or nothing."""
-    if not database_url and not parquet_dir:
-        raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
-    if chunk_messages < 1:
-        raise ShapePipelineError("chunk_messages must be at least 1")
-    if workers < 1:
-        raise ShapePipelineError("--workers: must be at least 1")
-    check_plannable(target_messages, config=config, workers=workers)
-    if database_url:
-        db.parse_url(database_url)
-        refuse_production(database_url, production_url)
+    _check_inputs(database_url, parquet_dir, chunk_messages, workers, target_messages, config, production_url)
     report = Reporter("Generator", emit)
     report.header("SYNTHETIC DATA GENERATION")
     started = time.perf_counter()
     database = DatabaseSink(database_url, mapping_path=mapping_path, replace=replace) if database_url else None
     parquet = ParquetSink(parquet_dir, replace=replace) if parquet_dir else None
-    warnings: list[str] = []
-    moved: dict[str, float] = {}
     try:
-        extras = database.extra_profile_fields() if database else []
-        if database is not None:
-            config, moved = fold_unwritable(config, database.mapping)
-            warnings += describe_moves(moved, type_shares(config))
-        plan = make_plan(
-            config, target_messages=target_messages, seed=seed, extra_profile_fields=extras, content_style=content_style
+        plan, warnings, moved = prepare_plan(
+            config, target_messages=target_messages, seed=seed,
+            mapping=database.mapping if database is not None else None, content_style=content_style,
         )
-        report.line(f"Seed: {seed}")
-        report.detail(f"Users: {fmt_int(plan.users)}")
-        report.detail(f"Conversations: {fmt_int(plan.conversations)}")
-        report.detail(f"Members: {fmt_int(plan.members)}")
-        report.detail(f"Messages: {fmt_int(plan.target_messages)}")
+        _report_plan(report, plan)
         destinations: list[str] = []
         if database is not None:
             database.open(plan)
@@ -193,14 +284,16 @@ def generate_dataset(
         rows = dict.fromkeys(ENTITIES, 0)
         last_log = time.perf_counter()
         with tqdm(total=plan.target_messages, unit="msg", unit_scale=True, disable=not progress) as bar:
-            for chunk, encoded in background(encode_ahead(iter_chunks(plan, chunk_messages, workers), database)):
+            shards = produce_shards(
+                plan, plan_jobs(plan), workers, parquet_folder=parquet.staging if parquet is not None else None,
+                keep=database is not None,
+            )
+            for counts, encoded in background(encode_ahead(iter_batches(shards, chunk_messages), database)):
                 if database is not None:
                     database.write(encoded)
-                if parquet is not None:
-                    parquet.write(chunk)
-                for name, count in chunk.rows().items():
+                for name, count in counts.items():
                     rows[name] += count
-                bar.update(chunk.messages)
+                bar.update(counts.get("messages", 0))
                 now = time.perf_counter()
                 if now - last_log >= LOG_EVERY_S and rows["messages"]:
                     last_log = now
@@ -234,3 +327,184 @@ def generate_dataset(
     )
     report.blank()
     return result
+
+
+@dataclass
+class StageResult:
+    """What `PartitionedGeneration.stage` staged: rows per partition, wall time."""
+
+    rows: dict[str, dict[str, int]]
+    seconds: float
+
+
+def _stage_partition(
+    plan: Plan, pool: np.ndarray, key: str, fingerprint: str, layout: str, database: StagedDatabase | None,
+    parquet_dir: str | Path | None, chunk_messages: int,
+) -> dict[str, int]:
+    """Generate partition `key` and stage it: into the database's staging tables (one
+    transaction) and/or as a complete Parquet partition folder. Its row counts."""
+    parquet = ParquetPartition(parquet_dir, fingerprint, key) if parquet_dir else None
+    try:
+        if parquet is not None:
+            parquet.open()
+        shards = produce_shards(
+            plan, partition_jobs(plan, key), 1, parquet_folder=parquet.folder if parquet is not None else None,
+            keep=database is not None, pool=pool,
+        )
+        rows = dict.fromkeys(KIND_ENTITIES[partition_kind(key)], 0)
+
+        def chunks() -> Iterator[Chunk]:
+            for counts, chunk in iter_batches(shards, chunk_messages):
+                for name, count in counts.items():
+                    rows[name] += count
+                if chunk is not None:
+                    yield chunk
+
+        if database is not None:
+            database.stage(plan, key, fingerprint, layout, background(chunks()))
+        else:
+            for _ in chunks():
+                pass
+        if parquet is not None:
+            parquet.commit(rows)
+        return rows
+    finally:
+        if parquet is not None:
+            parquet.close()
+
+
+def _worker_stage(key: str) -> dict[str, int]:
+    settings: dict = _WORKER["settings"]  # type: ignore[assignment]
+    database = StagedDatabase(settings["url"], mapping_path=settings["mapping_path"], replace=False) \
+        if settings["url"] else None
+    try:
+        return _stage_partition(
+            _WORKER["plan"], _WORKER["pool"], key, settings["fingerprint"], settings["layout"],  # type: ignore[arg-type]
+            database, settings["parquet_dir"], settings["chunk_messages"],
+        )
+    finally:
+        if database is not None:
+            database.close()
+
+
+class PartitionedGeneration:
+    """One dataset generated as partitions (generation/partitions.py), each staged on its own
+    (any order, any process, re-runnable), then published all or nothing.
+
+    The plan is drawn on construction (the same as `generate_dataset`'s); `fingerprint` ties
+    staged partitions to this plan and target."""
+
+    def __init__(
+        self,
+        config: CalibratedConfig,
+        *,
+        target_messages: int,
+        seed: str = seeds.DEFAULT_SEED,
+        database_url: str | None = None,
+        mapping_path: str | Path | None = None,
+        replace: bool = False,
+        parquet_dir: str | Path | None = None,
+        production_url: str | None = None,
+        content_style: Literal["filler", "pii_demo"] = "filler",
+        chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
+        emit: Emit | None = print,
+    ) -> None:
+        _check_inputs(database_url, parquet_dir, chunk_messages, 1, target_messages, config, production_url)
+        self.report = Reporter("Generator", emit)
+        self.parquet_dir = parquet_dir
+        self.replace = replace
+        self.chunk_messages = chunk_messages
+        self.database = (
+            StagedDatabase(database_url, mapping_path=mapping_path, replace=replace) if database_url else None
+        )
+        try:
+            self.plan, self.warnings, self.moved = prepare_plan(
+                config, target_messages=target_messages, seed=seed,
+                mapping=self.database.mapping if self.database is not None else None, content_style=content_style,
+            )
+            self.layout = self.database.layout(self.plan) if self.database is not None else "parquet"
+        except BaseException:
+            self.close()
+            raise
+        if self.database is not None:
+            self.warnings += self.database.notes
+        self.fingerprint = fingerprint(self.plan, self.layout)
+        self.destinations = [db.redact(database_url)] if database_url else []
+        self.destinations += [str(parquet_dir)] if parquet_dir else []
+
+    def close(self) -> None:
+        if self.database is not None:
+            self.database.close()
+
+    def __enter__(self) -> PartitionedGeneration:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stage(self, keys: list[str] | tuple[str, ...], workers: int = 1) -> StageResult:
+        """Generate and stage partitions `keys` (in `workers` processes, each staging whole
+        partitions: no rows cross processes). A partition that fails leaves what it staged
+        before; the others are staged."""
+        keys = ordered_keys(keys)
+        started = time.perf_counter()
+        self.report.line(f"Staging partition(s) {', '.join(keys)} of seed {self.plan.seed} "
+                         f"({fmt_int(self.plan.target_messages)} messages) into {', '.join(self.destinations)}")
+        rows: dict[str, dict[str, int]] = {}
+        if workers <= 1 or len(keys) <= 1:
+            pool = text_pool(self.plan)
+            for key in keys:
+                rows[key] = _stage_partition(self.plan, pool, key, self.fingerprint, self.layout, self.database,
+                                             self.parquet_dir, self.chunk_messages)
+                self.report.detail(f"{key}: {fmt_int(sum(rows[key].values()))} rows staged")
+        else:
+            settings = {
+                "url": self.database.url if self.database is not None else None,
+                "mapping_path": self.database.mapping_path if self.database is not None else None,
+                "fingerprint": self.fingerprint, "layout": self.layout,
+                "parquet_dir": self.parquet_dir, "chunk_messages": self.chunk_messages,
+            }
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(keys)), mp_context=context, initializer=_start_worker,
+                                     initargs=(self.plan, settings)) as executor:
+                futures = {key: executor.submit(_worker_stage, key) for key in keys}
+                for key, future in futures.items():
+                    rows[key] = future.result()
+                    self.report.detail(f"{key}: {fmt_int(sum(rows[key].values()))} rows staged")
+        return StageResult(rows, time.perf_counter() - started)
+
+    def missing(self) -> list[str]:
+        """Partitions not staged (for this fingerprint) in some destination, in key order."""
+        absent: set[str] = set()
+        if self.database is not None:
+            absent |= set(self.database.missing(self.fingerprint))
+        if self.parquet_dir:
+            staged = load_parquet.staged_partitions(self.parquet_dir, self.fingerprint)
+            absent |= {k for k in PARTITION_KEYS if k not in staged}
+        return [k for k in PARTITION_KEYS if k in absent]
+
+    def publish(self) -> GenerationResult | None:
+        """Publish every partition into the destinations (database: one transaction; Parquet:
+        one swap). None if another run already published this fingerprint into the database."""
+        started = time.perf_counter()
+        rows = dict.fromkeys(ENTITIES, 0)
+        warnings = list(self.warnings)
+        if self.database is not None:
+            self.report.line("Publishing the staged partitions in time order, adding keys and committing...")
+            published = self.database.publish(self.plan, self.fingerprint, self.layout)
+            if published.already:
+                self.report.line("Already published by another run")
+                return None
+            rows = published.rows
+            if published.warning:
+                self.report.warn(published.warning)
+                warnings.append(published.warning)
+        if self.parquet_dir:
+            parquet_rows = load_parquet.publish_partitions(
+                self.parquet_dir, self.fingerprint, list(PARTITION_KEYS), replace=self.replace
+            )
+            rows = rows if self.database is not None else parquet_rows
+        result = GenerationResult(rows, self.plan.seed, time.perf_counter() - started, self.plan.target_messages,
+                                  list(self.destinations), warnings, self.moved)
+        self.report.ok(f"Published {fmt_int(result.total_rows)} rows in {result.seconds:.1f}s")
+        return result

@@ -108,9 +108,19 @@ class DatabaseSink:
 
     def open(self, plan: Plan) -> None:
         """Connect, begin, prepare the schema and refuse what must be refused (nothing written yet)."""
+        self.connect()
+        self.prepare(plan)
+
+    def connect(self) -> None:
+        """Connect and begin the load's one transaction."""
         db.check_connection(self.engine)
         self.conn = self.engine.connect()
         self.transaction = self.conn.begin()
+
+    def prepare(self, plan: Plan) -> None:
+        """Inside the transaction: create the canonical schema if missing, reflect the tables,
+        work out every column and refuse (or empty) tables holding rows."""
+        assert self.conn is not None
         if self.canonical:
             self._create_canonical()
         tables = reflect_tables(self.conn, self.mapping)

@@ -6,6 +6,9 @@ Rows stay in generation order (shard by shard, so grouped by conversation) and k
 logical ids: only a database load reorders rows by time and renumbers sequential message ids
 in that order (`staging`), so a message's id here may differ from its id in the database.
 
+A part holds one shard (`part-<shard>.parquet`, users shards in `users/`, conversation shards in
+the other three), written by the process that generated the shard.
+
 Parts are written into a hidden staging folder next to the targets and moved into place only
 when the whole dataset is written, so readers never see a half-written dataset. A run that does
 not commit (an error, Ctrl-C, SIGTERM) removes its staging folder and any folder it created.
@@ -13,6 +16,7 @@ not commit (an error, Ctrl-C, SIGTERM) removes its staging folder and any folder
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -29,6 +33,25 @@ DICTIONARY_COLUMNS = ("type",)  # dictionary-encode only low-cardinality columns
 
 def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
+
+
+def write_parts(folder: Path, index: int, chunk: Chunk) -> None:
+    """Each table of `chunk` as `folder/<table>/part-<index>.parquet` (the index: the shard's
+    number, so a shard's file has the same name whichever process writes it)."""
+    for name in ENTITIES:
+        table = chunk.tables.get(name)
+        if table is None:
+            continue
+        table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+        try:
+            pq.write_table(
+                table,
+                folder / name / part_name(index),
+                compression=COMPRESSION,
+                use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
+            )
+        except OSError as exc:  # e.g. the disk is full: one line, the caller's close() cleans up
+            raise ShapePipelineError(f"--parquet-dir: cannot write {folder}: {exc}") from None
 
 
 class ParquetSink:
@@ -68,21 +91,19 @@ class ParquetSink:
             ) from None
 
     def write(self, chunk: Chunk) -> None:
+        """Write `chunk` as the next part of each of its tables."""
         for name in ENTITIES:
-            table = chunk.tables.get(name)
-            if table is None:
-                continue
-            table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
-            try:
-                pq.write_table(
-                    table,
-                    self.staging / name / part_name(self.parts[name]),
-                    compression=COMPRESSION,
-                    use_dictionary=[c for c in DICTIONARY_COLUMNS if c in table.column_names],
-                )
-            except OSError as exc:  # e.g. the disk is full: one line, the caller's close() cleans up
-                raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {exc}") from None
-            self.parts[name] += 1
+            if name in chunk.tables:
+                write_parts(self.staging, self.parts[name], Chunk({name: chunk.tables[name]}))
+                self.parts[name] += 1
+
+    def adopt(self, folder: Path) -> None:
+        """Move the parts under `folder/<table>/` into the staged datasets (names kept)."""
+        for name in ENTITIES:
+            source = folder / name
+            if source.is_dir():
+                for part in sorted(source.glob("*.parquet")):
+                    part.rename(self.staging / name / part.name)
 
     def commit(self) -> None:
         """Move each staged dataset into place (the old one, if any, is removed afterwards)."""
@@ -100,3 +121,86 @@ class ParquetSink:
         """Remove the staging folder, and the folders `open` made when nothing was committed."""
         shutil.rmtree(self.staging, ignore_errors=True)
         remove_folders(self.created)
+
+
+# Generation partitions (generation/partitions.py): each partition's parts are written into
+# `DIR/.partitions-<fingerprint>/<key>.tmp-*` and renamed to `<key>` when complete (a partition
+# that fails leaves nothing behind); `publish_partitions` moves every partition's parts into a
+# staged dataset and swaps it in as `ParquetSink.commit` does.
+
+ROWS_FILE = "rows.json"
+
+
+def partitions_root(directory: str | Path, fingerprint: str) -> Path:
+    return Path(directory) / f".partitions-{fingerprint[:16]}"
+
+
+class ParquetPartition:
+    """One partition's parts, written into a temporary folder and renamed on `commit`."""
+
+    def __init__(self, directory: str | Path, fingerprint: str, key: str) -> None:
+        self.directory = Path(directory)
+        self.root = partitions_root(directory, fingerprint)
+        self.key = key
+        self.folder = self.root / f".{key}.tmp-{uuid.uuid4().hex[:8]}"
+
+    def open(self) -> None:
+        problem = folder_problem(self.directory)
+        if problem:
+            raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {problem}")
+        try:
+            for name in ENTITIES:
+                (self.folder / name).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {exc.strerror or exc}") from None
+
+    def commit(self, rows: dict[str, int]) -> None:
+        """Record the partition's row counts and put it in place (replacing an earlier one)."""
+        (self.folder / ROWS_FILE).write_text(json.dumps(rows))
+        final = self.root / self.key
+        if final.exists():
+            old = self.root / f".{self.key}.old-{uuid.uuid4().hex[:8]}"
+            final.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        self.folder.rename(final)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def staged_partitions(directory: str | Path, fingerprint: str) -> dict[str, dict[str, int]]:
+    """Partition key -> its row counts, for every complete partition of `fingerprint`."""
+    root = partitions_root(directory, fingerprint)
+    if not root.is_dir():
+        return {}
+    return {
+        p.name: json.loads((p / ROWS_FILE).read_text())
+        for p in root.iterdir()
+        if not p.name.startswith(".") and (p / ROWS_FILE).is_file()
+    }
+
+
+def publish_partitions(directory: str | Path, fingerprint: str, keys: list[str], *, replace: bool) -> dict[str, int]:
+    """Swap the datasets made of every partition's parts in (all or nothing); the row counts.
+    Raises naming the partitions not staged for `fingerprint`."""
+    staged = staged_partitions(directory, fingerprint)
+    missing = [k for k in keys if k not in staged]
+    if missing:
+        raise ShapePipelineError(
+            f"--parquet-dir: cannot publish {directory}: partition(s) {', '.join(missing)} not staged for this plan"
+        )
+    root = partitions_root(directory, fingerprint)
+    sink = ParquetSink(directory, replace=replace)
+    try:
+        sink.open()
+        for key in keys:
+            sink.adopt(root / key)
+        sink.commit()
+    finally:
+        sink.close()
+    shutil.rmtree(root, ignore_errors=True)
+    rows = dict.fromkeys(ENTITIES, 0)
+    for key in keys:
+        for name, count in staged[key].items():
+            rows[name] = rows.get(name, 0) + count
+    return rows

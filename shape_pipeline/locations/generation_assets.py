@@ -1,4 +1,5 @@
-"""Dagster: the `synthetic_dataset` asset (calibrated config -> dev database and Parquet)."""
+"""Dagster: the `synthetic_dataset` asset (calibrated config -> dev database and Parquet), partitioned
+by generation partition (generation/partitions.py) and published all or nothing."""
 
 from pathlib import Path
 from typing import Literal
@@ -10,7 +11,9 @@ from shape_pipeline import db
 from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import load_json_model, newest_file
-from shape_pipeline.generation.generate import GenerationResult, generate_dataset
+from shape_pipeline.generation.columns import ENTITIES
+from shape_pipeline.generation.generate import GenerationResult, PartitionedGeneration
+from shape_pipeline.generation.partitions import PARTITION_KEYS
 from shape_pipeline.generation.plan import DEFAULT_BAND, band_messages
 from shape_pipeline.generation.seeds import DEFAULT_SEED
 from shape_pipeline.locations.resources import DevelopmentTarget
@@ -54,16 +57,34 @@ def result_metadata(result: GenerationResult) -> dict[str, object]:
     return metadata
 
 
+GENERATION_PARTITIONS = dg.StaticPartitionsDefinition(list(PARTITION_KEYS))
+
+
 @dg.asset(
     deps=["calibrated_config"],
     group_name="development",
     automation_condition=dg.AutomationCondition.eager(),
-    description="Production-shaped synthetic users, conversations, members and messages, loaded "
-    "into the development database (one transaction) and the Parquet folder if configured.",
+    partitions_def=GENERATION_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    description="Production-shaped synthetic users, conversations, members and messages, generated "
+    "as partitions (users, then conversation shard ranges) staged apart from the application's tables, "
+    "then published into the development database (one transaction) and the Parquet folder if "
+    "configured, once every partition is staged. A backfill of all partitions is one run.",
 )
 def synthetic_dataset(
     context: dg.AssetExecutionContext, config: GenerationConfig, development: DevelopmentTarget
 ) -> dg.MaterializeResult:
+    try:
+        return _generate(context, config, development)
+    except ShapePipelineError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
+def _generate(
+    context: dg.AssetExecutionContext, config: GenerationConfig, development: DevelopmentTarget
+) -> dg.MaterializeResult:
+    """Stage this run's partitions; publish if every partition of this plan is now staged (a
+    single-run backfill: this run; a run per partition: the last one to finish)."""
     folder = development.resolved_config_dir()
     path = newest_file(folder, CONFIG_PATTERN)
     if path is None:
@@ -73,21 +94,45 @@ def synthetic_dataset(
     url = development.resolved_database_url()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    context.log.info(f"Config: {path.name}; target: {target:,} messages; into {db.redact(url)}")
-    result = generate_dataset(
+    keys = list(context.partition_keys)
+    context.log.info(
+        f"Config: {path.name}; target: {target:,} messages; partitions {', '.join(keys)}; into {db.redact(url)}"
+    )
+    with PartitionedGeneration(
         calibrated,
         target_messages=target,
         seed=config.seed,
-        workers=config.workers,
         database_url=url,
         mapping_path=development.mapping_path,
         replace=config.replace,
         parquet_dir=development.resolved_parquet_dir(),
         production_url=development.production_database_url,
         emit=context.log.info,
+    ) as generation:
+        staged = generation.stage(keys, workers=config.workers)
+        missing = generation.missing()
+        result = generation.publish() if not missing else None
+    rows = {name: sum(r.get(name, 0) for r in staged.rows.values()) for name in ENTITIES}
+    metadata: dict[str, object] = {f"staged_rows_{name}": count for name, count in rows.items()}
+    metadata.update(
+        {
+            "seed": config.seed,
+            "target_messages": target,
+            "partitions_staged": ", ".join(staged.rows),
+            "partitions_missing": ", ".join(missing) or "none",
+            "published": result is not None,
+            "staging_seconds": round(staged.seconds, 2),
+            "fingerprint": generation.fingerprint[:16],
+            "config_file": path.name,
+        }
     )
-    metadata = result_metadata(result)
-    metadata["config_file"] = path.name
+    if result is not None:
+        result.seconds += staged.seconds  # this run's staging and the publish
+        metadata.update(result_metadata(result))
+    elif missing:
+        context.log.info(f"Not published yet: waiting for partition(s) {', '.join(missing)}")
+    else:
+        context.log.info("Already published by another run")
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from shape_pipeline.db import create_engine
 from shape_pipeline.files import write_model_atomic
+from shape_pipeline.generation.partitions import PARTITION_KEYS
 from shape_pipeline.locations import generation_assets as ga
 from shape_pipeline.locations.resources import DevelopmentTarget
 from shape_pipeline_tests.generation.conftest import make_config
@@ -30,6 +31,12 @@ def development(tmp_path: Path, make_pg_database) -> DevelopmentTarget:
     )
 
 
+ALL_PARTITIONS = {  # a single-run backfill of every partition: one run, the whole range
+    "dagster/asset_partition_range_start": PARTITION_KEYS[0],
+    "dagster/asset_partition_range_end": PARTITION_KEYS[-1],
+}
+
+
 def materialize(development: DevelopmentTarget, **config):
     with dg.instance_for_test() as instance:
         return dg.materialize(
@@ -37,6 +44,7 @@ def materialize(development: DevelopmentTarget, **config):
             instance=instance,
             resources={"development": development},
             run_config={"ops": {"synthetic_dataset": {"config": config}}},
+            tags=ALL_PARTITIONS,
             raise_on_error=False,
         )
 
