@@ -87,6 +87,12 @@ def dagster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterS
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     workspace = ["-w", str(REPO / "workspace.yaml")]
+    # Create the instance's storage once, before the webserver and the daemon start together:
+    # both creating a fresh SQLite storage at once can leave two alembic heads (seen: a code
+    # location then fails to load with "more than one head present").
+    subprocess.run(
+        [str(BIN / "dagster"), "instance", "info"], cwd=REPO, env=env, check=True, capture_output=True, timeout=120
+    )
     webserver = _start(
         [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(stack.port), *workspace],
         env,

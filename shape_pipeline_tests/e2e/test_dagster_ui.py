@@ -17,6 +17,7 @@ import pytest
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
+from shape_pipeline.generation.partitions import PARTITION_KEYS
 from shape_pipeline_tests.e2e.conftest import DagsterStack
 
 pytestmark = pytest.mark.e2e
@@ -117,7 +118,10 @@ def test_production_extraction_triggers_calibrate_generate_validate(dagster_stac
     shapes = list((dagster_stack.shape_home / "exchange").glob("shape-metrics-prod-*.json"))
     assert len(shapes) == 1
 
-    # The development side reacts by itself (automation condition sensor in the daemon).
+    # The development side reacts by itself (automation condition sensor in the daemon):
+    # calibrated_config, then every synthetic_dataset partition in one backfill run (single-run
+    # backfill policy: a partitioned asset cannot share a run with its unpartitioned parent),
+    # then fidelity_report.
     deadline = time.monotonic() + 900
     finished: list[dict] = []
     while time.monotonic() < deadline and not finished:
@@ -126,13 +130,24 @@ def test_production_extraction_triggers_calibrate_generate_validate(dagster_stac
             if DagsterRunStatus(r["status"]) in FINISHED
         ]
         time.sleep(3)
-    assert finished, "no automatic calibrate -> generate -> validate run:\n" + (
+    assert finished, "no automatic calibrate -> generate -> validate runs:\n" + (
         dagster_stack.logs / "daemon.log"
     ).read_text()[-3000:]
-    run = finished[0]
-    assert {tuple(a["path"]) for a in run["assetSelection"]} >= {(n,) for n in DEV_ASSETS}
-    verdict = assert_run_matches_verdict(dagster_stack, run)
+    runs = {name: runs_selecting(dagster_stack, name) for name in DEV_ASSETS}
+    for name in DEV_ASSETS:
+        assert runs[name] and all(tags(r).get("dagster/from_automation_condition") == "true" for r in runs[name]), name
+    assert [r["status"] for r in runs["calibrated_config"]] == ["SUCCESS"]
+    [generation] = runs["synthetic_dataset"]
+    assert generation["status"] == "SUCCESS" and "dagster/backfill" in tags(generation)
+    assert (tags(generation)["dagster/asset_partition_range_start"], tags(generation)["dagster/asset_partition_range_end"]) == (
+        PARTITION_KEYS[0], PARTITION_KEYS[-1],
+    )
+    verdict = assert_run_matches_verdict(dagster_stack, finished[0])
     assert verdict in {"PASS", "WARNING", "FAIL"}
+
+
+def tags(run: dict) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["tags"]}
 
 
 def assert_run_matches_verdict(stack: DagsterStack, run: dict) -> str:
@@ -217,7 +232,19 @@ def test_materialize_all_in_a_real_browser(dagster_stack: DagsterStack, tmp_path
     try:
         driver.get(f"{dagster_stack.url}/locations/development/asset-groups/development")
         wait = WebDriverWait(driver, 120)
-        click_when_unobstructed(driver, wait, "//button[.//span[text()='Materialize all']]", tmp_path)
+        click_when_unobstructed(driver, wait, "//button[.//span[starts-with(text(), 'Materialize all')]]", tmp_path)
+        # synthetic_dataset is partitioned ("Materialize all…"): the UI asks which partitions; the
+        # user picks All and launches a backfill (one run per step of the lineage; all partitions
+        # of synthetic_dataset in one run, its backfill policy)
+        dialog = "//div[contains(@class, 'bp5-dialog')]"
+        try:
+            wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[normalize-space(.)='All']"))).click()
+            launch = wait.until(ec.element_to_be_clickable(
+                (By.XPATH, f"{dialog}//button[normalize-space(.)='Launch backfill' and not(@disabled)]")
+            ))
+        finally:
+            driver.save_screenshot(str(tmp_path / "partitions-dialog.png"))
+        launch.click()
 
         deadline = time.monotonic() + 900
         new: list[dict] = []
