@@ -11,6 +11,7 @@ from shape_pipeline.contracts import CalibratedConfig
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import check_writable, load_json_model
 from shape_pipeline.generation.bands import BANDS, DEFAULT_BAND, band_messages
+from shape_pipeline.generation.partitions import PARTITION_KEYS
 from shape_pipeline.generation.seeds import DEFAULT_SEED
 
 
@@ -46,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=positive_int, default=1,
         help="processes that generate shards in parallel; the rows are the same for any number (default 1)",
     )
+    parser.add_argument(
+        "--partition", action="append", choices=PARTITION_KEYS, metavar="KEY",
+        help="stage only this generation partition (repeatable; one of "
+        f"{PARTITION_KEYS[0]}, {PARTITION_KEYS[1]} ... {PARTITION_KEYS[-1]}), e.g. one per machine with the "
+        "same config, size and seed; whichever run stages the last one publishes all of them in one "
+        "transaction (default: everything in this process)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -64,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_json_model(args.config, CalibratedConfig, what="calibrated config")
     size = target_messages(args.target_messages, args.band)
     check_plannable(size, "--target-messages" if args.target_messages else "--band", config=config, workers=args.workers)
+    if args.partition:
+        return stage_partitions(args, config, size)
     generate_dataset(
         config,
         target_messages=size,
@@ -76,4 +86,27 @@ def run(args: argparse.Namespace) -> int:
         production_url=os.environ.get(settings.PROD_DATABASE_URL) or None,
         progress=True,
     )
+    return 0
+
+
+def stage_partitions(args: argparse.Namespace, config: CalibratedConfig, size: int) -> int:
+    """Stage the --partition keys; publish if every partition of this plan is now staged."""
+    from shape_pipeline.generation.generate import PartitionedGeneration
+
+    with PartitionedGeneration(
+        config,
+        target_messages=size,
+        seed=args.seed,
+        database_url=args.database_url,
+        mapping_path=args.mapping,
+        replace=args.replace,
+        parquet_dir=args.parquet_dir,
+        production_url=os.environ.get(settings.PROD_DATABASE_URL) or None,
+    ) as generation:
+        generation.stage(list(dict.fromkeys(args.partition)), workers=args.workers)
+        missing = generation.missing()
+        if missing:
+            generation.report.line(f"Not published yet: waiting for partition(s) {', '.join(missing)}")
+            return 0
+        generation.publish()
     return 0

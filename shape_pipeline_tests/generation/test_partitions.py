@@ -4,7 +4,11 @@ failed partition or from another plan's staging."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +20,7 @@ from shape_pipeline.console import silent
 from shape_pipeline.contracts import PowerLawTailModel
 from shape_pipeline.db import create_engine
 from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.files import write_model_atomic
 from shape_pipeline.generation import staged_load
 from shape_pipeline.generation.columns import ENTITIES
 from shape_pipeline.generation.generate import PartitionedGeneration, generate_dataset
@@ -164,6 +169,63 @@ def test_failed_partition_leaves_the_target_untouched_and_rerun_completes(
         assert gen.publish() is not None
         assert gen.publish() is None  # a second publisher finds it done
     assert checksums(url) == single[0]
+
+
+HANG_AFTER_FIRST_WRITE = """
+import os, sys, time
+from shape_pipeline.generation import staged_load
+real = staged_load.write_rows
+def write_then_hang(conn, table, rows, postgres):
+    real(conn, table, rows, postgres)
+    open(os.environ["SP_TEST_WROTE"], "w").close()
+    time.sleep(600)
+staged_load.write_rows = write_then_hang
+from shape_pipeline.cli import main
+sys.exit(main())
+"""
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shape_pipeline", *args], capture_output=True, text=True, timeout=300, env=env,
+        check=False,
+    )
+
+
+def test_killed_partition_process_leaves_the_target_untouched_and_a_rerun_completes(
+    config, single, make_pg_database, tmp_path
+):
+    """One machine per partition through the CLI; the process staging conversations-3 is
+    killed (SIGKILL) in the middle of its staging transaction."""
+    url = make_pg_database("part_killed")
+    generate_dataset(config, target_messages=3_000, seed="previous", database_url=url, emit=silent)
+    before = checksums(url)
+    path = tmp_path / "calibrated-config.json"
+    write_model_atomic(path, config)
+    generate = ["generate", "--config", str(path), "--database-url", url, "--target-messages", str(TARGET),
+                "--seed", SEED, "--replace"]
+    broken = "conversations-3"
+    others = cli(*generate, *[a for k in PARTITION_KEYS if k != broken for a in ("--partition", k)])
+    assert others.returncode == 0, others.stderr
+    assert f"waiting for partition(s) {broken}" in others.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHAPE_PIPELINE_PROD")}
+    env["SP_TEST_WROTE"] = str(tmp_path / "wrote")
+    hung = subprocess.Popen(
+        [sys.executable, "-c", HANG_AFTER_FIRST_WRITE, *generate, "--partition", broken], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "wrote").exists() and hung.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "wrote").exists(), "the partition never wrote its first rows"
+    hung.kill()
+    assert hung.wait(timeout=30) == -9
+    assert checksums(url) == before
+    rerun = cli(*generate, "--partition", broken)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Published" in rerun.stdout
+    assert checksums(url) == single[0]
+    assert staging_tables(url) == []
 
 
 def test_refuses_nonempty_targets_without_replace(config, make_pg_database):
