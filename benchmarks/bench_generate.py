@@ -45,7 +45,7 @@ from shape_pipeline.db import create_engine, parse_url  # noqa: E402
 from shape_pipeline.files import load_json_model  # noqa: E402
 from shape_pipeline.generation.columns import ENTITIES  # noqa: E402
 from shape_pipeline.generation.generate import generate_dataset, iter_chunks  # noqa: E402
-from shape_pipeline.generation.load import add_keys, bare_copy  # noqa: E402
+from shape_pipeline.generation.load_database import add_keys, bare_copy  # noqa: E402
 from shape_pipeline.generation.load_postgres import encode_csv, encode_rows  # noqa: E402
 from shape_pipeline.generation.plan import make_plan  # noqa: E402
 from shape_pipeline.mapping import CANONICAL_MAPPING, canonical_metadata  # noqa: E402

@@ -26,7 +26,6 @@ from shape_pipeline.calibration.activity import (
     sender_share,
 )
 from shape_pipeline.calibration.categorical import normalize
-from shape_pipeline.calibration.checks import check_shape, metric
 from shape_pipeline.calibration.content_length import PURE_PREFIX, fit_content_length
 from shape_pipeline.calibration.conversation_skews import (
     fit_lifetime,
@@ -36,6 +35,7 @@ from shape_pipeline.calibration.conversation_skews import (
 from shape_pipeline.calibration.fit_report import GOAL, named_models
 from shape_pipeline.calibration.heavy_tail import fit_messages_per_conversation, looks_heavy
 from shape_pipeline.calibration.joint import fit_members_by_size
+from shape_pipeline.calibration.shape_validation import check_shape, metric
 from shape_pipeline.calibration.spline_fit import fit_spline
 from shape_pipeline.calibration.temporal import fit_temporal
 from shape_pipeline.calibration.trend import daily_weights

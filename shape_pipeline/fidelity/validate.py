@@ -15,6 +15,7 @@ from shape_pipeline.contracts import CalibratedConfig, FidelityReport, FidelityS
 from shape_pipeline.db import check_connection, create_engine, redact
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.fidelity import integrity, parquet_source
+from shape_pipeline.fidelity.comparisons import Inputs, run_tests
 from shape_pipeline.fidelity.database_source import (
     DatabaseFindings,
     parquet_findings,
@@ -25,7 +26,6 @@ from shape_pipeline.fidelity.database_source import (
 from shape_pipeline.fidelity.integrity import IntegrityFindings
 from shape_pipeline.fidelity.recommendations import Commands, recommend, summary_lines
 from shape_pipeline.fidelity.render_console import render
-from shape_pipeline.fidelity.tests_catalog import Inputs, run_tests
 from shape_pipeline.fidelity.verdict import overall
 from shape_pipeline.files import check_writable, load_json_model, model_json, write_texts_atomic
 from shape_pipeline.mapping import load_mapping

@@ -29,7 +29,7 @@ from shape_pipeline.generation.capacity import check_plannable
 from shape_pipeline.generation.categories import describe_moves, fold_unwritable, type_shares
 from shape_pipeline.generation.columns import ENTITIES, Chunk, concat_chunks
 from shape_pipeline.generation.conversations import conversation_chunk
-from shape_pipeline.generation.load import DatabaseSink, refuse_production
+from shape_pipeline.generation.load_database import DatabaseSink, refuse_production
 from shape_pipeline.generation.load_parquet import ParquetPartition, ParquetSink, write_parts
 from shape_pipeline.generation.partitions import (
     PARTITION_KEYS,

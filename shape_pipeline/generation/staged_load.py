@@ -37,7 +37,7 @@ from shape_pipeline.errors import DatabaseError, ShapePipelineError
 from shape_pipeline.generation import load_postgres, load_sqlalchemy, staging
 from shape_pipeline.generation.columns import ENTITIES, Chunk, int64s
 from shape_pipeline.generation.join_order import JoinOrder
-from shape_pipeline.generation.load import DatabaseSink, add_keys, create_indexes
+from shape_pipeline.generation.load_database import DatabaseSink, add_keys, create_indexes
 from shape_pipeline.generation.partitions import PARTITION_KEYS, partition_kind
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.schema_writer import TableWriter, build_writers

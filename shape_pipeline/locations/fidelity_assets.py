@@ -18,7 +18,7 @@ from pydantic import Field
 from shape_pipeline.contracts import CalibratedConfig, FidelityReport, TestResult
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.fidelity import alerts
-from shape_pipeline.fidelity.tests_catalog import TEST_KEYS
+from shape_pipeline.fidelity.comparisons import TEST_KEYS
 from shape_pipeline.fidelity.validate import validate_to_files
 from shape_pipeline.files import load_json_model, newest_file
 from shape_pipeline.locations.resources import DevelopmentTarget

@@ -15,7 +15,6 @@ from shape_pipeline.calibration.activity import (
     sender_share,
 )
 from shape_pipeline.calibration.calibrate import calibrate, calibrate_file, load_shape
-from shape_pipeline.calibration.checks import MalformedMetric
 from shape_pipeline.calibration.conversation_skews import (
     fit_lifetime,
     fit_top_sender_share,
@@ -23,6 +22,7 @@ from shape_pipeline.calibration.conversation_skews import (
 )
 from shape_pipeline.calibration.fit_report import named_models
 from shape_pipeline.calibration.joint import fit_members_by_size, nearest_filled
+from shape_pipeline.calibration.shape_validation import MalformedMetric
 from shape_pipeline.calibration.trend import daily_weights, fill_suppressed
 from shape_pipeline.contracts import (
     CalibratedConfig,

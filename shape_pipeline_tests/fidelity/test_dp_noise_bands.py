@@ -30,7 +30,7 @@ from shape_pipeline.contracts import (
     percentile_level,
 )
 from shape_pipeline.fidelity import statistics as st
-from shape_pipeline.fidelity.tests_catalog import Inputs, run_tests
+from shape_pipeline.fidelity.comparisons import Inputs, run_tests
 from shape_pipeline.sampling.frequencies import Frequency, FrequencyTables
 from shape_pipeline.sampling.shape import histogram, log_grid
 

@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 
 from shape_pipeline.contracts import MessageMetrics, ShapeMetrics
-from shape_pipeline.fidelity.tests_catalog import (
+from shape_pipeline.fidelity.comparisons import (
     Inputs,
     check_message_types,
     check_messages_per_conversation,

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from shape_pipeline.contracts import Histogram2D, Recency, ShapeMetrics
+from shape_pipeline.fidelity.comparisons import weekly_blocks
 from shape_pipeline.fidelity.render_console import render
 from shape_pipeline.fidelity.report_html import render_html
-from shape_pipeline.fidelity.tests_catalog import weekly_blocks
 from shape_pipeline.fidelity.validate import compare
 from shape_pipeline.locations.fidelity_assets import check_result
 from shape_pipeline.sampling.frequencies import (

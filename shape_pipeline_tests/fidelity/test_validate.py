@@ -15,9 +15,9 @@ from shape_pipeline.contracts import ShapeMetrics
 from shape_pipeline.contracts import TestResult as Result
 from shape_pipeline.db import create_engine
 from shape_pipeline.fidelity import integrity
+from shape_pipeline.fidelity.comparisons import TEST_KEYS
 from shape_pipeline.fidelity.parquet_source import frequencies_from_parquet
 from shape_pipeline.fidelity.recommendations import ALL_PASS
-from shape_pipeline.fidelity.tests_catalog import TEST_KEYS
 from shape_pipeline.fidelity.validate import validate
 from shape_pipeline.mapping import CANONICAL_MAPPING, canonical_metadata
 from shape_pipeline.sampling.extract import extract_frequencies

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from shape_pipeline.console import silent
 from shape_pipeline.db import create_engine
 from shape_pipeline.errors import MappingError, ShapePipelineError
-from shape_pipeline.generation import load
+from shape_pipeline.generation import load_database
 from shape_pipeline.generation.generate import generate_dataset
 from shape_pipeline_tests.generation.conftest import WINDOW_END, WINDOW_START
 
@@ -78,7 +78,7 @@ def test_an_interrupted_load_leaves_the_tables_as_they_were(config, make_pg_data
     url = make_pg_database("interrupt")
     run(config, url, target_messages=5_000)
     before = checksums(url)
-    real_write = load.DatabaseSink.write
+    real_write = load_database.DatabaseSink.write
     calls = {"n": 0}
 
     def write_then_interrupt(self, chunk):
@@ -87,7 +87,7 @@ def test_an_interrupted_load_leaves_the_tables_as_they_were(config, make_pg_data
         if calls["n"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(load.DatabaseSink, "write", write_then_interrupt)
+    monkeypatch.setattr(load_database.DatabaseSink, "write", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(config, url, replace=True, chunk_messages=2_000)
     assert calls["n"] == 2

@@ -18,7 +18,7 @@ import pytest
 from chat_simulator import SCHEMAS, build_world
 from shape_pipeline.calibration.calibrate import calibrate
 from shape_pipeline.contracts import CalibratedConfig, ShapeMetrics
-from shape_pipeline.fidelity.tests_catalog import rebin_grid
+from shape_pipeline.fidelity.comparisons import rebin_grid
 from shape_pipeline.generation.plan import Plan, make_plan
 from shape_pipeline.generation.timeline import US, message_times
 from shape_pipeline.sampling.export import sample_to_file

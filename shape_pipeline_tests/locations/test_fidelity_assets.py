@@ -18,7 +18,7 @@ import pytest
 from shape_pipeline.calibration.calibrate import calibrate
 from shape_pipeline.contracts import ShapeMetrics
 from shape_pipeline.errors import ShapePipelineError
-from shape_pipeline.fidelity.tests_catalog import TEST_KEYS
+from shape_pipeline.fidelity.comparisons import TEST_KEYS
 from shape_pipeline.files import write_model_atomic
 from shape_pipeline.locations import fidelity_assets as fa
 from shape_pipeline.locations.resources import DevelopmentTarget
