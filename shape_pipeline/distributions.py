@@ -6,6 +6,7 @@ x = Q(U)), fidelity to rebuild the production distribution. One implementation s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,6 +56,16 @@ def spline_quantile(knots: Sequence[Knot], u: np.ndarray) -> np.ndarray:
     out[below] = g[0] + float(slope(z_knots[0])) * (z[below] - z_knots[0])
     out[above] = g[-1] + float(slope(z_knots[-1])) * (z[above] - z_knots[-1])
     return np.expm1(out)
+
+
+def pareto_alpha(low: Knot, high: Knot) -> float | None:
+    """The Pareto exponent (pdf x^-alpha) through two upper percentiles (p_a, q_a), (p_b, q_b):
+    alpha = 1 + ln((1 - p_a) / (1 - p_b)) / ln(q_b / q_a), the inverse of `pareto_tail`; None
+    where no tail passes through both (needs 0 < q_a < q_b and p_a < p_b < 1)."""
+    (p_a, q_a), (p_b, q_b) = low, high
+    if not (0.0 < q_a < q_b and p_a < p_b < 1.0):
+        return None
+    return 1.0 + math.log((1.0 - p_a) / (1.0 - p_b)) / math.log(q_b / q_a)
 
 
 def pareto_tail(start: Knot, alpha: float, u: np.ndarray) -> np.ndarray:

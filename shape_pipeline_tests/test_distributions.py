@@ -11,7 +11,14 @@ from shape_pipeline.contracts import (
     PowerLawTailModel,
     QuantileSplineModel,
 )
-from shape_pipeline.distributions import discrete_percentile, quantile, sample, spline_quantile
+from shape_pipeline.distributions import (
+    discrete_percentile,
+    pareto_alpha,
+    pareto_tail,
+    quantile,
+    sample,
+    spline_quantile,
+)
 
 
 def test_spline_passes_through_knots() -> None:
@@ -73,3 +80,13 @@ def test_no_negative_zero_at_the_floor() -> None:
     model = QuantileSplineModel(knots=[(0.1, 0.0), (0.5, 30.0)], min=0, max=1000)
     values = quantile(model, np.array([0.001, 0.01, 0.1]))
     assert not np.any(np.signbit(values))
+
+
+def test_pareto_alpha_inverts_the_pareto_tail() -> None:
+    start = (0.9, 120.0)
+    for alpha in (1.3, 2.13, 4.0):
+        q99 = float(pareto_tail(start, alpha, np.array([0.99]))[0])
+        assert pareto_alpha(start, (0.99, q99)) == pytest.approx(alpha)
+    assert pareto_alpha((0.95, 10), (0.99, 10)) is None  # flat: no tail passes through both
+    assert pareto_alpha((0.95, 0), (0.99, 10)) is None
+    assert pareto_alpha((0.99, 10), (0.95, 20)) is None  # levels out of order

@@ -37,18 +37,18 @@ from shape_pipeline.contracts import (
     Percentiles,
     PowerLawTailModel,
 )
-from shape_pipeline.distributions import pareto_tail
+from shape_pipeline.distributions import pareto_alpha, pareto_tail
 
 HEAVY_ALPHA = 3.0  # tail exponents at or below this count as heavy (`looks_heavy`)
 ALPHA_RANGE = (1.05, 20.0)  # tail exponents a mean match may choose from
 
 
 def estimate_alpha(low: Knot, high: Knot) -> float:
-    """Pareto exponent (pdf x^-alpha) through two upper percentiles; needs 0 < q_a < q_b."""
-    (p_a, q_a), (p_b, q_b) = low, high
-    if not (0.0 < q_a < q_b and p_a < p_b < 1.0):
+    """Pareto exponent through two upper percentiles (`pareto_alpha`); ValueError where none passes."""
+    alpha = pareto_alpha(low, high)
+    if alpha is None:
         raise ValueError(f"cannot estimate alpha from {low} and {high}")
-    return 1.0 + math.log((1.0 - p_a) / (1.0 - p_b)) / math.log(q_b / q_a)
+    return alpha
 
 
 def alpha_for_mean(mean_at: Callable[[float], float], target: float) -> float | None:

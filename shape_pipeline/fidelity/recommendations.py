@@ -22,7 +22,7 @@ from shape_pipeline.contracts import (
     Recommendation,
     TestResult,
 )
-from shape_pipeline.distributions import pareto_tail, quantile
+from shape_pipeline.distributions import pareto_alpha, pareto_tail, quantile
 from shape_pipeline.fidelity.integrity import CHECKS
 from shape_pipeline.fidelity.layout import layout_recommendations
 from shape_pipeline.fidelity.plans import plan_recommendations
@@ -221,14 +221,6 @@ def tail_alpha_suggestion(alpha: float, tail_start: tuple[float, float], level: 
     return float(min(max(1.0 + 1.0 / new_exponent, _MIN_ALPHA), _MAX_ALPHA))
 
 
-def alpha_from_percentiles(pa_: tuple[float, float], pb: tuple[float, float]) -> float | None:
-    """alpha = 1 + ln((1-p_a)/(1-p_b)) / ln(q_b/q_a) (methods.md); None if undefined."""
-    (p_a, q_a), (p_b, q_b) = pa_, pb
-    if q_a <= 0 or q_b <= q_a:
-        return None
-    return 1.0 + math.log((1.0 - p_a) / (1.0 - p_b)) / math.log(q_b / q_a)
-
-
 def _messages_per_conversation_recs(result: TestResult, config: CalibratedConfig | None) -> list[Recommendation]:
     worst = _worst(result)
     if worst is None:
@@ -264,7 +256,7 @@ def _alpha_without_config(result: TestResult, pk: str, prod: float, syn: float, 
     """No config at hand: read the generated tail's alpha off the synthetic p90 and `pk`."""
     syn_p90 = result.synthetic.get("percentiles", {}).get("p90")
     level = _level(pk)
-    current = alpha_from_percentiles((0.90, syn_p90), (level, syn)) if syn_p90 and level > 0.9 else None
+    current = pareto_alpha((0.90, syn_p90), (level, syn)) if syn_p90 and level > 0.9 else None
     if current is None or current <= 1.0:
         return [_knot_rec(key, None, None, "messages_per_conversation", pk, prod, syn)]
     new_alpha = tail_alpha_suggestion(current, (0.90, float(syn_p90)), level, prod / syn)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from shape_pipeline.contracts import Histogram, Percentiles
+from shape_pipeline.distributions import pareto_alpha
 from shape_pipeline.fidelity import statistics as st
-from shape_pipeline.fidelity.recommendations import alpha_from_percentiles, tail_alpha_suggestion
+from shape_pipeline.fidelity.recommendations import tail_alpha_suggestion
 from shape_pipeline.fidelity.verdict import decide, overall
 from shape_pipeline.sampling.frequencies import Frequency
 
@@ -120,7 +121,8 @@ def test_overall_ignores_skipped() -> None:
 
 def test_alpha_suggestion_reproduces_the_issue_example() -> None:
     # Seed numbers: p95 = 1200, p99 = 5000 give alpha 2.13; synthetic p99 3,900 -> about 1.95.
-    alpha = alpha_from_percentiles((0.95, 1200), (0.99, 5000))
+    alpha = pareto_alpha((0.95, 1200), (0.99, 5000))
+    assert alpha is not None
     assert alpha == pytest.approx(2.13, abs=0.005)
     suggested = tail_alpha_suggestion(alpha, (0.95, 1200), 0.99, 5000 / 3900)
     assert suggested == pytest.approx(1.96, abs=0.02)
