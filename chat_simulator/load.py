@@ -78,7 +78,9 @@ def load_postgres(conn: sa.Connection, md: sa.MetaData, tables: dict[str, pa.Tab
     for table in md.sorted_tables:
         conn.execute(sa.schema.CreateTable(table, include_foreign_key_constraints=[]))
     prep = conn.dialect.identifier_preparer
-    cursor = conn.connection.driver_connection.cursor()
+    raw = conn.connection.driver_connection
+    assert raw is not None  # None only once the connection is closed or invalidated
+    cursor = raw.cursor()
     for name, rows in tables.items():
         table = md.tables[name]
         columns = ", ".join(prep.quote(c) for c in rows.column_names)

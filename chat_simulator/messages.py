@@ -48,8 +48,13 @@ class Events:
     def concat(parts: list[Events]) -> Events:
         shifts = np.cumsum([0] + [p.conv.size for p in parts[:-1]])
         roots = [np.where(p.root >= 0, p.root + s, -1) for p, s in zip(parts, shifts, strict=True)]
-        return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("conv", "sender", "time", "kind")),
-                      np.concatenate(roots))
+        return Events(
+            conv=np.concatenate([p.conv for p in parts]),
+            sender=np.concatenate([p.sender for p in parts]),
+            time=np.concatenate([p.time for p in parts]),
+            kind=np.concatenate([p.kind for p in parts]),
+            root=np.concatenate(roots),
+        )
 
 
 class Senders:

@@ -8,12 +8,12 @@ seed's keys) still reads as version 1: everything the seed did not have is optio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
-PRIVACY_LEVEL = "ANONYMIZED_SHAPE_ONLY"
+PRIVACY_LEVEL: Final = "ANONYMIZED_SHAPE_ONLY"
 
 # Percentile keys in ascending order; a stats block may carry any subset of them.
 PERCENTILE_KEYS: tuple[str, ...] = ("p1", "p5", "p10", "p25", "p50", "p75", "p90", "p95", "p99")

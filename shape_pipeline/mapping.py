@@ -236,8 +236,11 @@ class SchemaMapping(_Strict):
                     continue
                 if isinstance(value, str):
                     cols.append(value)
-                elif isinstance(value, TimeColumn) or isinstance(value, EnumColumn) and value.column:
+                elif isinstance(value, TimeColumn):
                     cols.append(value.column)
+                elif isinstance(value, EnumColumn):
+                    if value.column:
+                        cols.append(value.column)
                 elif isinstance(value, list):
                     cols.extend(value)
             out[entity] = list(dict.fromkeys(cols))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +28,7 @@ class Schema:
     dialects: tuple[str, ...] = ("postgresql",)
 
 
-def recode(values: pa.ChunkedArray | pa.Array, codes: dict[str, str | None]) -> pa.Array:
+def recode(values: pa.ChunkedArray | pa.Array, codes: Mapping[str, str | None]) -> pa.Array:
     """Logical category names -> physical codes (None becomes NULL)."""
     keys = list(codes)
     index = pc.index_in(values, value_set=pa.array(keys, pa.string()))

@@ -9,6 +9,7 @@ the type), and post types such as 'system_join_channel' that the mapping leaves 
 from __future__ import annotations
 
 import hashlib
+from typing import TypedDict, Unpack
 
 import numpy as np
 import pyarrow as pa
@@ -36,11 +37,19 @@ POST_TYPES = {
 NOTIFY = '{"desktop":"default","email":"default","mark_unread":"all","push":"default"}'
 
 
-def _id(name: str, **kw: object) -> sa.Column:
+class _ColumnOptions(TypedDict, total=False):
+    """The sa.Column keywords `_id` and `_ms` pass on."""
+
+    primary_key: bool
+    nullable: bool
+    server_default: str
+
+
+def _id(name: str, **kw: Unpack[_ColumnOptions]) -> sa.Column:
     return sa.Column(name, sa.String(26), **kw)
 
 
-def _ms(name: str, **kw: object) -> sa.Column:
+def _ms(name: str, **kw: Unpack[_ColumnOptions]) -> sa.Column:
     return sa.Column(name, sa.BigInteger, **kw)
 
 

@@ -95,18 +95,21 @@ def totals(shape: ShapeMetrics) -> tuple[Totals, list[str]]:
             if shape.totals.count(name) is None
         ]
         return Totals(**{name: shape.totals.estimate(name) for name in names}), notes
-    base = defaults.TOTALS
-    conversations = sum(shape.conversations.type_distribution.values()) or base.conversations
-    scale = conversations / base.conversations
+    # the documented defaults are counts, never "< k": estimate() returns them unchanged
+    base_users, base_conversations, base_messages = (
+        defaults.TOTALS.estimate(name) for name in ("users", "conversations", "messages")
+    )
+    conversations = sum(shape.conversations.type_distribution.values()) or base_conversations
+    scale = conversations / base_conversations
     derived = Totals(
-        users=round(base.users * scale),
+        users=round(base_users * scale),
         conversations=conversations,
-        messages=round(base.messages * scale),
+        messages=round(base_messages * scale),
     )
     note = (
         "totals not in shape: conversations from the type counts, users and messages at the "
-        f"seed's ratios ({base.users / base.conversations:.3g} users and "
-        f"{base.messages / base.conversations:.3g} messages per conversation)"
+        f"seed's ratios ({base_users / base_conversations:.3g} users and "
+        f"{base_messages / base_conversations:.3g} messages per conversation)"
     )
     return derived, [note]
 

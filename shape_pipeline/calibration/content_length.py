@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import ndtri
 
 from shape_pipeline.calibration.fit_report import fit_error, model_errors
 from shape_pipeline.calibration.knots import (
+    KnotsArgument,
     exported_cap,
     extrapolation_level,
     round_up_2sig,
@@ -75,8 +78,10 @@ def _least_squares_sigma(logs: np.ndarray, a: np.ndarray, b: np.ndarray) -> floa
         ]
     )
     low, high = _SIGMA_RANGE
+    # numpy's stubs type roots() as possibly object-valued; a float polynomial's are float/complex
+    roots = cast("npt.NDArray[np.float64 | np.complex128]", loss.deriv().roots())
     candidates = [low, high] + [
-        float(r.real) for r in loss.deriv().roots() if abs(r.imag) < 1e-9 and low < r.real < high
+        float(r.real) for r in roots if abs(r.imag) < 1e-9 and low < r.real < high
     ]
     return min(candidates, key=loss)
 
@@ -103,6 +108,7 @@ def fit_content_length(
     body = list(knots) if len(knots) >= 2 else None
     median = stats.median if stats.median is not None else stats.p50
     low = int(value_floor(stats.histogram, knots, natural_min=1.0))
+    body_knots: KnotsArgument = {"knots": body} if body is not None else {}
     model = LogNormalModel(
         mean=stats.mean if stats.mean is not None else round(math.exp(mu + sigma**2 / 2), 3),
         median=median if median is not None else round(math.exp(mu), 3),
@@ -111,7 +117,7 @@ def fit_content_length(
         sigma=round(sigma, 6),
         min=low,
         max=1,
-        **({"knots": body} if body is not None else {}),  # contracts refuse an explicit None
+        **body_knots,  # contracts refuse an explicit None
         source=source,
     )
     cap = exported_cap(stats, stats.histogram, integer=True)

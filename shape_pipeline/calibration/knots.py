@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 
 from shape_pipeline.contracts import Histogram, Knot, Percentiles
 
 _MIN_P_GAP = 1e-4  # histogram points closer than this to a percentile's level are redundant
+
+
+class KnotsArgument(TypedDict, total=False):
+    """`knots` as an optional keyword of a model: passed when present, left out (unset) when not."""
+
+    knots: list[Knot]
 
 
 def histogram_knots(histogram: Histogram, *, integer: bool = True) -> list[Knot]:

@@ -151,9 +151,9 @@ def report(config: CalibratedConfig, reporter: Reporter) -> None:
         config.message_generation,
     )
     reporter.ok(f"Loaded metrics from {meta.source_shape_file}")
-    for name in ("users", "conversations", "messages"):
-        value = getattr(totals, name)  # a count, or "< k" in a hand-made config
-        reporter.detail(f"{name.capitalize()}: {fmt_int(value) if isinstance(value, int) else value}")
+    for total in ("users", "conversations", "messages"):
+        value = getattr(totals, total)  # a count, or "< k" in a hand-made config
+        reporter.detail(f"{total.capitalize()}: {fmt_int(value) if isinstance(value, int) else value}")
     reporter.detail(
         f"Window: {meta.window_start:%Y-%m-%d %H:%M} to {meta.window_end:%Y-%m-%d %H:%M} UTC "
         f"({meta.production_sample_window_days} days)"

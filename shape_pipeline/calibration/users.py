@@ -14,7 +14,12 @@ from scipy.special import ndtri
 
 from shape_pipeline.calibration import defaults
 from shape_pipeline.calibration.fit_report import model_errors
-from shape_pipeline.calibration.knots import exported_cap, histogram_knots, merge_knots
+from shape_pipeline.calibration.knots import (
+    KnotsArgument,
+    exported_cap,
+    histogram_knots,
+    merge_knots,
+)
 from shape_pipeline.contracts import DistributionStats, Knot, NormalModel
 
 
@@ -67,12 +72,13 @@ def fit_username_length(stats: DistributionStats | None) -> tuple[NormalModel, b
     )
     cap = exported_cap(stats, stats.histogram, integer=True)
     high = cap if cap is not None else max([defaults.USERNAME_MAX, *(q for _, q in knots[-1:])])
+    body_knots: KnotsArgument = {"knots": knots} if len(knots) >= 2 else {}
     model = NormalModel(
         mean=round(centre, 4),
         stddev=round(spread if spread is not None else defaults.USERNAME_STDDEV, 4),
         min=int(math.floor(low)),
         max=int(math.ceil(high)),
-        **({"knots": knots} if len(knots) >= 2 else {}),  # contracts refuse an explicit None
+        **body_knots,  # contracts refuse an explicit None
         source="shape users.username_length"
         + (" (knots from percentiles/histogram)" if len(knots) >= 2 else ""),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from shape_pipeline.contracts import (
     Percentiles,
     ShapeMetrics,
     TestResult,
+    TestVerdict,
 )
 from shape_pipeline.fidelity import statistics as st
 from shape_pipeline.fidelity.database_source import DatabaseFindings
@@ -114,7 +115,7 @@ def _category_dp_sd(
 
 def _category_test(
     title: str,
-    production: dict[str, float],
+    production: Mapping[str, float],
     synthetic: dict[str, int],
     tolerance: float,
     unit: str,
@@ -148,6 +149,7 @@ def _category_test(
     name = max(parts, key=lambda k: parts[k])
     worst = max(errors, key=lambda k: errors[k]) if errors else None
     noise_band = stat_bands.get(name, bands[worst] if worst is not None else None)
+    verdict: TestVerdict
     if cmp.synthetic_total == 0:
         verdict, reason = "FAIL", f"the synthetic data has no {unit}"
     elif zero_mass:
@@ -294,6 +296,21 @@ def _unexplained_parts(cmp: st.DistributionComparison, parts: dict[str, float]) 
     return out
 
 
+class _DistributionFields(TypedDict):
+    """The TestResult fields every outcome of `_distribution_test` shares."""
+
+    title: str
+    tolerance: float
+    ks_statistic: float | None
+    max_percentile_error: float | None
+    mean_error: float | None
+    median_error: float | None
+    percentile_errors: dict[str, float]
+    noise_band: float | None
+    production: dict[str, Any]
+    synthetic: dict[str, Any]
+
+
 def _distribution_test(
     title: str,
     cmp: st.DistributionComparison,
@@ -312,7 +329,7 @@ def _distribution_test(
     banded = bool(cmp.noise_bands) and ("max_percentile_error" in parts or "median_error" in parts)
     stat_bands = {k: band for k, band in cmp.statistic_noise_bands.items() if k in parts}
     name = max(parts, key=lambda k: parts[k]) if parts else ""
-    common = {
+    common: _DistributionFields = {
         "title": title,
         "tolerance": tolerance,
         "ks_statistic": cmp.ks_statistic,

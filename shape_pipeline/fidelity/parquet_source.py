@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -153,9 +154,21 @@ def _top_sender(messages: pa.Table) -> Frequency:
     return Frequency.from_values(top_sender_permille(top, total)) if top.size else Frequency.empty()
 
 
+class _SkewFields(TypedDict):
+    """The issue-10 fields of FrequencyTables."""
+
+    conversations_per_user: Frequency
+    top_sender_permille: Frequency
+    lifetime_seconds: Frequency
+    active_last_7_days: int
+    active_last_30_days: int
+    size_by_members: np.ndarray
+    messages_per_day: np.ndarray
+
+
 def _skews(
     messages: pa.Table, members: pa.Table, window_start: datetime, window_end: datetime
-) -> dict[str, object]:
+) -> _SkewFields:
     """The issue-10 fields of FrequencyTables, by the sampler's definitions."""
     created_us = messages["created_at"].cast(pa.int64()).to_numpy()
     conv, sizes, first, last = _conversation_runs(messages["conversation_id"].to_numpy(), created_us)

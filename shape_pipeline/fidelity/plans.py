@@ -139,8 +139,10 @@ def query_plans_result(
     `layout_matches`: the physical layout test passed or warned."""
     if production is None:
         return _skipped("the shape has no query_plans (sample with --workload to export them)")
-    if found is None or found.unavailable:
-        return _skipped(found.unavailable if found else "the synthetic database's plans were not read")
+    if found is None:
+        return _skipped("the synthetic database's plans were not read")
+    if found.unavailable:
+        return _skipped(found.unavailable)
     if found.plans is None:
         return _skipped("the workload was not run on the synthetic database")
     c = compare_plans(production, found.plans, max_log2_ratio=max_log2_ratio)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from shape_pipeline.contracts import IdFormat
 from shape_pipeline.generation.ids import DEFAULT_TEXT_LENGTH, IdEncoding, random_text
-from shape_pipeline.mapping import ULID_LENGTH, base_type, id_format_problem
+from shape_pipeline.mapping import ULID_LENGTH, IdFormatName, base_type, id_format_problem
 
 INTEGER_LIMITS: tuple[tuple[type, int], ...] = (
     (sa.SmallInteger, 2**15 - 1),
@@ -25,13 +25,13 @@ INTEGER_LIMITS: tuple[tuple[type, int], ...] = (
 SEQUENTIAL = IdEncoding("sequential")
 
 
-def from_mapping(id_format: str, id_length: int | None, columns: list[sa.Column]) -> IdEncoding:
+def from_mapping(id_format: IdFormatName, id_length: int | None, columns: list[sa.Column]) -> IdEncoding:
     """The mapping's `id_format` (its fit to the columns is checked by `check_column_types`)."""
     if id_format == "ulid":
         return random_text(ULID_LENGTH, time_ordered=True)
     if id_format == "random":
         return random_text(id_length or min(_shortest(columns) or DEFAULT_TEXT_LENGTH, DEFAULT_TEXT_LENGTH))
-    return IdEncoding(id_format)  # type: ignore[arg-type] - sequential, uuid4, uuid7
+    return IdEncoding(id_format)  # sequential, uuid4, uuid7
 
 
 def from_production(found: IdFormat) -> IdEncoding:
@@ -89,7 +89,7 @@ def column_problem(encoding: IdEncoding, column: sa.Column, largest: int) -> str
 
 def choose(
     owner: str, columns: list[sa.Column], largest: int, *,
-    mapped: tuple[str, int | None] | None, production: IdFormat | None,
+    mapped: tuple[IdFormatName, int | None] | None, production: IdFormat | None,
 ) -> tuple[IdEncoding, str | None]:
     """The encoding of `owner`'s ids written into `columns` (its id column first, then the
     references), and a note when production's format had to give way to the column types."""

@@ -104,5 +104,6 @@ def copy_data(
     frozen and all-visible: the VACUUM after the load then has nothing to do but analyze.
     """
     raw = conn.connection.driver_connection
+    assert raw is not None  # None only once the connection is closed or invalidated
     with raw.cursor() as cursor, cursor.copy(copy_statement(conn, table, columns, fmt, freeze=freeze)) as copy:
         copy.write(data)

@@ -402,7 +402,7 @@ class StagedDatabase:
         return sa.select(*[cte.c[n] for n in names]).subquery("renumbered")
 
 
-def _default_sql(column: sa.Column) -> sa.ColumnElement | None:
+def _default_sql(column: sa.Column) -> sa.ColumnElement | sa.TextClause | None:
     """The column's server default as an SQL expression (what the server would fill in)."""
     default = column.server_default
     arg = getattr(default, "arg", None)

@@ -123,7 +123,7 @@ def filler_for(column: sa.Column, layout: ColumnLayout) -> Filler | None:
 
 def null_mask(seed: str, purpose: str, keys: list[np.ndarray], share: float) -> np.ndarray:
     """True for about `share` of rows, a pure function of (seed, purpose, the row's key columns)."""
-    key = np.asarray(keys[0], dtype=np.int64).astype(np.uint64)
+    key: np.ndarray = np.asarray(keys[0], dtype=np.int64).astype(np.uint64)
     for more in keys[1:]:
         key = mix64(key) ^ np.asarray(more, dtype=np.int64).astype(np.uint64)
     return uniform(seed, purpose, key) < share

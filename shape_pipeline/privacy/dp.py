@@ -217,7 +217,7 @@ def clean_cells(noisy: np.ndarray, scale: float) -> np.ndarray:
     return counts
 
 
-def histogram_quantiles(edges: Sequence[float], counts: np.ndarray, levels: Sequence[float], *, integer: bool) -> list[float]:
+def histogram_quantiles(edges: Sequence[float] | np.ndarray, counts: np.ndarray, levels: Sequence[float], *, integer: bool) -> list[float]:
     """Quantiles of a bucketed distribution, linear inside each bucket [a, b) (integer
     metrics: the whole value below, so a 1-wide bucket gives its own value). Non-decreasing by
     construction: the cumulative counts are."""
@@ -239,13 +239,13 @@ def histogram_quantiles(edges: Sequence[float], counts: np.ndarray, levels: Sequ
     return out
 
 
-def bucket_midpoints(edges: Sequence[float], *, integer: bool) -> np.ndarray:
+def bucket_midpoints(edges: Sequence[float] | np.ndarray, *, integer: bool) -> np.ndarray:
     """Each bucket's representative value: the middle of the integers in [a, b), or of [a, b)."""
     e = np.asarray(edges, dtype=np.float64)
     return (e[:-1] + e[1:] - 1.0) / 2.0 if integer else (e[:-1] + e[1:]) / 2.0
 
 
-def histogram_moments(edges: Sequence[float], counts: np.ndarray, *, integer: bool) -> tuple[float, float]:
+def histogram_moments(edges: Sequence[float] | np.ndarray, counts: np.ndarray, *, integer: bool) -> tuple[float, float]:
     """Mean and standard deviation of a bucketed distribution, values spread evenly in each
     bucket (the within-bucket variance of a uniform spread is added)."""
     e = np.asarray(edges, dtype=np.float64)

@@ -183,7 +183,7 @@ def round_up_cap(value: float) -> float:
     return round_up_2sig(value)
 
 
-def _round_sig_array(values: np.ndarray | float, digits: int) -> np.ndarray:
+def _round_sig_array(values: np.ndarray | Sequence[float] | float, digits: int) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     magnitude = np.floor(np.log10(np.where(x == 0, 1.0, np.abs(x))))
     step = 10.0 ** (magnitude - digits + 1)
