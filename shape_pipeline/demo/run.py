@@ -17,6 +17,7 @@ from pathlib import Path
 from shape_pipeline import settings
 from shape_pipeline.calibration.calibrate import calibrate_file
 from shape_pipeline.console import Emit, Reporter, fmt_int
+from shape_pipeline.conventions import config_file_name, report_file_name
 from shape_pipeline.db import is_postgres, parse_url, redact
 from shape_pipeline.demo.production_data import DEFAULT_PRODUCTION_MESSAGES, build_demo_production
 from shape_pipeline.fidelity.validate import validate_to_files
@@ -87,8 +88,7 @@ def run_demo(
     out.blank()
 
     out.line("Step 2/4: calibrating the generator...")
-    stamp = sampled.shape.extracted_at.strftime("%Y%m%d")
-    config_path = work / "configs" / f"calibrated-config-{stamp}.json"
+    config_path = work / "configs" / config_file_name(sampled.shape.extracted_at)
     config = calibrate_file(sampled.path, config_path, emit=emit)
     out.blank()
 
@@ -108,7 +108,7 @@ def run_demo(
     out.blank()
 
     out.line("Step 4/4: validating fidelity...")
-    report_path = work / "reports" / f"fidelity-report-{stamp}.json"
+    report_path = work / "reports" / report_file_name(sampled.shape.extracted_at)
     html_path = report_path.with_suffix(".html")
     report = validate_to_files(
         sampled.path,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from shape_pipeline.conventions import DEFAULT_TOLERANCE
 from shape_pipeline.workload.compare import DEFAULT_MAX_LOG2_RATIO
 
 
@@ -22,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--database-url", metavar="URL", help="the synthetic database")
     source.add_argument("--parquet-dir", metavar="DIR", help="the synthetic Parquet folder")
     parser.add_argument("--mapping", metavar="FILE", help="schema mapping YAML (database only)")
-    parser.add_argument("--tolerance", type=float, default=0.15, help="effect-size tolerance (default 0.15)")
+    parser.add_argument(
+        "--tolerance", type=float, default=DEFAULT_TOLERANCE,
+        help=f"effect-size tolerance (default {DEFAULT_TOLERANCE:g})",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 on WARNING too")
     parser.add_argument("--config", metavar="FILE", help="the calibrated config (for concrete recommendations)")
     parser.add_argument("--output", required=True, metavar="FILE", help="fidelity report JSON")

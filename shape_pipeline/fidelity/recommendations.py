@@ -22,6 +22,7 @@ from shape_pipeline.contracts import (
     Recommendation,
     TestResult,
 )
+from shape_pipeline.conventions import CONFIG_PLACEHOLDER, REPORT_PLACEHOLDER, SHAPE_PLACEHOLDER
 from shape_pipeline.distributions import pareto_alpha, pareto_tail, quantile
 from shape_pipeline.fidelity.integrity import CHECKS
 from shape_pipeline.fidelity.layout import layout_recommendations
@@ -49,10 +50,10 @@ _MIN_ALPHA, _MAX_ALPHA = 1.05, 10.0
 class Commands:
     """How to regenerate and re-validate (paths and redacted URLs only)."""
 
-    config: str = "calibrated-config.json"
-    shape: str = "shape-metrics-prod.json"
+    config: str = CONFIG_PLACEHOLDER
+    shape: str = SHAPE_PLACEHOLDER
     target: str = "--database-url URL"  # or "--parquet-dir DIR"
-    output: str = "fidelity-report.json"
+    output: str = REPORT_PLACEHOLDER
     validate_options: str = ""  # e.g. " --workload FILE --plan-log2-ratio 0.7"
 
     def lines(self) -> list[str]:

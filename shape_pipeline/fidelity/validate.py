@@ -12,6 +12,7 @@ from pathlib import Path
 
 from shape_pipeline.console import Emit, Reporter
 from shape_pipeline.contracts import CalibratedConfig, FidelityReport, FidelitySummary, ShapeMetrics
+from shape_pipeline.conventions import CONFIG_PLACEHOLDER, DEFAULT_TOLERANCE
 from shape_pipeline.db import check_connection, create_engine, redact
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.fidelity import integrity, parquet_source
@@ -48,7 +49,7 @@ def _utc(moment: datetime) -> datetime:
 
 def check_tolerance(tolerance: float) -> float:
     if not 0.0 < tolerance < 1.0:
-        raise ShapePipelineError(f"--tolerance: {tolerance} must be between 0 and 1 (e.g. 0.15)")
+        raise ShapePipelineError(f"--tolerance: {tolerance} must be between 0 and 1 (e.g. {DEFAULT_TOLERANCE:g})")
     return tolerance
 
 
@@ -101,7 +102,7 @@ def compare(
     synthetic: FrequencyTables,
     found: IntegrityFindings | None,
     *,
-    tolerance: float = 0.15,
+    tolerance: float = DEFAULT_TOLERANCE,
     config: CalibratedConfig | None = None,
     commands: Commands | None = None,
     source: str | None = None,
@@ -142,7 +143,7 @@ def validate(
     database_url: str | None = None,
     mapping_path: str | Path | None = None,
     parquet_dir: str | Path | None = None,
-    tolerance: float = 0.15,
+    tolerance: float = DEFAULT_TOLERANCE,
     config: CalibratedConfig | None = None,
     commands: Commands | None = None,
     workload_path: str | Path | None = None,
@@ -196,7 +197,7 @@ def validate_to_files(
     database_url: str | None = None,
     mapping_path: str | Path | None = None,
     parquet_dir: str | Path | None = None,
-    tolerance: float = 0.15,
+    tolerance: float = DEFAULT_TOLERANCE,
     html_path: str | Path | None = None,
     config_path: str | Path | None = None,
     emit: Emit | None = None,
@@ -220,7 +221,7 @@ def validate_to_files(
     if plan_log2_ratio != DEFAULT_MAX_LOG2_RATIO:
         options += f" --plan-log2-ratio {plan_log2_ratio:g}"
     commands = Commands(
-        config=str(config_path or "calibrated-config.json"),
+        config=str(config_path or CONFIG_PLACEHOLDER),
         shape=str(shape_path),
         target=target,
         output=str(output_path),

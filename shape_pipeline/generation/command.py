@@ -8,9 +8,10 @@ import os
 from shape_pipeline import settings
 from shape_pipeline.argtypes import positive_int
 from shape_pipeline.contracts import CalibratedConfig
+from shape_pipeline.conventions import CONFIG_PREFIX
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import check_writable, load_json_model
-from shape_pipeline.generation.bands import BANDS, DEFAULT_BAND, band_messages
+from shape_pipeline.generation.bands import BAND_NAMES, BANDS_HELP, DEFAULT_BAND, band_messages
 from shape_pipeline.generation.partitions import PARTITION_KEYS
 from shape_pipeline.generation.seeds import DEFAULT_SEED
 
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate users, conversations, members and messages from a calibrated config "
         "into a database (one transaction, COPY for PostgreSQL) and/or a Parquet folder.",
     )
-    parser.add_argument("--config", required=True, help="calibrated-config-YYYYMMDD.json")
+    parser.add_argument("--config", required=True, help=f"{CONFIG_PREFIX}YYYYMMDD.json")
     parser.add_argument("--database-url", help="target database (PostgreSQL or SQLite URL)")
     parser.add_argument("--mapping", help="YAML schema mapping of the target (default: canonical schema)")
     parser.add_argument("--replace", action="store_true", help="empty target tables that hold rows (same transaction)")
@@ -39,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--target-messages", type=positive_int, help="number of messages (exact)")
     size.add_argument(
-        "--band", choices=sorted(BANDS, key=BANDS.get),
-        help="dev = 500,000, pilot = 5,000,000, perf = 50,000,000 messages (default: dev)",
+        "--band", choices=BAND_NAMES,
+        help=f"{BANDS_HELP} (default: {DEFAULT_BAND})",
     )
     parser.add_argument("--seed", default=DEFAULT_SEED, help=f"any text; same seed, same rows (default: {DEFAULT_SEED})")
     parser.add_argument(

@@ -26,20 +26,24 @@ from shape_pipeline import settings
 from shape_pipeline.calibration.calibrate import calibrate_file, off_goal_warnings
 from shape_pipeline.calibration.fit_report import named_models
 from shape_pipeline.contracts import CalibratedConfig, PowerLawTailModel, QuantileSplineModel
-from shape_pipeline.errors import ShapePipelineError
+from shape_pipeline.conventions import (
+    CALIBRATED_CONFIG,
+    SHAPE_GLOB,
+    SHAPE_METRICS,
+    config_file_name,
+)
 from shape_pipeline.files import newest_file, sha256_file
+from shape_pipeline.locations.failures import one_line_failure
 from shape_pipeline.locations.resources import DevelopmentTarget
 
-SHAPE_KEY = dg.AssetKey("shape_metrics")
-SHAPE_PATTERN = "shape-metrics-prod-*.json"
-CONFIG_PREFIX = "calibrated-config-"
+SHAPE_KEY = dg.AssetKey(SHAPE_METRICS)
 FIT_CHECK = "fit_within_goal"
 # A file younger than this is left for the next tick: a copy may still be in progress, and the
 # production location's own materialization event (same instance) lands just after its write.
 SETTLE_SECONDS = 60.0
 
 shape_metrics_spec = dg.AssetSpec(
-    "shape_metrics",
+    SHAPE_METRICS,
     group_name="production_boundary",
     description="Aggregate shape of production (materialized by the production location).",
 )
@@ -113,18 +117,18 @@ def tail_alpha(model: QuantileSplineModel | PowerLawTailModel) -> float | None:
 
 def config_path(development: DevelopmentTarget, when: datetime) -> Path:
     """`calibrated-config-YYYYMMDD.json` in the config folder (a same-day rerun replaces it)."""
-    return development.resolved_config_dir() / f"{CONFIG_PREFIX}{when:%Y%m%d}.json"
+    return development.resolved_config_dir() / config_file_name(when)
 
 
 @dg.asset(
-    name="calibrated_config",
+    name=CALIBRATED_CONFIG,
     deps=[shape_metrics_spec],
     group_name="development",
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
             FIT_CHECK,
-            asset="calibrated_config",
+            asset=CALIBRATED_CONFIG,
             description="Every exported percentile is within 5% in the fitted models.",
         )
     ],
@@ -135,16 +139,14 @@ def calibrated_config(
     context: dg.AssetExecutionContext, development: DevelopmentTarget
 ) -> dg.MaterializeResult:
     folder = development.resolved_import_dir()
-    shape_path = newest_file(folder, SHAPE_PATTERN)
+    shape_path = newest_file(folder, SHAPE_GLOB)
     if shape_path is None:
         raise dg.Failure(
-            description=f"no {SHAPE_PATTERN} in {folder} (import folder, {settings.IMPORT_DIR})"
+            description=f"no {SHAPE_GLOB} in {folder} (import folder, {settings.IMPORT_DIR})"
         )
     output = config_path(development, datetime.now(UTC))
-    try:
+    with one_line_failure():
         config = calibrate_file(shape_path, output, emit=context.log.info)
-    except ShapePipelineError as exc:
-        raise dg.Failure(description=str(exc)) from None
     off = off_goal_warnings(config)
     meta = config.calibration_metadata
     return dg.MaterializeResult(
@@ -199,9 +201,9 @@ def shape_import_folder_sensor(
     context: dg.SensorEvaluationContext, development: DevelopmentTarget
 ) -> dg.SensorResult | dg.SkipReason:
     folder = development.resolved_import_dir()
-    newest = newest_file(folder, SHAPE_PATTERN)
+    newest = newest_file(folder, SHAPE_GLOB)
     if newest is None:
-        return dg.SkipReason(f"no {SHAPE_PATTERN} in {folder}")
+        return dg.SkipReason(f"no {SHAPE_GLOB} in {folder}")
     seen = json.loads(context.cursor) if context.cursor else {}
     mtime_ns = newest.stat().st_mtime_ns
     if seen.get("name") == newest.name and seen.get("mtime_ns") == mtime_ns:
@@ -234,14 +236,13 @@ development_automation_sensor = dg.AutomationConditionSensorDefinition(
     "development_automation_sensor",
     # every development asset (and its checks): one sensor, so one tick plans the whole chain
     target=dg.AssetSelection.groups("development")
-    | dg.AssetSelection.assets("calibrated_config").downstream(),
+    | dg.AssetSelection.assets(CALIBRATED_CONFIG).downstream(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Plans calibrate -> generate -> validate in one run when a new shape arrives.",
 )
 
-ASSETS: list[Any] = [shape_metrics_spec, calibrated_config]
-ASSET_CHECKS: list[Any] = []
-SENSORS: list[Any] = [shape_import_folder_sensor, development_automation_sensor]
-JOBS: list[Any] = []
-SCHEDULES: list[Any] = []
+defs = dg.Definitions(
+    assets=[shape_metrics_spec, calibrated_config],
+    sensors=[shape_import_folder_sensor, development_automation_sensor],
+)

@@ -1,11 +1,7 @@
-"""Dagster: the `fidelity_report` asset, one blocking check per fidelity test, and the alerts.
+"""Dagster: the `fidelity_report` asset and one blocking check per fidelity test.
 
 A FAIL is a failed ERROR check: blocking, so the run fails. A WARNING is a failed WARN check:
-the run stays green, which a `run_failure_sensor` never hears of. Two run-status sensors
-therefore read the check evaluations of every finished run from the instance (one for green
-runs, one for failed runs) and send one alert per run with failed fidelity checks, to the
-apprise destinations in `SHAPE_PIPELINE_ALERT_URLS`. A run tag marks a run as alerted, so a
-re-evaluated tick never repeats a message.
+the run stays green. The alerts on both are in `fidelity_alerts`.
 """
 
 from datetime import UTC, datetime
@@ -16,25 +12,34 @@ import dagster as dg
 from pydantic import Field
 
 from shape_pipeline.contracts import CalibratedConfig, FidelityReport, TestResult
+from shape_pipeline.conventions import (
+    CONFIG_GLOB,
+    DEFAULT_TOLERANCE,
+    FIDELITY_REPORT,
+    SHAPE_GLOB,
+    SHAPE_METRICS,
+    SYNTHETIC_DATASET,
+    report_file_name,
+)
 from shape_pipeline.errors import ShapePipelineError
-from shape_pipeline.fidelity import alerts
 from shape_pipeline.fidelity.comparisons import TEST_KEYS
 from shape_pipeline.fidelity.validate import validate_to_files
 from shape_pipeline.files import load_json_model, newest_file
+from shape_pipeline.locations.failures import one_line_failure
 from shape_pipeline.locations.resources import DevelopmentTarget
 from shape_pipeline.workload.compare import DEFAULT_MAX_LOG2_RATIO
 
-ASSET_KEY = dg.AssetKey("fidelity_report")
-SHAPE_PATTERN = "shape-metrics-prod-*.json"
-CONFIG_PATTERN = "calibrated-config-*.json"
-ALERTED_TAG = "shape_pipeline/fidelity_alerted"
+ASSET_KEY = dg.AssetKey(FIDELITY_REPORT)
 
 
 class FidelityRunConfig(dg.Config):
     """Run parameters of a validation."""
 
     tolerance: float = Field(
-        default=0.15, gt=0.0, lt=1.0, description="Effect-size tolerance (0.15 = 15%)."
+        default=DEFAULT_TOLERANCE,
+        gt=0.0,
+        lt=1.0,
+        description=f"Effect-size tolerance ({DEFAULT_TOLERANCE:g} = {DEFAULT_TOLERANCE:.0%}).",
     )
     workload_path: str | None = Field(
         default=None,
@@ -50,7 +55,7 @@ class FidelityRunConfig(dg.Config):
 def find_inputs(development: DevelopmentTarget) -> tuple[Path, Path | None]:
     """(shape file, config file or None): the shape the newest config was calibrated from,
     else the newest shape in the import folder."""
-    config_path = newest_file(development.resolved_config_dir(), CONFIG_PATTERN)
+    config_path = newest_file(development.resolved_config_dir(), CONFIG_GLOB)
     if config_path is not None:
         config = load_json_model(config_path, CalibratedConfig, what="calibrated config")
         source = config.calibration_metadata.source_shape_path
@@ -59,11 +64,11 @@ def find_inputs(development: DevelopmentTarget) -> tuple[Path, Path | None]:
             for candidate in (Path(source), development.resolved_import_dir() / Path(source).name):
                 if candidate.is_file():
                     return candidate, config_path
-    shape = newest_file(development.resolved_import_dir(), SHAPE_PATTERN)
+    shape = newest_file(development.resolved_import_dir(), SHAPE_GLOB)
     if shape is None:
         raise ShapePipelineError(
             f"no shape file: neither a config naming its shape in {development.resolved_config_dir()} "
-            f"nor {SHAPE_PATTERN} in {development.resolved_import_dir()}"
+            f"nor {SHAPE_GLOB} in {development.resolved_import_dir()}"
         )
     return shape, config_path
 
@@ -121,8 +126,8 @@ CHECK_SPECS = [
 
 
 @dg.asset(
-    name="fidelity_report",
-    deps=["shape_metrics", "synthetic_dataset"],
+    name=FIDELITY_REPORT,
+    deps=[SHAPE_METRICS, SYNTHETIC_DATASET],
     group_name="development",
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=CHECK_SPECS,
@@ -133,12 +138,12 @@ def fidelity_report(
     context: dg.AssetExecutionContext, config: FidelityRunConfig, development: DevelopmentTarget
 ) -> dg.MaterializeResult:
     """Validate the synthetic dataset against the shape it was calibrated from; write JSON + HTML."""
-    try:
+    with one_line_failure():
         shape_path, config_path = find_inputs(development)
-        stamp = datetime.now(UTC).strftime("%Y%m%d")
+        now = datetime.now(UTC)
         report_dir = development.resolved_report_dir()
-        json_path = report_dir / f"fidelity-report-{stamp}.json"
-        html_path = report_dir / f"fidelity-report-{stamp}.html"
+        json_path = report_dir / report_file_name(now)
+        html_path = report_dir / report_file_name(now, ".html")
         report = validate_to_files(
             shape_path,
             json_path,
@@ -150,8 +155,6 @@ def fidelity_report(
             plan_log2_ratio=config.plan_log2_ratio,
             **synthetic_target(development),
         )
-    except ShapePipelineError as exc:
-        raise dg.Failure(description=str(exc)) from None
     return dg.MaterializeResult(
         metadata={
             "overall_verdict": report.overall_verdict,
@@ -170,96 +173,4 @@ def fidelity_report(
     )
 
 
-# --------------------------------------------------------------------------------------
-# Alerts
-# --------------------------------------------------------------------------------------
-
-
-def _text(metadata: dict[str, Any], key: str) -> str | None:
-    value = metadata.get(key)
-    return None if value is None else str(getattr(value, "value", value))
-
-
-def _number(metadata: dict[str, Any], key: str) -> float | None:
-    value = metadata.get(key)
-    raw = getattr(value, "value", value)
-    return float(raw) if isinstance(raw, int | float) else None
-
-
-def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[alerts.FailedCheck]:
-    """The fidelity check evaluations of one run that did not pass, in catalog order."""
-    found: dict[str, alerts.FailedCheck] = {}
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        evaluation = record.dagster_event.event_specific_data if record.dagster_event else None
-        if evaluation is None or evaluation.passed or evaluation.asset_key != ASSET_KEY:
-            continue
-        md = dict(evaluation.metadata or {})
-        recs = _text(md, "recommendations") or ""
-        found[evaluation.check_name] = alerts.FailedCheck(
-            name=evaluation.check_name,
-            severity=evaluation.severity.value,
-            verdict=_text(md, "verdict") or "FAIL",
-            reason=_text(md, "reason") or "",
-            statistic=_text(md, "statistic"),
-            effect_size=_number(md, "effect_size"),
-            tolerance=_number(md, "tolerance"),
-            noise_band=_number(md, "noise_band"),
-            recommendations=[line[2:] for line in recs.splitlines() if line.startswith("- ")],
-        )
-    return [found[k] for k in TEST_KEYS if k in found]
-
-
-def _report_path(instance: dg.DagsterInstance, run_id: str) -> str | None:
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        event = record.dagster_event
-        mat = event.event_specific_data.materialization if event else None
-        if mat is not None and mat.asset_key == ASSET_KEY and "html_report" in mat.metadata:
-            return str(mat.metadata["html_report"].value)
-    return None
-
-
-def alert_for_run(
-    context: dg.RunStatusSensorContext, development: DevelopmentTarget
-) -> dg.SkipReason | None:
-    """Send one alert for a finished run with failed fidelity checks (once per run)."""
-    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run  # fresh tags
-    if run.tags.get(ALERTED_TAG):
-        return dg.SkipReason(f"run {run.run_id} was already alerted")
-    checks = failed_checks(context.instance, run.run_id)
-    if not checks:
-        return dg.SkipReason(f"run {run.run_id}: no failed fidelity check")
-    urls = alerts.alert_urls(development.alert_urls)
-    if not urls:
-        return dg.SkipReason("failed fidelity checks, but no alert destination is configured (SHAPE_PIPELINE_ALERT_URLS)")
-    title, body = alerts.compose(checks, run_id=run.run_id, report_path=_report_path(context.instance, run.run_id))
-    if not alerts.send(title, body, urls):
-        raise RuntimeError(f"fidelity alert for run {run.run_id} was not accepted by every destination")
-    context.instance.add_run_tags(run.run_id, {ALERTED_TAG: "true"})
-    context.log.info(f"fidelity alert sent for run {run.run_id}: {len(checks)} failed check(s)")
-    return None
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    name="fidelity_warning_alerts",
-    description="Green runs whose fidelity checks failed with WARN severity.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def fidelity_warning_alerts(context: dg.RunStatusSensorContext, development: DevelopmentTarget):
-    return alert_for_run(context, development)
-
-
-@dg.run_failure_sensor(
-    name="fidelity_failure_alerts",
-    description="Runs failed by a blocking ERROR fidelity check.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def fidelity_failure_alerts(context: dg.RunFailureSensorContext, development: DevelopmentTarget):
-    return alert_for_run(context, development)
-
-
-ASSETS: list[Any] = [fidelity_report]
-ASSET_CHECKS: list[Any] = []  # the checks live in the asset's own op (check_specs)
-SENSORS: list[Any] = [fidelity_warning_alerts, fidelity_failure_alerts]
-JOBS: list[Any] = []
-SCHEDULES: list[Any] = []
+defs = dg.Definitions(assets=[fidelity_report])  # its checks live in the asset's own op (check_specs)

@@ -9,24 +9,23 @@ from pydantic import Field
 
 from shape_pipeline import db
 from shape_pipeline.contracts import CalibratedConfig
+from shape_pipeline.conventions import CALIBRATED_CONFIG, CONFIG_GLOB, SYNTHETIC_DATASET
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import load_json_model, newest_file
+from shape_pipeline.generation.bands import BAND_NAMES, BANDS_HELP, DEFAULT_BAND, band_messages
 from shape_pipeline.generation.columns import ENTITIES
 from shape_pipeline.generation.generate import GenerationResult, PartitionedGeneration
 from shape_pipeline.generation.partitions import PARTITION_KEYS
-from shape_pipeline.generation.plan import DEFAULT_BAND, band_messages
 from shape_pipeline.generation.seeds import DEFAULT_SEED
+from shape_pipeline.locations.failures import one_line_failure
 from shape_pipeline.locations.resources import DevelopmentTarget
-
-CONFIG_PATTERN = "calibrated-config-*.json"
 
 
 class GenerationConfig(dg.Config):
     """Run parameters of `synthetic_dataset` (shown in the launchpad)."""
 
-    band: Literal["dev", "pilot", "perf"] = Field(
-        default=DEFAULT_BAND, description="dev = 500k, pilot = 5M, perf = 50M messages"
-    )
+    # Literal[BAND_NAMES] is Literal["dev", "pilot", "perf"]: the launchpad shows the choices
+    band: Literal[BAND_NAMES] = Field(default=DEFAULT_BAND, description=BANDS_HELP)  # type: ignore[valid-type]
     target_messages: int | None = Field(
         default=None, ge=1, description="exact number of messages (overrides band)"
     )
@@ -61,7 +60,8 @@ GENERATION_PARTITIONS = dg.StaticPartitionsDefinition(list(PARTITION_KEYS))
 
 
 @dg.asset(
-    deps=["calibrated_config"],
+    name=SYNTHETIC_DATASET,
+    deps=[CALIBRATED_CONFIG],
     group_name="development",
     automation_condition=dg.AutomationCondition.eager(),
     partitions_def=GENERATION_PARTITIONS,
@@ -74,44 +74,36 @@ GENERATION_PARTITIONS = dg.StaticPartitionsDefinition(list(PARTITION_KEYS))
 def synthetic_dataset(
     context: dg.AssetExecutionContext, config: GenerationConfig, development: DevelopmentTarget
 ) -> dg.MaterializeResult:
-    try:
-        return _generate(context, config, development)
-    except ShapePipelineError as exc:
-        raise dg.Failure(description=str(exc)) from None
-
-
-def _generate(
-    context: dg.AssetExecutionContext, config: GenerationConfig, development: DevelopmentTarget
-) -> dg.MaterializeResult:
     """Stage this run's partitions; publish if every partition of this plan is now staged (a
     single-run backfill: this run; a run per partition: the last one to finish)."""
-    folder = development.resolved_config_dir()
-    path = newest_file(folder, CONFIG_PATTERN)
-    if path is None:
-        raise ShapePipelineError(f"No such file or directory: {folder}/{CONFIG_PATTERN} (calibrated config)")
-    calibrated = load_json_model(path, CalibratedConfig, what="calibrated config")
-    target = config.target_messages or band_messages(config.band)
-    url = development.resolved_database_url()
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    keys = list(context.partition_keys)
-    context.log.info(
-        f"Config: {path.name}; target: {target:,} messages; partitions {', '.join(keys)}; into {db.redact(url)}"
-    )
-    with PartitionedGeneration(
-        calibrated,
-        target_messages=target,
-        seed=config.seed,
-        database_url=url,
-        mapping_path=development.mapping_path,
-        replace=config.replace,
-        parquet_dir=development.resolved_parquet_dir(),
-        production_url=development.production_database_url,
-        emit=context.log.info,
-    ) as generation:
-        staged = generation.stage(keys, workers=config.workers)
-        missing = generation.missing()
-        result = generation.publish() if not missing else None
+    with one_line_failure():
+        folder = development.resolved_config_dir()
+        path = newest_file(folder, CONFIG_GLOB)
+        if path is None:
+            raise ShapePipelineError(f"No such file or directory: {folder}/{CONFIG_GLOB} (calibrated config)")
+        calibrated = load_json_model(path, CalibratedConfig, what="calibrated config")
+        target = config.target_messages or band_messages(config.band)
+        url = development.resolved_database_url()
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        keys = list(context.partition_keys)
+        context.log.info(
+            f"Config: {path.name}; target: {target:,} messages; partitions {', '.join(keys)}; into {db.redact(url)}"
+        )
+        with PartitionedGeneration(
+            calibrated,
+            target_messages=target,
+            seed=config.seed,
+            database_url=url,
+            mapping_path=development.mapping_path,
+            replace=config.replace,
+            parquet_dir=development.resolved_parquet_dir(),
+            production_url=development.production_database_url,
+            emit=context.log.info,
+        ) as generation:
+            staged = generation.stage(keys, workers=config.workers)
+            missing = generation.missing()
+            result = generation.publish() if not missing else None
     rows = {name: sum(r.get(name, 0) for r in staged.rows.values()) for name in ENTITIES}
     metadata: dict[str, object] = {f"staged_rows_{name}": count for name, count in rows.items()}
     metadata.update(
@@ -136,8 +128,4 @@ def _generate(
     return dg.MaterializeResult(metadata=metadata)
 
 
-ASSETS = [synthetic_dataset]
-ASSET_CHECKS: list = []
-SENSORS: list = []
-JOBS: list = []
-SCHEDULES: list = []
+defs = dg.Definitions(assets=[synthetic_dataset])

@@ -15,8 +15,10 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from shape_pipeline.conventions import DEFAULT_MIN_CELL_COUNT, DEFAULT_WINDOW_DAYS, SHAPE_METRICS
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.files import sha256_file
+from shape_pipeline.locations.failures import one_line_failure
 from shape_pipeline.locations.resources import ProductionSource, production_source_from_env
 from shape_pipeline.privacy.defaults import (
     DEFAULT_EPSILON_PER_EXTRACTION,
@@ -29,7 +31,7 @@ from shape_pipeline.sampling.export import DpSettings, sample_to_file
 from shape_pipeline.sampling.privacy import SALT_REQUIRED, random_salt
 from shape_pipeline.workload.spec import DEFAULT_RUNS
 
-ASSET_KEY = dg.AssetKey("shape_metrics")
+ASSET_KEY = dg.AssetKey(SHAPE_METRICS)
 GROUP = "production_boundary"
 CHECK_NAME = "export_audit"
 
@@ -37,7 +39,7 @@ CHECK_NAME = "export_audit"
 class ShapeMetricsConfig(dg.Config):
     """Run parameters of one extraction."""
 
-    window_days: int = Field(default=30, ge=1, description="Days in the sampling window.")
+    window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1, description="Days in the sampling window.")
     as_of: str | None = Field(
         default=None,
         description="The window ends at 00:00 UTC of this date (YYYY-MM-DD); empty: now.",
@@ -63,7 +65,7 @@ class ShapeMetricsConfig(dg.Config):
         description="DP: conversations of one user per conversation-level statistic (empty: chosen from the noisy memberships).",
     )
     min_cell_count: int = Field(
-        default=10, ge=1, description="Suppression: counts below this are merged or suppressed."
+        default=DEFAULT_MIN_CELL_COUNT, ge=1, description="Suppression: counts below this are merged or suppressed."
     )
     allow_salt_reuse: bool = Field(
         default=False, description="Allow a salt an earlier extraction used (not recommended)."
@@ -87,10 +89,8 @@ def ensure_demo_production_database(production: ProductionSource, emit) -> None:
     """
     from shape_pipeline.demo.bootstrap import ensure_demo_production_database as ensure
 
-    try:
+    with one_line_failure():
         ensure(production.resolved_database_url(), emit)
-    except ShapePipelineError as exc:
-        raise dg.Failure(description=str(exc)) from None
 
 
 def _salt_for_run(production: ProductionSource, emit) -> str:
@@ -128,7 +128,7 @@ def shape_metrics(
     emit = context.log.info
     if production.is_demo():
         ensure_demo_production_database(production, emit)
-    try:
+    with one_line_failure():
         result = sample_to_file(
             production.resolved_database_url(),
             output_dir=production.resolved_export_dir(),
@@ -153,8 +153,6 @@ def shape_metrics(
             workload_path=config.workload_path or None,
             workload_runs=config.workload_runs,
         )
-    except ShapePipelineError as exc:
-        raise dg.Failure(description=str(exc)) from None
     shape = result.shape
     totals = shape.totals
     return dg.MaterializeResult(
@@ -222,16 +220,10 @@ quarterly_shape_extraction = dg.ScheduleDefinition(
     description="02:00 UTC on the 1st of January, April, July and October.",
 )
 
-ASSETS = [shape_metrics]
-ASSET_CHECKS = [export_audit_check]
-SENSORS: list = []
-JOBS = [extract_production_shape]
-SCHEDULES = [quarterly_shape_extraction]
-
 defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=ASSET_CHECKS,
-    jobs=JOBS,
-    schedules=SCHEDULES,
+    assets=[shape_metrics],
+    asset_checks=[export_audit_check],
+    jobs=[extract_production_shape],
+    schedules=[quarterly_shape_extraction],
     resources={"production": production_source_from_env()},
 )

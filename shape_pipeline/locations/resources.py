@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from shape_pipeline import settings
+from shape_pipeline.conventions import DEFAULT_STATEMENT_TIMEOUT_MS
 
 
 def _env(name: str) -> dg.EnvVar | None:
@@ -28,7 +29,7 @@ class ProductionSource(dg.ConfigurableResource):
     mapping_path: str | None = None
     export_dir: str | None = None
     audit_log: str | None = None
-    statement_timeout_ms: int = 600_000
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
 
     def is_demo(self) -> bool:
         """No production URL configured: the embedded demo 'production' database is used."""
@@ -80,7 +81,7 @@ def production_source_from_env() -> ProductionSource:
         mapping_path=_env(settings.PROD_MAPPING),
         export_dir=_env(settings.EXPORT_DIR),
         audit_log=_env(settings.AUDIT_LOG),
-        statement_timeout_ms=int(timeout) if timeout else 600_000,
+        statement_timeout_ms=int(timeout) if timeout else DEFAULT_STATEMENT_TIMEOUT_MS,
     )
 
 

@@ -7,6 +7,12 @@ import os
 
 from shape_pipeline import settings
 from shape_pipeline.argtypes import positive_float, positive_int
+from shape_pipeline.conventions import (
+    DEFAULT_MIN_CELL_COUNT,
+    DEFAULT_STATEMENT_TIMEOUT_MS,
+    DEFAULT_WINDOW_DAYS,
+    SHAPE_PREFIX,
+)
 from shape_pipeline.privacy.defaults import (
     CONVERSATIONS_KEPT,
     DEFAULT_EPSILON_PER_EXTRACTION,
@@ -36,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"production database (postgresql://user@host:5432/db or sqlite:///file.db; default ${settings.PROD_DATABASE_URL})",
     )
     parser.add_argument("--mapping", default=os.environ.get(settings.PROD_MAPPING), help="schema mapping YAML (default: canonical schema)")
-    parser.add_argument("--window-days", type=positive_int, default=30, help="days in the window (default 30)")
+    parser.add_argument(
+        "--window-days", type=positive_int, default=DEFAULT_WINDOW_DAYS,
+        help=f"days in the window (default {DEFAULT_WINDOW_DAYS})",
+    )
     parser.add_argument("--as-of", help="the window ends at 00:00 UTC of this date, YYYY-MM-DD (default: now)")
     parser.add_argument(
         "--privacy", choices=PRIVACY_MODES, default=DEFAULT_PRIVACY,
@@ -64,12 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"memberships per user, from {MIN_CONVERSATIONS_PER_USER} to {MAX_CONVERSATIONS_PER_USER})",
     )
     parser.add_argument(
-        "--min-cell-count", type=positive_int, default=10,
-        help="suppression: smallest count exported as its own cell (default 10)",
+        "--min-cell-count", type=positive_int, default=DEFAULT_MIN_CELL_COUNT,
+        help=f"suppression: smallest count exported as its own cell (default {DEFAULT_MIN_CELL_COUNT})",
     )
     parser.add_argument(
         "--output",
-        help="shape file, or a folder for the default name shape-metrics-prod-YYYYMMDD.json "
+        help=f"shape file, or a folder for the default name {SHAPE_PREFIX}YYYYMMDD.json "
         f"(default: ${settings.EXPORT_DIR} or the current folder)",
     )
     parser.add_argument("--audit-log", default=os.environ.get(settings.AUDIT_LOG), help="append-only audit log (JSON lines)")
@@ -79,8 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--statement-timeout-ms", type=positive_int,
-        default=int(os.environ.get(settings.STATEMENT_TIMEOUT_MS) or 600_000),
-        help="PostgreSQL statement_timeout per query (default 600000)",
+        default=int(os.environ.get(settings.STATEMENT_TIMEOUT_MS) or DEFAULT_STATEMENT_TIMEOUT_MS),
+        help=f"PostgreSQL statement_timeout per query (default {DEFAULT_STATEMENT_TIMEOUT_MS})",
     )
     parser.add_argument(
         "--workload",

@@ -23,6 +23,12 @@ from shape_pipeline import __version__, settings
 from shape_pipeline.audit_log import append_audit_entry
 from shape_pipeline.console import Emit, Reporter, fmt_int
 from shape_pipeline.contracts import PhysicalLayout, PrivacyReport, ShapeMetrics
+from shape_pipeline.conventions import (
+    DEFAULT_MIN_CELL_COUNT,
+    DEFAULT_STATEMENT_TIMEOUT_MS,
+    DEFAULT_WINDOW_DAYS,
+    shape_file_name,
+)
 from shape_pipeline.db import (
     check_connection,
     create_engine,
@@ -64,7 +70,6 @@ from shape_pipeline.sampling.shape import shape_from_frequencies
 from shape_pipeline.workload.spec import DEFAULT_RUNS
 
 APPLICATION_NAME = "shape-pipeline-sampler"
-FILE_PREFIX = "shape-metrics-prod-"
 SAFE_MIN_CELL_COUNT = 5  # smaller cells need --force-min-cell-count (and say so in the console and audit log)
 
 
@@ -138,9 +143,9 @@ def resolve_window(window_days: int, as_of: date | str | None, now: datetime) ->
 def default_output_path(folder: str | Path, extracted_at: datetime) -> Path:
     """`shape-metrics-prod-YYYYMMDD.json`; a second file on the same day gets `-HHMMSS`."""
     base = Path(folder)
-    path = base / f"{FILE_PREFIX}{extracted_at:%Y%m%d}.json"
+    path = base / shape_file_name(extracted_at)
     if path.exists():
-        path = base / f"{FILE_PREFIX}{extracted_at:%Y%m%d-%H%M%S}.json"
+        path = base / shape_file_name(extracted_at, with_time=True)
     return path
 
 
@@ -233,16 +238,16 @@ def sample_to_file(
     output: str | Path | None = None,
     output_dir: str | Path | None = None,
     mapping_path: str | Path | None = None,
-    window_days: int = 30,
+    window_days: int = DEFAULT_WINDOW_DAYS,
     as_of: date | str | None = None,
     privacy: str = DEFAULT_PRIVACY,
     dp: DpSettings | None = None,
-    min_cell_count: int = 10,
+    min_cell_count: int = DEFAULT_MIN_CELL_COUNT,
     salt: str | None = None,
     audit_log: str | Path | None = None,
     allow_salt_reuse: bool = False,
     force_min_cell_count: bool = False,
-    statement_timeout_ms: int | None = 600_000,
+    statement_timeout_ms: int | None = DEFAULT_STATEMENT_TIMEOUT_MS,
     emit: Emit | None = None,
     now: datetime | None = None,
     workload_path: str | Path | None = None,

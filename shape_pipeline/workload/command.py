@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from shape_pipeline import settings
 from shape_pipeline.argtypes import positive_int
+from shape_pipeline.conventions import DEFAULT_STATEMENT_TIMEOUT_MS
 from shape_pipeline.workload.spec import DEFAULT_RUNS
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from shape_pipeline.workload.spec import Workload
 
 TAG = "Workload"
-DEFAULT_STATEMENT_TIMEOUT_MS = 600_000
 
 
 def iso_datetime(value: str) -> datetime:

@@ -56,7 +56,7 @@ def fidelity_report() -> None: ...
 
 def _defs(development: DevelopmentTarget, *extra: dg.AssetsDefinition) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ca.ASSETS, *extra], sensors=ca.SENSORS, resources={"development": development}
+        assets=[*ca.defs.assets, *extra], sensors=ca.defs.sensors, resources={"development": development}
     )
 
 
@@ -116,7 +116,7 @@ def test_definitions_declare_the_boundary_and_run_by_default(
     )
     assert not graph.get(ca.SHAPE_KEY).is_materializable
     assert graph.get(ca.SHAPE_KEY).group_name == "production_boundary"
-    statuses = {s.name: s.default_status for s in ca.SENSORS}
+    statuses = {s.name: s.default_status for s in ca.defs.sensors}
     assert set(statuses.values()) == {dg.DefaultSensorStatus.RUNNING}
     assert isinstance(ca.development_automation_sensor, dg.AutomationConditionSensorDefinition)
     chain = _defs(development, synthetic_dataset, fidelity_report)
@@ -124,7 +124,7 @@ def test_definitions_declare_the_boundary_and_run_by_default(
     assert covered == {CONFIG, synthetic_dataset.key, fidelity_report.key}
     names = {s.name for s in chain.get_repository_def().sensor_defs}
     assert "default_automation_condition_sensor" not in names  # no second planner
-    assert ca.ASSET_CHECKS == [] and ca.JOBS == [] and ca.SCHEDULES == []
+    assert not (ca.defs.asset_checks or ca.defs.jobs or ca.defs.schedules)
 
 
 def test_asset_calibrates_the_newest_shape(

@@ -20,6 +20,7 @@ from shape_pipeline.contracts import ShapeMetrics
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.fidelity.comparisons import TEST_KEYS
 from shape_pipeline.files import write_model_atomic
+from shape_pipeline.locations import fidelity_alerts
 from shape_pipeline.locations import fidelity_assets as fa
 from shape_pipeline.locations.resources import DevelopmentTarget
 from shape_pipeline.workload.spec import default_workload_path
@@ -116,7 +117,7 @@ def test_a_failing_dataset_fails_the_run_and_alerts_once(
             dagster_event=res.get_run_failure_event(),
             resources={"development": target},
         ).for_run_failure()
-        return fa.fidelity_failure_alerts(context)
+        return fidelity_alerts.fidelity_failure_alerts(context)
 
     assert evaluate() is None
     assert len(received) == 1
@@ -148,7 +149,7 @@ def test_a_warning_keeps_the_run_green_and_still_alerts(
         dagster_event=res.get_run_success_event(),
         resources={"development": target},
     )
-    assert fa.fidelity_warning_alerts(context) is None
+    assert fidelity_alerts.fidelity_warning_alerts(context) is None
     assert len(received) == 1
     assert "Fidelity WARNING" in received[0]["title"]
     assert "message_types [WARN] WARNING" in received[0]["message"]
@@ -174,10 +175,9 @@ def test_the_shape_comes_from_the_newest_config(folders: dict[str, Path], tmp_pa
         fa.find_inputs(empty)
 
 
-def test_definitions_load_with_the_area_lists() -> None:
-    defs = dg.Definitions(
-        assets=fa.ASSETS, asset_checks=fa.ASSET_CHECKS, sensors=fa.SENSORS, jobs=fa.JOBS,
-        schedules=fa.SCHEDULES, resources={"development": DevelopmentTarget()},
+def test_definitions_load_with_the_area_definitions() -> None:
+    defs = dg.Definitions.merge(
+        fa.defs, fidelity_alerts.defs, dg.Definitions(resources={"development": DevelopmentTarget()})
     )
     node = defs.resolve_asset_graph().get(dg.AssetKey("fidelity_report"))
     assert node.group_name == "development"

@@ -40,7 +40,7 @@ ALL_PARTITIONS = {  # a single-run backfill of every partition: one run, the who
 def materialize(development: DevelopmentTarget, **config):
     with dg.instance_for_test() as instance:
         return dg.materialize(
-            ga.ASSETS,
+            ga.defs.assets,
             instance=instance,
             resources={"development": development},
             run_config={"ops": {"synthetic_dataset": {"config": config}}},
@@ -60,7 +60,8 @@ def test_asset_definition():
     assert spec.group_names_by_key[key] == "development"
     assert dg.AssetKey("calibrated_config") in spec.asset_deps[key]
     assert spec.automation_conditions_by_key[key] is not None
-    assert ga.ASSET_CHECKS == ga.SENSORS == ga.JOBS == ga.SCHEDULES == []
+    assert list(ga.defs.assets or []) == [ga.synthetic_dataset]
+    assert not (ga.defs.asset_checks or ga.defs.sensors or ga.defs.jobs or ga.defs.schedules)
     assert ga.GenerationConfig().band == "dev" and ga.GenerationConfig().replace is True
 
 

@@ -124,7 +124,7 @@ def test_a_failure_is_one_line(development):
 
 
 def test_eager_chain_plans_calibrate_then_every_partition_then_validate(development):
-    defs = dg.Definitions(assets=[*ca.ASSETS, *ga.ASSETS, *fa.ASSETS], resources={"development": development})
+    defs = dg.Definitions.merge(ca.defs, ga.defs, fa.defs, dg.Definitions(resources={"development": development}))
     config, report = ca.calibrated_config.key, fa.fidelity_report.key
     with dg.instance_for_test() as instance:
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
