@@ -28,7 +28,13 @@ from shape_pipeline.fidelity.integrity import IntegrityFindings
 from shape_pipeline.fidelity.recommendations import Commands, recommend, summary_lines
 from shape_pipeline.fidelity.render_console import render
 from shape_pipeline.fidelity.verdict import overall
-from shape_pipeline.files import check_writable, load_json_model, model_json, write_texts_atomic
+from shape_pipeline.files import (
+    PathLike,
+    check_writable,
+    load_json_model,
+    model_json,
+    write_texts_atomic,
+)
 from shape_pipeline.mapping import load_mapping
 from shape_pipeline.sampling.extract import extract_frequencies
 from shape_pipeline.sampling.frequencies import FrequencyTables
@@ -244,7 +250,7 @@ def validate_to_files(
         from shape_pipeline.fidelity.report_html import render_html
 
         html = render_html(report, shape_path=str(shape_path))
-    texts = {output_path: model_json(report)}
+    texts: dict[PathLike, str] = {output_path: model_json(report)}
     if html is not None and html_path is not None:
         texts[html_path] = html
     write_texts_atomic(texts)

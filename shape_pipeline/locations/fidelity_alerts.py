@@ -36,7 +36,7 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[alerts.Fail
     """The fidelity check evaluations of one run that did not pass, in catalog order."""
     found: dict[str, alerts.FailedCheck] = {}
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
-        evaluation = record.dagster_event.event_specific_data if record.dagster_event else None
+        evaluation = record.asset_check_evaluation
         if evaluation is None or evaluation.passed or evaluation.asset_key != ASSET_KEY:
             continue
         md = dict(evaluation.metadata or {})
@@ -57,8 +57,7 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[alerts.Fail
 
 def _report_path(instance: dg.DagsterInstance, run_id: str) -> str | None:
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        event = record.dagster_event
-        mat = event.event_specific_data.materialization if event else None
+        mat = record.asset_materialization
         if mat is not None and mat.asset_key == ASSET_KEY and "html_report" in mat.metadata:
             return str(mat.metadata["html_report"].value)
     return None

@@ -2,7 +2,7 @@
 by generation partition (generation/partitions.py) and published all or nothing."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -38,9 +38,9 @@ class GenerationConfig(dg.Config):
     )
 
 
-def result_metadata(result: GenerationResult) -> dict[str, object]:
+def result_metadata(result: GenerationResult) -> dict[str, Any]:
     """Rows per table, seed, wall time, speed, target and (redacted) destinations."""
-    metadata: dict[str, object] = {f"rows_{name}": count for name, count in result.rows.items()}
+    metadata: dict[str, Any] = {f"rows_{name}": count for name, count in result.rows.items()}
     metadata.update(
         {
             "seed": result.seed,
@@ -105,7 +105,7 @@ def synthetic_dataset(
             missing = generation.missing()
             result = generation.publish() if not missing else None
     rows = {name: sum(r.get(name, 0) for r in staged.rows.values()) for name in ENTITIES}
-    metadata: dict[str, object] = {f"staged_rows_{name}": count for name, count in rows.items()}
+    metadata: dict[str, Any] = {f"staged_rows_{name}": count for name, count in rows.items()}
     metadata.update(
         {
             "seed": config.seed,

@@ -10,7 +10,6 @@ tables included), the file path and its sha256, never a URL password, the salt o
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -25,6 +24,7 @@ from shape_pipeline.privacy.defaults import (
     DEFAULT_MAX_MESSAGES_PER_USER,
     DEFAULT_PRIVACY,
     DEFAULT_YEARLY_EPSILON,
+    PrivacyMode,
 )
 from shape_pipeline.sampling.audit import audit_file
 from shape_pipeline.sampling.export import DpSettings, sample_to_file
@@ -44,7 +44,7 @@ class ShapeMetricsConfig(dg.Config):
         default=None,
         description="The window ends at 00:00 UTC of this date (YYYY-MM-DD); empty: now.",
     )
-    privacy: Literal["dp", "suppression"] = Field(
+    privacy: PrivacyMode = Field(
         default=DEFAULT_PRIVACY,
         description="dp: differential privacy (OpenDP, a guarantee per user); suppression: small cells "
         "merged, maxima rounded (does not stop differencing two extractions).",

@@ -3,11 +3,14 @@ and the ledger read them here; the README's privacy section documents the same n
 
 from __future__ import annotations
 
-PRIVACY_MODES = ("dp", "suppression")
-DEFAULT_PRIVACY = "dp"
+from typing import Literal, get_args
+
+PrivacyMode = Literal["dp", "suppression"]
+PRIVACY_MODES: tuple[PrivacyMode, ...] = get_args(PrivacyMode)
+DEFAULT_PRIVACY: PrivacyMode = "dp"
 # The one-command demo samples its fake production (nobody in it) in suppression mode, whose
 # verdict is PASS at 300k messages; at that size DP costs fidelity (README, "What it costs").
-DEMO_PRIVACY = "suppression"
+DEMO_PRIVACY: PrivacyMode = "suppression"
 
 DEFAULT_EPSILON_PER_EXTRACTION = 2.0  # one quarterly extraction
 DEFAULT_YEARLY_EPSILON = 4 * DEFAULT_EPSILON_PER_EXTRACTION  # four quarterly extractions in any 365 days
