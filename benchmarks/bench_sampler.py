@@ -6,7 +6,10 @@ million) using `generate_series` inside PostgreSQL, then measures in the same ru
   sampler:    sample_to_file(...) over a window holding every message
 and prints both times and their ratio (goal: at most 3x).
 
-    .venv/bin/python benchmarks/bench_sampler.py [--messages N] [--no-index] [--repeat 2]
+    .venv/bin/python benchmarks/bench_sampler.py [--messages N] [--no-index] [--repeat 2] [--reuse NAME]
+
+`--reuse NAME` keeps the database NAME between runs (built on the first run, reused after;
+drop it by hand with `DROP DATABASE NAME`); without it the database is thrown away.
 
 The server comes from SHAPE_PIPELINE_TEST_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres), as in the test suite.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -117,32 +121,51 @@ def _sampler(url: str, folder: Path, privacy: str = "suppression") -> float:
     return time.perf_counter() - started
 
 
-@contextmanager
-def benchmark_database(label: str, messages: int, *, with_index: bool = True) -> Iterator[tuple[str, sa.Engine]]:
-    """A throw-away database holding `messages` generated messages (URL, engine); dropped on exit."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    name = f"sp_bench_{label}_{uuid.uuid4().hex[:8]}"
-    url = parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+def _exists(admin: sa.Engine, name: str) -> bool:
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        return conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first() is not None
+
+
+@contextmanager
+def benchmark_database(
+    label: str, messages: int, *, with_index: bool = True, reuse: str | None = None
+) -> Iterator[tuple[str, sa.Engine]]:
+    """A database holding `messages` generated messages (URL, engine): thrown away on exit, or,
+    with `reuse`, kept under that name (built when it does not exist yet, else used as it is)."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    name = reuse or f"sp_bench_{label}_{uuid.uuid4().hex[:8]}"
+    if reuse is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", reuse):
+        raise SystemExit(f"--reuse {reuse!r}: lower-case letters, digits and _ only")
+    url = parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    existing = reuse is not None and _exists(admin, name)
+    if not existing:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
         engine = create_engine(url, poolclass=sa.pool.NullPool)
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            conn.exec_driver_sql(SCHEMA)
-            _load(conn, messages)
-            _index(conn, with_index)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE")
-        print(f"built {messages:,} messages in {time.perf_counter() - started:.1f} s "
-              f"({'with' if with_index else 'without'} a (conversation_id, created_at) index)")
+        if existing:
+            with engine.connect() as conn:
+                n = conn.exec_driver_sql("SELECT count(*) FROM messages").scalar_one()
+            print(f"reusing database {name}: {n:,} messages (--messages ignored)")
+        else:
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                conn.exec_driver_sql(SCHEMA)
+                _load(conn, messages)
+                _index(conn, with_index)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+            print(f"built {messages:,} messages in {time.perf_counter() - started:.1f} s "
+                  f"({'with' if with_index else 'without'} a (conversation_id, created_at) index)"
+                  + (f", kept as {name}" if reuse else ""))
         try:
             yield url, engine
         finally:
             engine.dispose()
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if reuse is None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
 
@@ -151,18 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (best is reported)")
     parser.add_argument("--no-index", action="store_true", help="no (conversation_id, created_at) index")
+    parser.add_argument("--reuse", metavar="NAME", help="keep the database NAME between runs (build it if missing)")
+    parser.add_argument("--skip-dp", action="store_true", help="time the suppression mode only")
     args = parser.parse_args(argv)
 
     print(f"load average (1, 5, 15 min) at the start: {load_average()}")
-    with benchmark_database("sampler", args.messages, with_index=not args.no_index) as (url, engine), \
+    with benchmark_database(
+        "sampler", args.messages, with_index=not args.no_index, reuse=args.reuse
+    ) as (url, engine), \
             tempfile.TemporaryDirectory() as tmp:
         _bare_scan(engine), _sampler(url, Path(tmp))  # warm the cache for both
         bare = min(_bare_scan(engine) for _ in range(args.repeat))
         sampler = min(_sampler(url, Path(tmp)) for _ in range(args.repeat))
-        dp = min(_sampler(url, Path(tmp), "dp") for _ in range(args.repeat))
+        dp = None if args.skip_dp else min(_sampler(url, Path(tmp), "dp") for _ in range(args.repeat))
     print(f"bare scan (count, sum(length(content))): {bare:.2f} s")
     print(f"sampler, suppression (all metrics):      {sampler:.2f} s, ratio {sampler / bare:.2f}x (goal: at most 3x)")
-    print(f"sampler, DP (three bounded passes):      {dp:.2f} s, ratio {dp / bare:.2f}x")
+    if dp is not None:
+        print(f"sampler, DP (three bounded passes):      {dp:.2f} s, ratio {dp / bare:.2f}x")
     print(f"load average (1, 5, 15 min) at the end: {load_average()}")
     return 0
 

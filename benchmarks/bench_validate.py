@@ -9,7 +9,7 @@ log-normal lengths, no foreign keys, so every integrity check runs), extracts it
               + every test, recommendation and verdict
 and prints both times and their ratio (goal: at most 3x).
 
-    .venv/bin/python benchmarks/bench_validate.py [--messages N] [--repeat 2]
+    .venv/bin/python benchmarks/bench_validate.py [--messages N] [--repeat 2] [--reuse NAME]
 
 The server comes from SHAPE_PIPELINE_TEST_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres), as in the test suite.
@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each (best is reported)")
+    parser.add_argument("--reuse", metavar="NAME", help="keep the database NAME between runs (build it if missing)")
     args = parser.parse_args(argv)
 
     print(f"load average (1, 5, 15 min) at the start: {bench_sampler.load_average()}")
-    with bench_sampler.benchmark_database("validate", args.messages) as (url, engine):
+    with bench_sampler.benchmark_database("validate", args.messages, reuse=args.reuse) as (url, engine):
         freq = extract_frequencies(engine, CANONICAL_MAPPING, window_start=WINDOW_START, window_end=WINDOW_END)
         shape = shape_from_frequencies(
             freq, window_start=WINDOW_START, window_end=WINDOW_END, extracted_at=WINDOW_END, min_cell_count=10

@@ -3,21 +3,20 @@
 Privacy by construction: every statement returns integers only (counts, lengths, codes);
 categories come back as small integer codes produced by a `CASE` inside SQL, so neither an
 identifier nor a text value of the mapped tables (raw enum values included) ever reaches
-the client. On PostgreSQL two `GROUPING SETS` statements read the messages table, each
-computing several metrics in one scan (an ordered pass for gaps, conversations and hours; a
-content pass for lengths, types and senders), and they run at the same time on two
-connections that share one exported snapshot (see `extract_frequencies`); SQLite (the demo's
-embedded default) runs the same Core sub-queries one metric at a time, as it has no grouping
-sets.
+the client. On PostgreSQL three statements read the messages table, two of them `GROUPING
+SETS` computing several metrics in one scan (an ordered pass for gaps, conversations and
+hours; a content pass for lengths, types and senders) and a sorted one for the top sender's
+(conversation, sender) counts; they run at the same time on connections that share one
+exported snapshot (see `extract_many`). SQLite (the demo's embedded default) runs the same
+Core sub-queries one metric at a time on one connection, as it has no grouping sets.
 
 The skews that decide index behaviour ride on the same passes: the ordered pass also keeps
 each conversation's first and last message time (min/max in its sorted group: lifetime and
 recency, both reduced to integers inside SQL), and the members join of the conversations it
 found gives members per conversation, the size x members grid (power-of-two bucket indexes
-computed by integer comparisons) and conversations per member; the content pass adds a
-(conversation, sender) set for the top sender's share (per mille, integer arithmetic); the
-hour buckets give messages per day when the window starts on a whole hour (else the hour
-statement also groups by the day index).
+computed by integer comparisons) and conversations per member; the pairs statement gives
+the top sender's share (per mille, integer arithmetic); the hour buckets give messages per
+day when the window starts on a whole hour (else the hour set also groups by the day index).
 
 Gaps are whole seconds, exact below `EXACT_GAP_SECONDS`; longer gaps are rounded down inside
 SQL to a power-of-two step of at most 1/1024 of their value (< 0.1 %), within segments that
@@ -29,6 +28,7 @@ thousands on a month of data), which was the costliest hash table of the sampler
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +72,15 @@ OTHER_CODE = -1
 # (conversation, sender) pairs (top sender), the hour buckets (grid, days).
 ORDERED, CONTENT, PAIRS, HOURS = "ordered", "content", "pairs", "hours"
 ALL_PASSES: frozenset[str] = frozenset({ORDERED, CONTENT, PAIRS, HOURS})
+
+@dataclass(frozen=True)
+class _Job:
+    """One PostgreSQL statement of a pass, with planner settings of its own (name, value)."""
+
+    statement: sa.Executable
+    group: str  # ORDERED, CONTENT, PAIRS or HOURS
+    settings: tuple[tuple[str, str], ...] = ()
+
 
 _UNIT_FACTOR = {"epoch_s": 1, "epoch_ms": 1000}
 SECONDS_PER_DAY = 86_400
@@ -526,21 +535,22 @@ def _starts_on_an_hour(moment: datetime) -> bool:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == moment
 
 
-def _postgres_selects(tables, mapping, d, start, end, passes: frozenset[str] = ALL_PASSES) -> tuple[list[sa.Executable], ...]:
-    """Statements for two connections that run side by side: each its own pass, then both
-    take the rest from a shared queue (whichever is free first), so they finish about together
-    whatever the data (the top sender's pairs cost little when senders post where they are
-    members, and as much as a pass when every message has a new (conversation, sender) pair).
+def _postgres_selects(
+    tables, mapping, d, start, end, passes: frozenset[str] = ALL_PASSES, *, views: bool = False
+) -> list[_Job]:
+    """The statements of the asked passes, as jobs for the connections' shared queue
+    (`extract_many`), each with the planner settings it needs.
 
-    First connection, the ordered pass (conversation, time: an index on them is read in
-    order, else one sort): gaps via lag() and messages per conversation with its first and
-    last message time (a sorted group: nearly free) with GROUPING SETS, then lifetime,
-    recency, the conversation and member aggregates of the conversations found (members
-    joined once, grouped by conversation and by member with GROUPING SETS). Second
-    connection: the content pass, length x type and messages per sender with GROUPING SETS
-    (the raw type is grouped and coded afterwards: one CASE a group, not a row). Shared: the
-    top sender's share from (conversation, sender) counts (`_pairs`), and the hour buckets
-    (a plain GROUP BY: a third hash set in either pass cost more than this scan of its own).
+    The ordered pass (conversation, time: an index on them is read in order, else one sort):
+    gaps via lag() and messages per conversation with its first and last message time (a
+    sorted group: nearly free) with GROUPING SETS, the hour buckets as a third set when asked
+    for, then lifetime, recency, the conversation and member aggregates of the conversations
+    found (members joined once, grouped by conversation and by member with GROUPING SETS).
+    The content pass: length x type and messages per sender with GROUPING SETS (the raw type
+    is grouped and coded afterwards: one CASE a group, not a row). The top sender's share from
+    (conversation, sender) counts (`_pairs`), sorted: they cost little when senders post where
+    they are members, and as much as a pass when every message has a new pair. The hour
+    buckets alone (a plain GROUP BY) when the ordered pass is not asked for.
     """
     m = tables["messages"]
     spec = mapping.messages
@@ -548,12 +558,25 @@ def _postgres_selects(tables, mapping, d, start, end, passes: frozenset[str] = A
     conv = m.c[spec.conversation_id]
     where = _in_window(col, unit, start, end, True)
     prev = _previous(col, conv)
+    hour_keys = [d.hour_index(col, unit).label("h")]
+    if not _starts_on_an_hour(start):
+        hour_keys.append(d.day_index(col, unit, start).label("day"))
+    hour_names = tuple(k.name for k in hour_keys)
+    # The hour buckets ride on the ordered pass when both are asked for: a third hashed set
+    # there (measured +0.6 s at 5 million messages) costs less than a scan of their own (1.0
+    # to 1.6 s). Safe from the planner's group estimate: keys computed under the window
+    # function are sub-query outputs, estimated at 200 groups (a flattened hour expression
+    # is estimated at one group per message, and its hash set would be sorted instead).
+    hours_ride = ORDERED in passes and HOURS in passes
     ordered = _with_gap_keys(
-        sa.select(conv.label("conv"), col.label("t"), d.gap_seconds(col, prev, unit).label("gap")).where(where).subquery("w"),
+        sa.select(
+            conv.label("conv"), col.label("t"), d.gap_seconds(col, prev, unit).label("gap"), *(hour_keys if hours_ride else ())
+        ).where(where).subquery("w"),
         start,
         end,
     )
-    g, ids = _grouped(ordered, {PER_CONVERSATION: ("conv",), GAP: ("gap",)}, "g", extra=(
+    sets = {PER_CONVERSATION: ("conv",), GAP: ("gap",), **({HOUR_INDEX: hour_names} if hours_ride else {})}
+    g, ids = _grouped(ordered, sets, "g", extra=(
         sa.func.min(ordered.c.t).label("tmin"), sa.func.max(ordered.c.t).label("tmax"),
     ))
     cv = (
@@ -566,13 +589,9 @@ def _postgres_selects(tables, mapping, d, start, end, passes: frozenset[str] = A
         _set_rows(g, GAP, ids[GAP], "gap"),
         _lifetime_select(cv, d, unit, start, end),
         *_conversation_selects(tables, mapping, cv, d),
+        *([_set_rows(g, HOUR_INDEX, ids[HOUR_INDEX], *hour_names)] if hours_ride else []),
     )
-    hour_keys = [d.hour_index(col, unit).label("h")]
-    if not _starts_on_an_hour(start):
-        hour_keys.append(d.day_index(col, unit, start).label("day"))
-    hours = _simple_frequency(
-        HOUR_INDEX, sa.select(*hour_keys).where(where).subquery("hw"), *(k.name for k in hour_keys)
-    )
+    hours = _simple_frequency(HOUR_INDEX, sa.select(*hour_keys).where(where).subquery("hw"), *hour_names)
     content = (
         sa.select(
             _length(m.c[spec.content]).label("len"),
@@ -591,12 +610,45 @@ def _postgres_selects(tables, mapping, d, start, end, passes: frozenset[str] = A
     ).where(g2.c.gid == ids2[LEN_CODE], g2.c.len.is_not(None))
     second = sa.union_all(len_code, _set_entities(g2, PER_SENDER, ids2[PER_SENDER], "sender"))
     pairs = _pairs(sa.select(conv.label("conv"), m.c[spec.sender_id].label("sender")).where(where).subquery("p"))
-    shared = {PAIRS: _top_sender_select(pairs), HOURS: hours}
-    return (
-        [first] if ORDERED in passes else [],
-        [second] if CONTENT in passes else [],
-        [statement for name, statement in shared.items() if name in passes],
-    )
+    jobs = {
+        # On a view (DP), hash joins only. The planner cannot estimate how many conversations
+        # the pass finds: over the bounded members (a sub-query, no index) it nested a loop
+        # over every member pair for each conversation (quadratic: 3.5 s of 6.4 s at a million
+        # messages), and it merge-joined the bounded messages by walking the (conversation,
+        # time) index with a heap fetch per message in index order (random reads: 15 s of 22 s
+        # at 5 million). Tables keep the planner's choice: index lookups of the members of few
+        # active conversations beat a hash of a large members table.
+        ORDERED: _Job(first, ORDERED, (("enable_nestloop", "off"), ("enable_mergejoin", "off")) if views else ()),
+        # sorted, not hashed: the (conversation, sender) groups are nearly one per message when
+        # senders scatter, and a sort (external beyond work_mem) beat the hash table that
+        # outgrew memory and spilled by 1.5x at 5 million messages
+        PAIRS: _Job(_top_sender_select(pairs), PAIRS, (("enable_hashagg", "off"),)),
+        CONTENT: _Job(second, CONTENT),
+        HOURS: _Job(hours, HOURS),
+    }
+    return [job for name, job in jobs.items() if name in passes and not (name == HOURS and hours_ride)]
+
+
+# Passes that may read one evaluation of a view together (PAIRS runs sorted, not hashed).
+_FOLDABLE: frozenset[str] = frozenset({ORDERED, CONTENT, HOURS})
+
+
+def _postgres_jobs(
+    tables, mapping, d, start, end, passes: frozenset[str], *, views: bool
+) -> list[_Job]:
+    """`_postgres_selects`, except that on a view (DP: messages bounded per user, a sort and a
+    window over every message) the passes that would each evaluate it again read it once:
+    one statement, the view as a materialized CTE that the ORDERED, CONTENT and HOURS
+    selects share (measured at 5 million messages: the view cost 5 s an evaluation)."""
+    messages = tables["messages"]
+    folded = passes & _FOLDABLE
+    if not views or len(folded) < 2 or not isinstance(messages, sa.Subquery):
+        return _postgres_selects(tables, mapping, d, start, end, passes, views=views)
+    once = messages.element.cte(f"{messages.name}_once").prefix_with("MATERIALIZED")
+    shared = _postgres_selects({**tables, "messages": once}, mapping, d, start, end, folded, views=True)
+    settings = tuple(dict.fromkeys(setting for job in shared for setting in job.settings))
+    job = _Job(sa.union_all(*(job.statement for job in shared)), ORDERED, settings)
+    return [job, *_postgres_selects(tables, mapping, d, start, end, passes - folded, views=True)]
 
 
 def _users_select(tables: dict[str, sa.Table], mapping: SchemaMapping, d: _Dialect, end: datetime) -> sa.Select:
@@ -708,13 +760,18 @@ def _assemble_users(rows: list[Sequence[int | None]], fields: Sequence[str], fre
 # Transaction-local settings (PostgreSQL): UTC for every date function and comparison; room
 # to hash every grouping set in memory (GROUPING SETS fall back to sorting when the planner
 # fears a hash table will not fit); full JIT compilation (inlined and optimized: measured
-# 8-20 % less CPU on both passes over 5 million rows; ignored by servers built without LLVM).
+# 8-20 % less CPU on both passes over 5 million rows; ignored by servers built without LLVM);
+# no parallel workers: every statement has a connection of its own already, and the only one
+# the planner parallelized (the sorted pairs) funnelled 4.9 million partial groups through a
+# Gather Merge into its leader (measured at 5 million messages on 2 cores: median 8.8 s
+# with workers, 6.6 s without).
 _SESSION = {
     "TimeZone": "UTC",
     "work_mem": "256MB",
     "jit": "on",
     "jit_inline_above_cost": "0",
     "jit_optimize_above_cost": "0",
+    "max_parallel_workers_per_gather": "0",
 }
 
 
@@ -731,32 +788,73 @@ def _fetch(conn: Connection, statement: sa.Executable) -> np.ndarray:
     return np.asarray(conn.execute(statement).cursor.fetchall(), dtype=np.int64).reshape(-1, 4)
 
 
-def _fetch_all(conn: Connection, own: Sequence[sa.Executable], shared: deque[sa.Executable]) -> list[np.ndarray]:
-    """`own` statements, then shared ones until none is left (deque.popleft is thread-safe)."""
-    out = [_fetch(conn, st) for st in own]
-    while True:
+def _run_job(conn: Connection, job: _Job) -> np.ndarray:
+    """One statement, with its own planner settings (transaction-local) for its duration only."""
+    if not job.settings:
+        return _fetch(conn, job.statement)
+    before = {name: conn.execute(sa.text("SELECT current_setting(:name)"), {"name": name}).scalar_one() for name, _ in job.settings}
+    for name, value in job.settings:
+        conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    rows = _fetch(conn, job.statement)
+    for name, value in before.items():
+        conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    return rows
+
+
+def _drain(conn: Connection, queue: deque[tuple[int, _Job]], stop: threading.Event) -> list[tuple[int, np.ndarray]]:
+    """Take jobs from the shared queue until none is left (deque.popleft is thread-safe);
+    `stop` (another connection failed) ends the loop early."""
+    out = []
+    while not stop.is_set():
         try:
-            statement = shared.popleft()
+            index, job = queue.popleft()
         except IndexError:
-            return out
-        out.append(_fetch(conn, statement))
+            break
+        try:
+            out.append((index, _run_job(conn, job)))
+        except BaseException:
+            stop.set()
+            raise
+    return out
 
 
-def _fetch_in_snapshot(
+def _drain_in_snapshot(
     engine: Engine,
     snapshot: str,
-    own: Sequence[sa.Executable],
-    shared: deque[sa.Executable],
+    queue: deque[tuple[int, _Job]],
+    stop: threading.Event,
     statement_timeout_ms: int | None,
     prepare: Callable[[Connection], None] | None = None,
-) -> list[np.ndarray]:
-    """Run statements on a second connection that sees exactly the exported snapshot."""
+) -> list[tuple[int, np.ndarray]]:
+    """Run jobs on another connection that sees exactly the exported snapshot."""
+    if stop.is_set() or not queue:
+        return []
     with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms, snapshot=snapshot) as conn:
         _prepare_session(conn, prepare)
-        return _fetch_all(conn, own, shared)
+        return _drain(conn, queue, stop)
 
 
 TableViews = Callable[[dict[str, Any], bool], dict[str, Any]]  # (reflected tables, postgres) -> tables or views
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One set of frequency tables to extract: `views` may replace the reflected tables with
+    sub-queries of the same columns (DP mode: bounded user contributions, `sampling.bounded`);
+    `passes` names the statement groups to run (the others' metrics stay empty)."""
+
+    views: TableViews | None = None
+    passes: frozenset[str] = ALL_PASSES
+
+
+# Connections reading the messages table at once on PostgreSQL (each statement is a
+# single-process plan: window functions and GROUPING SETS do not run in parallel workers):
+# one per statement of a plain extraction (ordered, pairs, content), so no core waits for a
+# queue; the DP extraction's six statements share them.
+DEFAULT_CONNECTIONS = 3
+
+# Statements by expected cost, costliest first (longest-processing-time-first scheduling).
+_ORDER = (ORDERED, PAIRS, CONTENT, HOURS)
 
 
 def extract_frequencies(
@@ -769,46 +867,85 @@ def extract_frequencies(
     views: TableViews | None = None,
     prepare: Callable[[Connection], None] | None = None,
     passes: frozenset[str] = ALL_PASSES,
+    connections: int = DEFAULT_CONNECTIONS,
 ) -> FrequencyTables:
     """All frequency tables of one window, from one read-only snapshot of the database.
 
     Refuses (MappingError, listing every missing name) before any aggregate runs when the
-    mapping names a table or column the database lacks.
+    mapping names a table or column the database lacks. `views`, `passes`: see `Extraction`;
+    `prepare` runs on every connection first; `connections`: see `extract_many`.
+    """
+    return extract_many(
+        engine, mapping, [Extraction(views, passes)], window_start=window_start, window_end=window_end,
+        statement_timeout_ms=statement_timeout_ms, prepare=prepare, connections=connections,
+    )[0]
 
-    On PostgreSQL the two message passes run at the same time, each on its own connection
-    (each is a single-process plan: window functions and GROUPING SETS do not run in
-    parallel workers). The second connection imports the first one's snapshot
-    (`pg_export_snapshot()` / `SET TRANSACTION SNAPSHOT`), so every statement still reads
-    one consistent state of the database, as one REPEATABLE READ transaction would; both
-    connections are read-only, REPEATABLE READ, named and bounded by the statement timeout.
 
-    `views` may replace the reflected tables with sub-queries of the same columns (DP mode:
-    bounded user contributions, `sampling.bounded`); `prepare` runs on every connection first;
-    `passes` names the statement groups to run (the others' metrics stay empty).
+def extract_many(
+    engine: Engine,
+    mapping: SchemaMapping,
+    extractions: Sequence[Extraction],
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    statement_timeout_ms: int | None = None,
+    prepare: Callable[[Connection], None] | None = None,
+    connections: int = DEFAULT_CONNECTIONS,
+) -> list[FrequencyTables]:
+    """The frequency tables of several extractions of one window, all from one read-only
+    snapshot of the database (the users statement runs once and serves them all).
+
+    On PostgreSQL the statements of every extraction form one queue, costliest first, that up
+    to `connections` connections drain at the same time. The first connection exports its
+    snapshot (`pg_export_snapshot()`) and the others import it (`SET TRANSACTION SNAPSHOT`),
+    so every statement reads one consistent state of the database, as one REPEATABLE READ
+    transaction would; every connection is read-only, REPEATABLE READ, named and bounded by
+    the statement timeout. SQLite runs everything on one connection.
     """
     if window_end <= window_start:
         raise ValueError("window_end must be after window_start")
-    freq = FrequencyTables()
+    if connections < 1:
+        raise ValueError("connections must be at least 1")
+    parts: list[list[np.ndarray]] = [[] for _ in extractions]
     with read_only_snapshot(engine, statement_timeout_ms=statement_timeout_ms) as conn:
-        tables = reflect_tables(conn, mapping)
+        reflected = reflect_tables(conn, mapping)
         _prepare_session(conn, prepare)
         d = _Dialect(postgres=is_postgres(conn))
-        if views is not None:
-            tables = views(tables, d.postgres)
+        views = [reflected if x.views is None else x.views(reflected, d.postgres) for x in extractions]
         if d.postgres:
-            mine, theirs, rest = _postgres_selects(tables, mapping, d, window_start, window_end, passes)
-            shared = deque(rest)
-            snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler") as pool:
-                second = pool.submit(_fetch_in_snapshot, engine, snapshot, theirs, shared, statement_timeout_ms, prepare)
-                parts = _fetch_all(conn, mine, shared)
-                user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
-                parts += second.result()
+            jobs = [
+                (i, job)
+                for i, (x, tables) in enumerate(zip(extractions, views, strict=True))
+                for job in _postgres_jobs(tables, mapping, d, window_start, window_end, x.passes, views=x.views is not None)
+            ]
+            jobs.sort(key=lambda item: _ORDER.index(item[1].group))  # stable: extraction order within a group
+            queue, stop = deque(jobs), threading.Event()
+            helpers = min(connections, len(jobs)) - 1
+            snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one() if helpers > 0 else ""
+            with ThreadPoolExecutor(max_workers=max(1, helpers), thread_name_prefix="sampler") as pool:
+                others = [
+                    pool.submit(_drain_in_snapshot, engine, snapshot, queue, stop, statement_timeout_ms, prepare)
+                    for _ in range(helpers)
+                ]
+                try:
+                    done = _drain(conn, queue, stop)
+                    user_rows = [tuple(r) for r in conn.execute(_users_select(reflected, mapping, d, window_end))]
+                except BaseException:
+                    stop.set()  # the others finish their current statement, then stop
+                    raise
+                for future in others:
+                    done += future.result()  # a failure on another connection is raised here
+            for index, rows in done:
+                parts[index].append(rows)
         else:
-            statements = _sqlite_selects(tables, mapping, d, window_start, window_end, passes)
-            parts = [_fetch(conn, st) for st in statements]
-            user_rows = [tuple(r) for r in conn.execute(_users_select(tables, mapping, d, window_end))]
-    rows = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
-    _assemble(rows, freq, window_start, window_end)
-    _assemble_users(user_rows, mapping.users.profile_fields, freq)
-    return freq
+            for i, (x, tables) in enumerate(zip(extractions, views, strict=True)):
+                parts[i] = [_fetch(conn, st) for st in _sqlite_selects(tables, mapping, d, window_start, window_end, x.passes)]
+            user_rows = [tuple(r) for r in conn.execute(_users_select(reflected, mapping, d, window_end))]
+    out = []
+    for extraction_parts in parts:
+        freq = FrequencyTables()
+        rows = np.concatenate(extraction_parts) if extraction_parts else np.zeros((0, 4), dtype=np.int64)
+        _assemble(rows, freq, window_start, window_end)
+        _assemble_users(user_rows, mapping.users.profile_fields, freq)
+        out.append(freq)
+    return out

@@ -184,13 +184,14 @@ def test_query_failures_become_one_line(canonical_pg: str, tmp_path: Path, salt_
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("privacy", "aggregates"), [("suppression", 2), ("dp", 4)])
+@pytest.mark.parametrize(("privacy", "aggregates"), [("suppression", 2), ("dp", 3)])
 def test_gentle_on_production_application_name_and_snapshot(
     canonical_pg: str, tmp_path: Path, salt_env: str, privacy: str, aggregates: int
 ) -> None:
     """Every sampler connection names itself; the GROUPING SETS aggregates run in REPEATABLE READ
-    (DP mode: the unbounded content pass, the ordered and content passes over each sender's L
-    messages, the ordered pass over each user's C conversations)."""
+    (DP mode: the unbounded content pass, one statement for the ordered, content and hour
+    passes over each sender's L messages (read once, as a materialized CTE), the ordered pass
+    over each user's C conversations)."""
     import psycopg
     import sqlalchemy as sa
 
