@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
@@ -195,7 +196,7 @@ def create_engine(
     application_name: str = "shape-pipeline",
     option: str = "--database-url",
     must_exist: bool = False,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> Engine:
     """An engine for `url`; PostgreSQL connections carry `application_name`.
 
@@ -205,17 +206,17 @@ def create_engine(
     parsed = parse_url(url, option=option)
     if must_exist:
         require_existing_sqlite(parsed, option=option)
-    connect_args: dict[str, object] = dict(kwargs.pop("connect_args", {}) or {})  # type: ignore[arg-type]
+    connect_args: dict[str, Any] = dict(kwargs.pop("connect_args", None) or {})
     if parsed.get_backend_name() == "postgresql":
         connect_args.setdefault("application_name", application_name)
         connect_args.setdefault("connect_timeout", 10)
         parsed, secrets = _without_secret_query(parsed)
         for key, value in secrets.items():
             connect_args.setdefault(key, value)
-    return sa.create_engine(parsed, connect_args=connect_args, **kwargs)  # type: ignore[arg-type]
+    return sa.create_engine(parsed, connect_args=connect_args, **kwargs)
 
 
-def _without_secret_query(url: URL) -> tuple[URL, dict[str, object]]:
+def _without_secret_query(url: URL) -> tuple[URL, dict[str, Any]]:
     """(URL without `password=`-like parameters, those parameters): SQLAlchemy's own `str(url)`
     and `repr(engine)` hide the user-info password but print query parameters."""
     secrets = {key: value for key, value in url.query.items() if is_secret_key(key)}

@@ -94,16 +94,10 @@ def quantile(model: Model, u: np.ndarray) -> np.ndarray:
             x[tail] = pareto_tail(top, model.tail_alpha, u[tail])
         return _finish(x, model.min, model.max, model.integer)
     if isinstance(model, NormalModel):
-        if model.knots:
-            x = spline_quantile(model.knots, u)
-        else:
-            x = model.mean + model.stddev * probit(u)
+        x = spline_quantile(model.knots, u) if model.knots else model.mean + model.stddev * probit(u)
         return np.clip(np.rint(x), model.min, model.max)
     if isinstance(model, LogNormalModel):
-        if model.knots:
-            x = spline_quantile(model.knots, u)
-        else:
-            x = np.exp(model.mu + model.sigma * probit(u))
+        x = spline_quantile(model.knots, u) if model.knots else np.exp(model.mu + model.sigma * probit(u))
         return _finish(x, model.min, model.max, True)
     raise TypeError(f"no quantile function for {type(model).__name__}")
 

@@ -77,7 +77,9 @@ class ContributionBound:
             digest = hmac.new(key, value.encode(), hashlib.sha256).digest()
             return int.from_bytes(digest[:8], "big", signed=True)
 
-        conn.connection.driver_connection.create_function(SQLITE_HASH, 1, keyed, deterministic=True)
+        raw = conn.connection.driver_connection
+        assert raw is not None  # an open connection always has its driver connection
+        raw.create_function(SQLITE_HASH, 1, keyed, deterministic=True)
 
 
 def seed_from_salt(salt: str) -> int:

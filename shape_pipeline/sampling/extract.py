@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
@@ -231,13 +231,19 @@ def _in_window(col: sa.ColumnElement, unit: str, start: datetime, end: datetime,
 
 def _category_code(table: sa.Table, enum: EnumColumn, categories: Sequence[str]) -> sa.ColumnElement:
     """Logical category as an integer code computed in SQL; unnamed raw values -> OTHER_CODE."""
-    return _code_of(table.c[enum.column] if enum.constant is None else None, enum, categories)
+    return _code_of(_enum_column(table, enum) if enum.constant is None else None, enum, categories)
 
 
 def _raw_category(table: sa.Table, enum: EnumColumn) -> sa.ColumnElement:
     """The raw type column (a constant stands in when the app has none): grouped inside SQL
     and coded by `_code_of` after grouping, so the CASE runs once per group, not per row."""
-    return table.c[enum.column] if enum.constant is None else sa.literal(0, sa.Integer)
+    return _enum_column(table, enum) if enum.constant is None else sa.literal(0, sa.Integer)
+
+
+def _enum_column(table: sa.Table, enum: EnumColumn) -> sa.Column:
+    """The app's own type column (an enum without a constant names one: the mapping checks it)."""
+    assert enum.column is not None
+    return table.c[enum.column]
 
 
 def _code(name: str | None, categories: Sequence[str]) -> int:
@@ -403,7 +409,7 @@ def _membership(
         g, ids = _grouped(
             rows, {MEMBERS: ("conv", "code", "size"), PER_USER: ("user",)}, "gm", extra=(sa.func.count(rows.c.user).label("members"),)
         )
-        per_conv = sa.select(g.c.code, g.c.size, g.c.members).where(g.c.gid == ids[MEMBERS]).subquery("pc")
+        per_conv: sa.FromClause = sa.select(g.c.code, g.c.size, g.c.members).where(g.c.gid == ids[MEMBERS]).subquery("pc")
         per_user = sa.select(g.c.n.label("k")).where(g.c.gid == ids[PER_USER], g.c.user.is_not(None)).subquery("pu")
         return per_conv, per_user
     per_conv = (
@@ -647,7 +653,8 @@ def _postgres_jobs(
     once = messages.element.cte(f"{messages.name}_once").prefix_with("MATERIALIZED")
     shared = _postgres_selects({**tables, "messages": once}, mapping, d, start, end, folded, views=True)
     settings = tuple(dict.fromkeys(setting for job in shared for setting in job.settings))
-    job = _Job(sa.union_all(*(job.statement for job in shared)), ORDERED, settings)
+    selects = [cast(sa.Select, job.statement) for job in shared]  # the passes' statements are SELECTs
+    job = _Job(sa.union_all(*selects), ORDERED, settings)
     return [job, *_postgres_selects(tables, mapping, d, start, end, passes - folded, views=True)]
 
 
@@ -751,7 +758,7 @@ def _assemble(rows: np.ndarray, freq: FrequencyTables, start: datetime, end: dat
     _assemble_skews(part, freq, start, end)
 
 
-def _assemble_users(rows: list[Sequence[int | None]], fields: Sequence[str], freq: FrequencyTables) -> None:
+def _assemble_users(rows: Sequence[Sequence[Any]], fields: Sequence[str], freq: FrequencyTables) -> None:
     freq.users_total = int(sum(int(r[1]) for r in rows))
     freq.username_length = Frequency.from_pairs([(int(r[0]), int(r[1])) for r in rows if r[0] is not None])
     freq.profile_fields_set = {f: int(sum(int(r[2 + i] or 0) for r in rows)) for i, f in enumerate(fields)}
