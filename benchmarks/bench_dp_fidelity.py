@@ -20,24 +20,22 @@ import argparse
 import secrets
 import sys
 import tempfile
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-import sqlalchemy as sa  # noqa: E402
 
 from chat_simulator import build_world  # noqa: E402
 from shape_pipeline.calibration.calibrate import calibrate_file  # noqa: E402
 from shape_pipeline.contracts import FidelityReport  # noqa: E402
-from shape_pipeline.db import create_engine, parse_url  # noqa: E402
 from shape_pipeline.fidelity.validate import validate_to_files  # noqa: E402
 from shape_pipeline.generation.generate import generate_dataset  # noqa: E402
 from shape_pipeline.sampling.export import DpSettings, sample_to_file  # noqa: E402
+from shape_pipeline.scratch_database import ScratchServer  # noqa: E402
+from shape_pipeline.settings import scratch_server_url  # noqa: E402
 
-ADMIN_URL = __import__("os").environ.get("SHAPE_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 END = datetime(2025, 6, 2, tzinfo=UTC)
 VERDICTS = ("PASS", "WARNING", "FAIL", "SKIPPED")
 
@@ -76,16 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilon", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0, 16.0])
     parser.add_argument("--tolerance", type=float, default=0.15)
     args = parser.parse_args(argv)
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    server = ScratchServer(scratch_server_url())
     print(f"| messages | privacy | overall | {' / '.join(VERDICTS)} | worst percentile error | failing tests |")
     print("|---|---|---|---|---|---|")
     try:
         for size in args.messages:
-            name = f"sp_bench_dp_{uuid.uuid4().hex[:8]}"
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            try:
-                url = parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+            with server.database("sp_bench_dp") as url:
                 build_world("canonical", size, f"bench-dp-{size}", END).load(url)
                 with tempfile.TemporaryDirectory() as tmp:
                     runs = [("suppression", "suppression, k = 10", 1.0)]
@@ -93,11 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                     for i, (privacy, label, epsilon) in enumerate(runs):
                         report = one_run(url, Path(tmp) / str(i), privacy, epsilon, args.tolerance)
                         print(row(size, label, report), flush=True)
-            finally:
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin.dispose()
+        server.close()
     return 0
 
 

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -41,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 from shape_pipeline.calibration.calibrate import calibrate  # noqa: E402
 from shape_pipeline.console import silent  # noqa: E402
 from shape_pipeline.contracts import CalibratedConfig, ShapeMetrics  # noqa: E402
-from shape_pipeline.db import create_engine, parse_url  # noqa: E402
+from shape_pipeline.db import create_engine  # noqa: E402
 from shape_pipeline.files import load_json_model  # noqa: E402
 from shape_pipeline.generation.columns import ENTITIES  # noqa: E402
 from shape_pipeline.generation.generate import generate_dataset, iter_chunks  # noqa: E402
@@ -49,8 +48,9 @@ from shape_pipeline.generation.load_database import add_keys, bare_copy  # noqa:
 from shape_pipeline.generation.load_postgres import encode_csv, encode_rows  # noqa: E402
 from shape_pipeline.generation.plan import make_plan  # noqa: E402
 from shape_pipeline.mapping import CANONICAL_MAPPING, canonical_metadata  # noqa: E402
+from shape_pipeline.scratch_database import ScratchServer, unique_name  # noqa: E402
+from shape_pipeline.settings import scratch_server_url  # noqa: E402
 
-ADMIN_URL = os.environ.get("SHAPE_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEED = "bench_generate"
 SHAPE = HERE.parent / "shape_pipeline" / "examples" / "shape-metrics-seed.json"
 TABLE = {e: CANONICAL_MAPPING.entities()[e].table for e in ENTITIES}
@@ -60,21 +60,15 @@ def bench_config() -> CalibratedConfig:
     return calibrate(load_json_model(SHAPE, ShapeMetrics, what="shape metrics"))
 
 
-def admin() -> sa.Engine:
-    return create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+SERVER = ScratchServer(scratch_server_url())
 
 
 def new_database(label: str) -> str:
-    name = f"bench_gen_{label}_{uuid.uuid4().hex[:6]}"
-    with admin().connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return SERVER.create(unique_name(f"bench_gen_{label}"))
 
 
 def drop_database(url: str) -> None:
-    name = sa.make_url(url).database
-    with admin().connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    SERVER.drop(str(sa.make_url(url).database))
 
 
 def child(task: dict) -> dict:

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,11 +32,12 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shape_pipeline.console import silent  # noqa: E402
-from shape_pipeline.db import create_engine, parse_url  # noqa: E402
+from shape_pipeline.db import create_engine  # noqa: E402
 from shape_pipeline.sampling.export import DpSettings, sample_to_file  # noqa: E402
 from shape_pipeline.sampling.privacy import random_salt  # noqa: E402
+from shape_pipeline.scratch_database import NAME, ScratchServer, unique_name  # noqa: E402
+from shape_pipeline.settings import scratch_server_url  # noqa: E402
 
-ADMIN_URL = os.environ.get("SHAPE_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AS_OF = "2025-02-01"  # the window is January 2025: every generated message is inside it
 
 SCHEMA = """
@@ -121,26 +120,18 @@ def _sampler(url: str, folder: Path, privacy: str = "suppression") -> float:
     return time.perf_counter() - started
 
 
-def _exists(admin: sa.Engine, name: str) -> bool:
-    with admin.connect() as conn:
-        return conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first() is not None
-
-
 @contextmanager
 def benchmark_database(
     label: str, messages: int, *, with_index: bool = True, reuse: str | None = None
 ) -> Iterator[tuple[str, sa.Engine]]:
     """A database holding `messages` generated messages (URL, engine): thrown away on exit, or,
     with `reuse`, kept under that name (built when it does not exist yet, else used as it is)."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    name = reuse or f"sp_bench_{label}_{uuid.uuid4().hex[:8]}"
-    if reuse is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", reuse):
+    server = ScratchServer(scratch_server_url())
+    name = reuse or unique_name(f"sp_bench_{label}")
+    if reuse is not None and not NAME.fullmatch(reuse):
         raise SystemExit(f"--reuse {reuse!r}: lower-case letters, digits and _ only")
-    url = parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    existing = reuse is not None and _exists(admin, name)
-    if not existing:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    existing = reuse is not None and server.exists(name)
+    url = server.url_of(name) if existing else server.create(name)
     try:
         engine = create_engine(url, poolclass=sa.pool.NullPool)
         if existing:
@@ -164,9 +155,8 @@ def benchmark_database(
             engine.dispose()
     finally:
         if reuse is None:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+            server.drop(name)
+        server.close()
 
 
 def main(argv: list[str] | None = None) -> int:

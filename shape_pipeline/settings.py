@@ -24,6 +24,8 @@ PARQUET_DIR = "SHAPE_PIPELINE_PARQUET_DIR"
 REPORT_DIR = "SHAPE_PIPELINE_REPORT_DIR"
 ALERT_URLS = "SHAPE_PIPELINE_ALERT_URLS"
 EXECUTOR = "SHAPE_PIPELINE_EXECUTOR"
+TEST_DATABASE_URL = "SHAPE_PIPELINE_TEST_DATABASE_URL"  # the server the tests and benchmarks make databases on
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def home() -> Path:
@@ -54,3 +56,8 @@ def default_exchange_dir() -> Path:
 
 def default_audit_log() -> Path:
     return home() / "audit" / "extractions.jsonl"
+
+
+def scratch_server_url() -> str:
+    """The PostgreSQL server (its maintenance database) the tests and benchmarks use."""
+    return os.environ.get(TEST_DATABASE_URL) or DEFAULT_TEST_DATABASE_URL

@@ -7,22 +7,15 @@ session; it is never skipped.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-import sqlalchemy as sa
 
-from shape_pipeline.db import create_engine, parse_url
+from shape_pipeline.scratch_database import ScratchServer
+from shape_pipeline.settings import scratch_server_url
 
-ADMIN_URL = os.environ.get(
-    "SHAPE_PIPELINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def _admin_engine() -> sa.Engine:
-    return create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+ADMIN_URL = scratch_server_url()
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +24,9 @@ def make_pg_database() -> Iterator[Callable[[str], str]]:
 
     Every database created this way is dropped when the test session ends.
     """
-    admin = _admin_engine()
+    server = ScratchServer(ADMIN_URL)
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        server.check()
     except Exception as exc:  # noqa: BLE001 - turn into a clear failure
         pytest.fail(f"PostgreSQL test server not reachable at {ADMIN_URL}: {exc}", pytrace=False)
     session_id = uuid.uuid4().hex[:8]
@@ -42,16 +34,14 @@ def make_pg_database() -> Iterator[Callable[[str], str]]:
 
     def make(label: str = "db") -> str:
         name = f"sp_test_{session_id}_{label}_{len(created)}".lower()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = server.create(name)
         created.append(name)
-        return parse_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        return url
 
     yield make
-    with admin.connect() as conn:
-        for name in created:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    for name in created:
+        server.drop(name)
+    server.close()
 
 
 @pytest.fixture(scope="session")
