@@ -10,9 +10,12 @@ ln((1 - p_t) / (1 - u)) / (alpha - 1), so moving Q(p) by a factor r at fixed q_t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel
 
 from shape_pipeline.contracts import (
     CalibratedConfig,
@@ -72,6 +75,17 @@ def _num(value: float) -> str:
 
 def _pct(syn: float, prod: float) -> str:
     return f"{(syn - prod) / max(abs(prod), 1.0) * 100:+.0f}%"
+
+
+def _change(what: str, prod: float, syn: float, edit: str, *, key: str, cur: float, new: float, digits: int = 3) -> Recommendation:
+    """`what` is `syn` in the synthetic data vs `prod` in production: `edit`, which moves the
+    config value at `key` from `cur` to `new` (both rounded to `digits`)."""
+    return Recommendation(
+        text=f"{what} is {_num(syn)} vs {_num(prod)} ({_pct(syn, prod)}): {edit}",
+        config_key=key,
+        current_value=round(cur, digits),
+        suggested_value=round(new, digits),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -199,14 +213,9 @@ def _knot_rec(
         cur = float(quantile(model, np.array([level]))[0])  # type: ignore[arg-type]
     cur = syn if cur is None else cur
     suggested = cur * ratio
-    return Recommendation(
-        text=(
-            f"{metric} {pk} is {_num(syn)} vs {_num(prod)} ({_pct(syn, prod)}): "
-            f"set the {pk} knot of {key} from {_num(cur)} to about {_num(suggested)}"
-        ),
-        config_key=f"{key}.knots[p={level:g}]",
-        current_value=round(cur, 3),
-        suggested_value=round(suggested, 3),
+    return _change(
+        f"{metric} {pk}", prod, syn, f"set the {pk} knot of {key} from {_num(cur)} to about {_num(suggested)}",
+        key=f"{key}.knots[p={level:g}]", cur=cur, new=suggested,
     )
 
 
@@ -222,6 +231,24 @@ def tail_alpha_suggestion(alpha: float, tail_start: tuple[float, float], level: 
     return float(min(max(1.0 + 1.0 / new_exponent, _MIN_ALPHA), _MAX_ALPHA))
 
 
+def _alpha_rec(
+    key: str, pk: str, prod: float, syn: float, alpha: float, tail_start: tuple[float, float], *, generated: bool
+) -> Recommendation:
+    """Move the tail's alpha so that Q(pk) goes from `syn` to `prod` with the tail start fixed:
+    the config's alpha, or (`generated`) the one the synthetic tail behaves like."""
+    new_alpha = tail_alpha_suggestion(alpha, tail_start, _level(pk), prod / syn)
+    direction = "lower" if new_alpha < alpha else "raise"
+    edit = (
+        f"the generated tail behaves like alpha {alpha:.2f}: {direction} alpha to about {new_alpha:.2f}"
+        if generated
+        else f"{direction} alpha from {alpha:.2f} to about {new_alpha:.2f}"
+    )
+    return _change(
+        f"messages_per_conversation {pk}", prod, syn, f"{edit} ({'heavier' if direction == 'lower' else 'lighter'} tail)",
+        key=f"{key}.alpha", cur=alpha, new=new_alpha,
+    )
+
+
 def _messages_per_conversation_recs(result: TestResult, config: CalibratedConfig | None) -> list[Recommendation]:
     worst = _worst(result)
     if worst is None:
@@ -234,20 +261,7 @@ def _messages_per_conversation_recs(result: TestResult, config: CalibratedConfig
     if model is not None:
         tail_start = model.tail_start or (0.0, float(max(model.min, 1)))
     if model is not None and tail_start is not None and level > tail_start[0] and syn > 0:
-        new_alpha = tail_alpha_suggestion(model.alpha, tail_start, level, prod / syn)
-        direction = "lower" if new_alpha < model.alpha else "raise"
-        return [
-            Recommendation(
-                text=(
-                    f"messages_per_conversation {pk} is {_num(syn)} vs {_num(prod)} ({_pct(syn, prod)}): "
-                    f"{direction} alpha from {model.alpha:.2f} to about {new_alpha:.2f} "
-                    f"({'heavier' if direction == 'lower' else 'lighter'} tail)"
-                ),
-                config_key=f"{key}.alpha",
-                current_value=round(model.alpha, 3),
-                suggested_value=round(new_alpha, 3),
-            )
-        ]
+        return [_alpha_rec(key, pk, prod, syn, model.alpha, tail_start, generated=False)]
     if model is None and level >= 0.9:
         return _alpha_without_config(result, pk, prod, syn, key)
     return [_knot_rec(key, model.body_knots if model else None, model, "messages_per_conversation", pk, prod, syn)]
@@ -260,20 +274,7 @@ def _alpha_without_config(result: TestResult, pk: str, prod: float, syn: float, 
     current = pareto_alpha((0.90, syn_p90), (level, syn)) if syn_p90 and level > 0.9 else None
     if current is None or current <= 1.0:
         return [_knot_rec(key, None, None, "messages_per_conversation", pk, prod, syn)]
-    new_alpha = tail_alpha_suggestion(current, (0.90, float(syn_p90)), level, prod / syn)
-    direction = "lower" if new_alpha < current else "raise"
-    return [
-        Recommendation(
-            text=(
-                f"messages_per_conversation {pk} is {_num(syn)} vs {_num(prod)} ({_pct(syn, prod)}): "
-                f"the generated tail behaves like alpha {current:.2f}: {direction} alpha to about "
-                f"{new_alpha:.2f} ({'heavier' if direction == 'lower' else 'lighter'} tail)"
-            ),
-            config_key=f"{key}.alpha",
-            current_value=round(current, 3),
-            suggested_value=round(new_alpha, 3),
-        )
-    ]
+    return [_alpha_rec(key, pk, prod, syn, current, (0.90, float(syn_p90)), generated=True)]
 
 
 def _content_length_recs(result: TestResult, config: CalibratedConfig | None) -> list[Recommendation]:
@@ -286,34 +287,18 @@ def _content_length_recs(result: TestResult, config: CalibratedConfig | None) ->
     if pmed is not None and smed and (result.median_error or 0) > (result.tolerance or 0) / 3:
         cur = model.median if model else smed
         new = cur * pmed / smed
-        recs.append(
-            Recommendation(
-                text=(
-                    f"content_length median is {_num(smed)} vs {_num(pmed)} ({_pct(smed, pmed)}): "
-                    f"set {key}.median from {_num(cur)} to about {_num(new)} (mu = ln median = {math.log(max(new, 1e-9)):.3f})"
-                    + ("; scale its knots by the same factor" if model and model.knots else "")
-                ),
-                config_key=f"{key}.median",
-                current_value=round(cur, 3),
-                suggested_value=round(new, 3),
-            )
-        )
+        edit = f"set {key}.median from {_num(cur)} to about {_num(new)} (mu = ln median = {math.log(max(new, 1e-9)):.3f})"
+        knots = "; scale its knots by the same factor" if model and model.knots else ""
+        recs.append(_change("content_length median", pmed, smed, edit + knots, key=f"{key}.median", cur=cur, new=new))
     if pm and sm and pmed and smed and pm > pmed and sm > smed and (result.mean_error or 0) > (result.tolerance or 0) / 3:
         sigma_prod, sigma_syn = math.sqrt(2 * math.log(pm / pmed)), math.sqrt(2 * math.log(sm / smed))
         cur = model.sigma if model else sigma_syn
         new = cur * sigma_prod / sigma_syn
-        recs.append(
-            Recommendation(
-                text=(
-                    f"content_length mean is {_num(sm)} vs {_num(pm)} ({_pct(sm, pm)}): the spread "
-                    f"(sigma = sqrt(2 ln(mean/median))) is {sigma_syn:.3f} vs {sigma_prod:.3f}: "
-                    f"set {key}.sigma from {cur:.3f} to about {new:.3f}"
-                ),
-                config_key=f"{key}.sigma",
-                current_value=round(cur, 4),
-                suggested_value=round(new, 4),
-            )
+        edit = (
+            f"the spread (sigma = sqrt(2 ln(mean/median))) is {sigma_syn:.3f} vs {sigma_prod:.3f}: "
+            f"set {key}.sigma from {cur:.3f} to about {new:.3f}"
         )
+        recs.append(_change("content_length mean", pm, sm, edit, key=f"{key}.sigma", cur=cur, new=new, digits=4))
     if not recs and (worst := _worst(result)) is not None:
         recs.append(_knot_rec(key, model.knots if model else None, model, "content_length", *worst))
     return recs
@@ -399,53 +384,68 @@ def _integrity_recs(result: TestResult) -> list[Recommendation]:
     ]
 
 
+def _config_value(config: CalibratedConfig | None, path: str) -> Any:
+    """The config's value at a dotted `path` (None without a config or where a part is None)."""
+    value: Any = config
+    for name in path.split("."):
+        if value is None:
+            return None
+        value = getattr(value, name)
+    return value
+
+
+@dataclass(frozen=True)
+class ConfigEdit:
+    """A test whose recommendations edit the config value at `config_key` itself: its `kind`
+    says how (shares of categories, indexed weights, the knots of a quantile model)."""
+
+    test: str
+    kind: Literal["shares", "weights", "knots"]
+    config_key: str  # also the path of the current value in the calibrated config
+    metric: str = ""  # how the knot recommendations name the metric
+
+    def recommend(self, result: TestResult, config: CalibratedConfig | None) -> list[Recommendation]:
+        current = _config_value(config, self.config_key)
+        if self.kind == "shares":
+            return _category_recs(result, self.config_key, current.model_dump() if isinstance(current, BaseModel) else current)
+        if self.kind == "weights":
+            labels = list(result.production.get("shares", {}).keys())
+            return _indexed_recs(result, self.config_key, labels, current)
+        return _spline_recs(result, self.config_key, current, self.metric)
+
+
+CONFIG_EDITS: tuple[ConfigEdit, ...] = (
+    ConfigEdit("conversation_types", "shares", "conversation_generation.type_distribution"),
+    ConfigEdit("message_types", "shares", "message_generation.type_distribution"),
+    ConfigEdit("recency", "shares", "conversation_generation.recency"),
+    ConfigEdit("hourly_pattern", "weights", "message_generation.temporal.hourly"),
+    ConfigEdit("day_of_week_pattern", "weights", "message_generation.temporal.day_of_week"),
+    ConfigEdit("inter_message_gaps", "knots", "message_generation.inter_message_gap_seconds", "gap seconds"),
+    ConfigEdit("messages_per_sender", "knots", "message_generation.messages_per_sender", "messages per sender"),
+    ConfigEdit("conversations_per_user", "knots", "user_generation.conversations_per_user", "conversations per user"),
+    ConfigEdit("conversation_lifetime", "knots", "conversation_generation.lifetime_seconds", "conversation lifetime"),
+    ConfigEdit("top_sender_share", "knots", "conversation_generation.top_sender_share", "top sender permille"),
+)
+# Each test's recommendations: the config edits above, then those worked out their own way.
+_RECS: dict[str, Callable[[TestResult, CalibratedConfig | None], list[Recommendation]]] = {
+    **{edit.test: edit.recommend for edit in CONFIG_EDITS},
+    "messages_per_conversation": _messages_per_conversation_recs,
+    "content_length": _content_length_recs,
+    "username_length": _username_recs,
+    "members_per_conversation": _members_recs,
+    "messages_per_day": lambda result, _: _trend_recs(result),
+    "integrity": lambda result, _: _integrity_recs(result),
+    "physical_layout": layout_recommendations,
+    "query_plans": lambda result, _: plan_recommendations(result),
+}
+
+
 def recommend(key: str, result: TestResult, config: CalibratedConfig | None) -> list[Recommendation]:
     """Concrete edits for one WARNING or FAIL test (none for PASS and SKIPPED)."""
     if result.verdict in ("PASS", "SKIPPED"):
         return []
-    mg = config.message_generation if config else None
-    cg = config.conversation_generation if config else None
-    if key == "conversation_types":
-        return _category_recs(result, "conversation_generation.type_distribution", cg.type_distribution if cg else None)
-    if key == "message_types":
-        return _category_recs(result, "message_generation.type_distribution", mg.type_distribution if mg else None)
-    if key == "hourly_pattern":
-        labels = list(result.production.get("shares", {}).keys())
-        return _indexed_recs(result, "message_generation.temporal.hourly", labels, mg.temporal.hourly if mg else None)
-    if key == "day_of_week_pattern":
-        labels = list(result.production.get("shares", {}).keys())
-        return _indexed_recs(result, "message_generation.temporal.day_of_week", labels, mg.temporal.day_of_week if mg else None)
-    if key == "messages_per_conversation":
-        return _messages_per_conversation_recs(result, config)
-    if key == "content_length":
-        return _content_length_recs(result, config)
-    if key == "username_length":
-        return _username_recs(result, config)
-    if key == "members_per_conversation":
-        return _members_recs(result, config)
-    if key == "inter_message_gaps":
-        return _spline_recs(result, "message_generation.inter_message_gap_seconds", mg.inter_message_gap_seconds if mg else None, "gap seconds")
-    if key == "messages_per_sender":
-        return _spline_recs(result, "message_generation.messages_per_sender", mg.messages_per_sender if mg else None, "messages per sender")
-    if key == "conversations_per_user":
-        ug = config.user_generation if config else None
-        return _spline_recs(result, "user_generation.conversations_per_user", ug.conversations_per_user if ug else None, "conversations per user")
-    if key == "conversation_lifetime":
-        return _spline_recs(result, "conversation_generation.lifetime_seconds", cg.lifetime_seconds if cg else None, "conversation lifetime")
-    if key == "top_sender_share":
-        return _spline_recs(result, "conversation_generation.top_sender_share", cg.top_sender_share if cg else None, "top sender permille")
-    if key == "recency":
-        current = cg.recency.model_dump() if cg and cg.recency else None
-        return _category_recs(result, "conversation_generation.recency", current)
-    if key == "messages_per_day":
-        return _trend_recs(result)
-    if key == "integrity":
-        return _integrity_recs(result)
-    if key == "physical_layout":
-        return layout_recommendations(result, config)
-    if key == "query_plans":
-        return plan_recommendations(result)
-    return []
+    recs = _RECS.get(key)
+    return recs(result, config) if recs is not None else []
 
 
 def summary_lines(tests: dict[str, TestResult], commands: Commands) -> list[str]:

@@ -382,8 +382,7 @@ class DistributionComparison:
     @property
     def max_percentile_error(self) -> float | None:
         """The largest error over the seed's p50/p75/p90/p95/p99 (those present)."""
-        worst = self.worst_percentile
-        return None if worst is None else self.percentile_errors[worst]
+        return self._at_worst(self.percentile_errors)
 
     @property
     def worst_percentile(self) -> str | None:
@@ -394,8 +393,12 @@ class DistributionComparison:
     @property
     def noise_band(self) -> float | None:
         """The noise band at the percentile `max_percentile_error` reports."""
+        return self._at_worst(self.noise_bands)
+
+    def _at_worst(self, table: dict[str, float]) -> float | None:
+        """`table`'s entry at the worst deciding percentile (None without one)."""
         worst = self.worst_percentile
-        return None if worst is None else self.noise_bands[worst]
+        return None if worst is None else table[worst]
 
     @property
     def unexplained_percentile_error(self) -> float | None:
