@@ -37,6 +37,7 @@ structure real chats have, where one or two people write most of a conversation:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtri
@@ -270,13 +271,24 @@ def slot_roles(member_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return conv, is_top, ~is_top & (member_counts[conv] >= 3)
 
 
+@dataclass
+class Rooms:
+    """The conversations whose member slots matching and allocation fill: members, messages and
+    the top sender's messages of each, and the role of each slot (`slot_roles`, found once)."""
+
+    member_counts: np.ndarray
+    counts: np.ndarray
+    tops: np.ndarray
+    conv: np.ndarray = field(init=False)
+    is_top: np.ndarray = field(init=False)
+    flexible: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.conv, self.is_top, self.flexible = slot_roles(self.member_counts)
+
+
 def matched_membership(
-    rng: np.random.Generator,
-    member_counts: np.ndarray,
-    counts: np.ndarray,
-    tops: np.ndarray,
-    degree_of_user: np.ndarray,
-    activity: np.ndarray,
+    rng: np.random.Generator, rooms: Rooms, degree_of_user: np.ndarray, activity: np.ndarray
 ) -> np.ndarray:
     """User of each member slot (grouped by conversation, the top sender's slot first).
 
@@ -286,7 +298,7 @@ def matched_membership(
     sender's first stub and then the stubs of highest key, in key order; the other stubs fill the
     slots without messages at random. Duplicates swap with slots close in rank, else anywhere.
     """
-    conv, is_top, flexible = slot_roles(member_counts)
+    conv, is_top, flexible, counts, tops = rooms.conv, rooms.is_top, rooms.flexible, rooms.counts, rooms.tops
     slots, n_users = conv.size, degree_of_user.size
     stubs = np.repeat(np.arange(n_users, dtype=np.int64), degree_of_user)
     if stubs.size != slots:
@@ -346,12 +358,7 @@ def water_fill(
 
 
 def allocate_with_tops(
-    rng: np.random.Generator,
-    member_counts: np.ndarray,
-    users: np.ndarray,
-    counts: np.ndarray,
-    tops: np.ndarray,
-    activity: np.ndarray,
+    rng: np.random.Generator, rooms: Rooms, users: np.ndarray, activity: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(messages per member slot, activity per user) for a matched membership.
 
@@ -361,7 +368,8 @@ def allocate_with_tops(
     user still lacks, at most the room's top each, rounded by largest remainder. A sender left
     with nothing then takes one message from the busiest other member of one of its rooms.
     """
-    conv, is_top, flexible = slot_roles(member_counts)
+    conv, is_top, flexible, counts, tops = rooms.conv, rooms.is_top, rooms.flexible, rooms.counts, rooms.tops
+    member_counts = rooms.member_counts
     k, n_users = counts.size, activity.size
     rest = (counts - tops).astype(np.float64)
     pair = ~is_top & ~flexible
@@ -478,13 +486,14 @@ def assortative_allocation(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user per slot, messages per slot, activity per user): MATCH_ROUNDS matchings, each
     keying a user's stubs by its target times what the last one left it short (or over)."""
+    rooms = Rooms(member_counts, counts, tops)
     goal = activity
     for round_ in range(MATCH_ROUNDS):
-        users = matched_membership(rng, member_counts, counts, tops, degree_of_user, goal)
-        sent, planned = allocate_with_tops(rng, member_counts, users, counts, tops, activity)
+        users = matched_membership(rng, rooms, degree_of_user, goal)
+        sent, planned = allocate_with_tops(rng, rooms, users, activity)
         if round_ < MATCH_ROUNDS - 1:
             goal = goal * (planned + 1) / (np.bincount(users, sent, activity.size) + 1)
-    return rebalance(rng, segment_index(member_counts), users, sent, planned), sent, planned
+    return rebalance(rng, rooms.conv, users, sent, planned), sent, planned
 
 
 def rebalance(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from shape_pipeline import settings
 from shape_pipeline.argtypes import positive_int
@@ -73,38 +74,33 @@ def run(args: argparse.Namespace) -> int:
     config = load_json_model(args.config, CalibratedConfig, what="calibrated config")
     size = target_messages(args.target_messages, args.band)
     check_plannable(size, "--target-messages" if args.target_messages else "--band", config=config, workers=args.workers)
+    options = generation_options(args, config, size)
     if args.partition:
-        return stage_partitions(args, config, size)
-    generate_dataset(
-        config,
-        target_messages=size,
-        seed=args.seed,
-        workers=args.workers,
-        database_url=args.database_url,
-        mapping_path=args.mapping,
-        replace=args.replace,
-        parquet_dir=args.parquet_dir,
-        production_url=os.environ.get(settings.PROD_DATABASE_URL) or None,
-        progress=True,
-    )
+        return stage_partitions(options, list(dict.fromkeys(args.partition)), args.workers)
+    generate_dataset(**options, workers=args.workers, progress=True)
     return 0
 
 
-def stage_partitions(args: argparse.Namespace, config: CalibratedConfig, size: int) -> int:
-    """Stage the --partition keys; publish if every partition of this plan is now staged."""
+def generation_options(args: argparse.Namespace, config: CalibratedConfig, size: int) -> dict[str, Any]:
+    """What `generate_dataset` and `PartitionedGeneration` both take, from the command line."""
+    return {
+        "config": config,
+        "target_messages": size,
+        "seed": args.seed,
+        "database_url": args.database_url,
+        "mapping_path": args.mapping,
+        "replace": args.replace,
+        "parquet_dir": args.parquet_dir,
+        "production_url": os.environ.get(settings.PROD_DATABASE_URL) or None,
+    }
+
+
+def stage_partitions(options: dict[str, Any], keys: list[str], workers: int) -> int:
+    """Stage partitions `keys`; publish if every partition of this plan is now staged."""
     from shape_pipeline.generation.generate import PartitionedGeneration
 
-    with PartitionedGeneration(
-        config,
-        target_messages=size,
-        seed=args.seed,
-        database_url=args.database_url,
-        mapping_path=args.mapping,
-        replace=args.replace,
-        parquet_dir=args.parquet_dir,
-        production_url=os.environ.get(settings.PROD_DATABASE_URL) or None,
-    ) as generation:
-        generation.stage(list(dict.fromkeys(args.partition)), workers=args.workers)
+    with PartitionedGeneration(**options) as generation:
+        generation.stage(keys, workers=workers)
         missing = generation.missing()
         if missing:
             generation.report.line(f"Not published yet: waiting for partition(s) {', '.join(missing)}")

@@ -12,9 +12,9 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -215,22 +215,6 @@ def prepare_plan(
     return plan, warnings, moved
 
 
-def _check_inputs(
-    database_url: str | None, parquet_dir: str | Path | None, chunk_messages: int, workers: int,
-    target_messages: int, config: CalibratedConfig, production_url: str | None,
-) -> None:
-    if not database_url and not parquet_dir:
-        raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
-    if chunk_messages < 1:
-        raise ShapePipelineError("chunk_messages must be at least 1")
-    if workers < 1:
-        raise ShapePipelineError("--workers: must be at least 1")
-    check_plannable(target_messages, config=config, workers=workers)
-    if database_url:
-        db.parse_url(database_url)
-        refuse_production(database_url, production_url)
-
-
 def _report_plan(report: Reporter, plan: Plan) -> None:
     report.line(f"Seed: {plan.seed}")
     report.detail(f"Users: {fmt_int(plan.users)}")
@@ -239,94 +223,139 @@ def _report_plan(report: Reporter, plan: Plan) -> None:
     report.detail(f"Messages: {fmt_int(plan.target_messages)}")
 
 
-def generate_dataset(
-    config: CalibratedConfig,
-    *,
-    target_messages: int,
-    seed: str = seeds.DEFAULT_SEED,
-    database_url: str | None = None,
-    mapping_path: str | Path | None = None,
-    replace: bool = False,
-    parquet_dir: str | Path | None = None,
-    production_url: str | None = None,
-    content_style: Literal["filler", "pii_demo"] = "filler",
-    chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
-    workers: int = 1,
-    emit: Emit | None = print,
-    progress: bool = False,
-) -> GenerationResult:
-    """Generate `target_messages` messages (and the users, conversations and members they imply)
-    from `config` and `seed`, into a database and/or a Parquet folder, all or nothing."""
-    _check_inputs(database_url, parquet_dir, chunk_messages, workers, target_messages, config, production_url)
-    report = Reporter("Generator", emit)
-    report.header("SYNTHETIC DATA GENERATION")
-    started = time.perf_counter()
-    database = DatabaseSink(database_url, mapping_path=mapping_path, replace=replace) if database_url else None
-    parquet = ParquetSink(parquet_dir, replace=replace) if parquet_dir else None
-    try:
-        plan, warnings, moved = prepare_plan(
-            config, target_messages=target_messages, seed=seed,
-            mapping=database.mapping if database is not None else None, content_style=content_style,
+_Database = TypeVar("_Database", DatabaseSink, StagedDatabase)
+
+
+@dataclass(eq=False, repr=False)  # no repr: the URLs may hold passwords
+class Generation:
+    """A dataset to generate: `target_messages` messages (and the users, conversations and
+    members they imply) from `config` and `seed`, into a database and/or a Parquet folder.
+    What `generate_dataset` and `PartitionedGeneration` both take, and the setup they share."""
+
+    config: CalibratedConfig
+    _: KW_ONLY
+    target_messages: int
+    seed: str = seeds.DEFAULT_SEED
+    database_url: str | None = None
+    mapping_path: str | Path | None = None
+    replace: bool = False
+    parquet_dir: str | Path | None = None
+    production_url: str | None = None
+    content_style: Literal["filler", "pii_demo"] = "filler"
+    chunk_messages: int = DEFAULT_CHUNK_MESSAGES
+    emit: Emit | None = print
+
+    def check(self, workers: int) -> None:
+        """Refuse what can be refused before anything is planned, connected or created."""
+        if not self.database_url and not self.parquet_dir:
+            raise ShapePipelineError("generate: give --database-url and/or --parquet-dir")
+        if self.chunk_messages < 1:
+            raise ShapePipelineError("chunk_messages must be at least 1")
+        if workers < 1:
+            raise ShapePipelineError("--workers: must be at least 1")
+        check_plannable(self.target_messages, config=self.config, workers=workers)
+        if self.database_url:
+            db.parse_url(self.database_url)
+            refuse_production(self.database_url, self.production_url)
+
+    def make_database(self, sink: type[_Database]) -> _Database | None:
+        """The database destination as a `sink` (None without a database URL)."""
+        if not self.database_url:
+            return None
+        return sink(self.database_url, mapping_path=self.mapping_path, replace=self.replace)
+
+    def draw_plan(self, database: DatabaseSink | StagedDatabase | None) -> tuple[Plan, list[str], dict[str, float]]:
+        """`prepare_plan` for this target: (plan, warnings, moved shares)."""
+        return prepare_plan(
+            self.config, target_messages=self.target_messages, seed=self.seed,
+            mapping=database.mapping if database is not None else None, content_style=self.content_style,
         )
-        _report_plan(report, plan)
-        destinations: list[str] = []
-        if database is not None:
-            database.open(plan)
-            warnings += database.notes
-            destinations.append(db.redact(database.url))
-            report.detail(f"Ids: {database.describe_ids()}")
-        for warning in warnings:
-            report.warn(warning)
-        if parquet is not None:
-            parquet.open()
-            destinations.append(str(parquet.directory))
-        report.line(f"Writing to {', '.join(destinations)}")
-        rows = dict.fromkeys(ENTITIES, 0)
-        last_log = time.perf_counter()
-        with tqdm(total=plan.target_messages, unit="msg", unit_scale=True, disable=not progress) as bar:
-            shards = produce_shards(
-                plan, plan_jobs(plan), workers, parquet_folder=parquet.staging if parquet is not None else None,
-                keep=database is not None,
-            )
-            for counts, encoded in background(encode_ahead(iter_batches(shards, chunk_messages), database)):
-                if database is not None:
-                    database.write(encoded)
-                for name, count in counts.items():
-                    rows[name] += count
-                bar.update(counts.get("messages", 0))
-                now = time.perf_counter()
-                if now - last_log >= LOG_EVERY_S and rows["messages"]:
-                    last_log = now
-                    share = rows["messages"] / plan.target_messages
-                    report.detail(
-                        f"{fmt_int(rows['messages'])} / {fmt_int(plan.target_messages)} messages "
-                        f"({share:.0%}), {fmt_int(sum(rows.values()) / (now - started))} rows/s"
-                    )
-        if database is not None:
-            report.line("Writing rows in time order, adding keys and committing...")
-            database.commit()
-            if database.postgres:
-                report.line("Analyzing tables...")
-                problem = database.analyze()
-                if problem:
-                    report.warn(problem)
-                    warnings.append(problem)
-        if parquet is not None:
-            parquet.commit()
-    finally:
-        if database is not None:
-            database.close()
-        if parquet is not None:
-            parquet.close()
-    result = GenerationResult(
-        rows, seed, time.perf_counter() - started, plan.target_messages, destinations, warnings, moved
-    )
-    report.ok(
-        f"Generated {fmt_int(result.total_rows)} rows in {result.seconds:.1f}s "
-        f"({fmt_int(result.rows_per_second)} rows/s)"
-    )
-    report.blank()
-    return result
+
+
+@dataclass(eq=False, repr=False, kw_only=True)
+class SingleGeneration(Generation):
+    """Generate `target_messages` messages (and the users, conversations and members they imply)
+    from `config` and `seed`, into a database and/or a Parquet folder, all or nothing: the shards
+    in this process or in `workers` processes, loaded as they come."""
+
+    workers: int = 1
+    progress: bool = False
+
+    def run(self) -> GenerationResult:
+        self.check(self.workers)
+        report = Reporter("Generator", self.emit)
+        report.header("SYNTHETIC DATA GENERATION")
+        started = time.perf_counter()
+        database = self.make_database(DatabaseSink)
+        parquet = ParquetSink(self.parquet_dir, replace=self.replace) if self.parquet_dir else None
+        try:
+            plan, warnings, moved = self.draw_plan(database)
+            _report_plan(report, plan)
+            destinations: list[str] = []
+            if database is not None:
+                database.open(plan)
+                warnings += database.notes
+                destinations.append(db.redact(database.url))
+                report.detail(f"Ids: {database.describe_ids()}")
+            for warning in warnings:
+                report.warn(warning)
+            if parquet is not None:
+                parquet.open()
+                destinations.append(str(parquet.directory))
+            report.line(f"Writing to {', '.join(destinations)}")
+            rows = dict.fromkeys(ENTITIES, 0)
+            last_log = time.perf_counter()
+            with tqdm(total=plan.target_messages, unit="msg", unit_scale=True, disable=not self.progress) as bar:
+                shards = produce_shards(
+                    plan, plan_jobs(plan), self.workers,
+                    parquet_folder=parquet.staging if parquet is not None else None, keep=database is not None,
+                )
+                for counts, encoded in background(encode_ahead(iter_batches(shards, self.chunk_messages), database)):
+                    if database is not None:
+                        database.write(encoded)
+                    for name, count in counts.items():
+                        rows[name] += count
+                    bar.update(counts.get("messages", 0))
+                    now = time.perf_counter()
+                    if now - last_log >= LOG_EVERY_S and rows["messages"]:
+                        last_log = now
+                        share = rows["messages"] / plan.target_messages
+                        report.detail(
+                            f"{fmt_int(rows['messages'])} / {fmt_int(plan.target_messages)} messages "
+                            f"({share:.0%}), {fmt_int(sum(rows.values()) / (now - started))} rows/s"
+                        )
+            if database is not None:
+                report.line("Writing rows in time order, adding keys and committing...")
+                database.commit()
+                if database.postgres:
+                    report.line("Analyzing tables...")
+                    problem = database.analyze()
+                    if problem:
+                        report.warn(problem)
+                        warnings.append(problem)
+            if parquet is not None:
+                parquet.commit()
+        finally:
+            if database is not None:
+                database.close()
+            if parquet is not None:
+                parquet.close()
+        result = GenerationResult(
+            rows, self.seed, time.perf_counter() - started, plan.target_messages, destinations, warnings, moved
+        )
+        report.ok(
+            f"Generated {fmt_int(result.total_rows)} rows in {result.seconds:.1f}s "
+            f"({fmt_int(result.rows_per_second)} rows/s)"
+        )
+        report.blank()
+        return result
+
+
+def generate_dataset(config: CalibratedConfig, **options: Any) -> GenerationResult:
+    """Generate from `config` in this process (or `workers` processes), all or nothing. `options`
+    are `SingleGeneration`'s fields (target_messages, seed, database_url, parquet_dir, workers,
+    ...); an unknown one is refused."""
+    return SingleGeneration(config, **options).run()
 
 
 @dataclass
@@ -387,41 +416,29 @@ def _worker_stage(key: str) -> dict[str, int]:
             database.close()
 
 
-class PartitionedGeneration:
+@dataclass(eq=False, repr=False, kw_only=True)
+class PartitionedGeneration(Generation):
     """One dataset generated as partitions (generation/partitions.py), each staged on its own
     (any order, any process, re-runnable), then published all or nothing.
 
     The plan is drawn on construction (the same as `generate_dataset`'s); `fingerprint` ties
     staged partitions to this plan and target."""
 
-    def __init__(
-        self,
-        config: CalibratedConfig,
-        *,
-        target_messages: int,
-        seed: str = seeds.DEFAULT_SEED,
-        database_url: str | None = None,
-        mapping_path: str | Path | None = None,
-        replace: bool = False,
-        parquet_dir: str | Path | None = None,
-        production_url: str | None = None,
-        content_style: Literal["filler", "pii_demo"] = "filler",
-        chunk_messages: int = DEFAULT_CHUNK_MESSAGES,
-        emit: Emit | None = print,
-    ) -> None:
-        _check_inputs(database_url, parquet_dir, chunk_messages, 1, target_messages, config, production_url)
-        self.report = Reporter("Generator", emit)
-        self.parquet_dir = parquet_dir
-        self.replace = replace
-        self.chunk_messages = chunk_messages
-        self.database = (
-            StagedDatabase(database_url, mapping_path=mapping_path, replace=replace) if database_url else None
-        )
+    report: Reporter = field(init=False)
+    database: StagedDatabase | None = field(init=False)
+    plan: Plan = field(init=False)
+    warnings: list[str] = field(init=False)
+    moved: dict[str, float] = field(init=False)
+    layout: str = field(init=False)
+    fingerprint: str = field(init=False)
+    destinations: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.check(1)
+        self.report = Reporter("Generator", self.emit)
+        self.database = self.make_database(StagedDatabase)
         try:
-            self.plan, self.warnings, self.moved = prepare_plan(
-                config, target_messages=target_messages, seed=seed,
-                mapping=self.database.mapping if self.database is not None else None, content_style=content_style,
-            )
+            self.plan, self.warnings, self.moved = self.draw_plan(self.database)
             self.layout = self.database.layout(self.plan) if self.database is not None else "parquet"
         except BaseException:
             self.close()
@@ -429,8 +446,8 @@ class PartitionedGeneration:
         if self.database is not None:
             self.warnings += self.database.notes
         self.fingerprint = fingerprint(self.plan, self.layout)
-        self.destinations = [db.redact(database_url)] if database_url else []
-        self.destinations += [str(parquet_dir)] if parquet_dir else []
+        self.destinations = [db.redact(self.database_url)] if self.database_url else []
+        self.destinations += [str(self.parquet_dir)] if self.parquet_dir else []
 
     def close(self) -> None:
         if self.database is not None:

@@ -16,7 +16,6 @@ from datetime import datetime
 
 import numpy as np
 
-from shape_pipeline import __version__
 from shape_pipeline.contracts import (
     MAX_AS_QUANTILE,
     PERCENTILE_KEYS,
@@ -57,6 +56,7 @@ from shape_pipeline.sampling.shape import (
     scaled_stats,
     share_grid,
     size_members_grid,
+    window_shape,
 )
 
 MAX_LEVEL = 0.999  # `max` of a DP distribution: its p99.9 (contracts.MAX_AS_QUANTILE; a raw max is one person's value)
@@ -328,16 +328,8 @@ def dp_shape(
         conversations_per_user=conversations_per_user,
         profile_completeness=profile,
     )
-    days = max(1, round((window_end - window_start).total_seconds() / 86_400))
-    return ShapeMetrics(
-        extracted_at=extracted_at,
-        sample_window_days=days,
-        window_start=window_start,
-        window_end=window_end,
-        tool_version=__version__,
-        totals=Totals(users=users, conversations=conversations, messages=messages),
-        users=user_metrics,
-        conversations=conversation_metrics,
-        messages=message_metrics,
-        privacy=PrivacyReport(mode="dp", dp=budget.report(), max_rounding=MAX_AS_QUANTILE),
+    totals = Totals(users=users, conversations=conversations, messages=messages)
+    privacy = PrivacyReport(mode="dp", dp=budget.report(), max_rounding=MAX_AS_QUANTILE)
+    return window_shape(
+        window_start, window_end, extracted_at, totals, user_metrics, conversation_metrics, message_metrics, privacy
     )

@@ -475,10 +475,24 @@ def shape_from_frequencies(
             merged_cells=tally.merged_cells,
             notes=tally.notes,
         )
-    days = max(1, round((window_end - window_start).total_seconds() / 86_400))
+    return window_shape(window_start, window_end, extracted_at, totals, users, conversations, messages, privacy)
+
+
+def window_shape(
+    window_start: datetime,
+    window_end: datetime,
+    extracted_at: datetime,
+    totals: Totals,
+    users: UserMetrics,
+    conversations: ConversationMetrics,
+    messages: MessageMetrics,
+    privacy: PrivacyReport | None,
+) -> ShapeMetrics:
+    """One window's ShapeMetrics from its parts (exact, k-rule or DP alike): the window's length
+    in whole days (at least one), this tool's version."""
     return ShapeMetrics(
         extracted_at=extracted_at,
-        sample_window_days=days,
+        sample_window_days=max(1, round((window_end - window_start).total_seconds() / 86_400)),
         window_start=window_start,
         window_end=window_end,
         tool_version=__version__,
