@@ -48,15 +48,25 @@ def one_run(url: str, folder: Path, privacy: str, epsilon: float, tolerance: flo
     """sample -> calibrate -> generate (Parquet, production's size) -> validate."""
     folder.mkdir(parents=True)
     sampled = sample_to_file(
-        url, output=folder / "shape.json", as_of=END.date(), salt=secrets.token_hex(32), privacy=privacy,
-        dp=DpSettings(epsilon=epsilon, override_budget=True), audit_log=folder / "audit.jsonl", emit=silent,
+        url,
+        output=folder / "shape.json",
+        as_of=END.date(),
+        salt=secrets.token_hex(32),
+        privacy=privacy,
+        dp=DpSettings(epsilon=epsilon, override_budget=True),
+        audit_log=folder / "audit.jsonl",
+        emit=silent,
     )
     config = calibrate_file(sampled.path, folder / "config.json", emit=silent)
     messages = sampled.shape.totals.count("messages") if sampled.shape.totals else None
     generate_dataset(config, target_messages=max(messages or 0, 1_000), parquet_dir=folder / "pq", emit=silent)
     return validate_to_files(
-        sampled.path, folder / "report.json", parquet_dir=folder / "pq", config_path=folder / "config.json",
-        tolerance=tolerance, emit=silent,
+        sampled.path,
+        folder / "report.json",
+        parquet_dir=folder / "pq",
+        config_path=folder / "config.json",
+        tolerance=tolerance,
+        emit=silent,
     )
 
 

@@ -76,11 +76,18 @@ def child(task: dict) -> dict:
     config = bench_config()
     started = time.perf_counter()
     if task["kind"] == "postgres":
-        result = generate_dataset(config, target_messages=task["messages"], seed=SEED,
-                                  database_url=task["url"], emit=silent)
+        result = generate_dataset(
+            config, target_messages=task["messages"], seed=SEED, database_url=task["url"], emit=silent
+        )
     else:
-        result = generate_dataset(config, target_messages=task["messages"], seed=SEED,
-                                  parquet_dir=task["dir"], emit=silent, workers=task.get("workers", 1))
+        result = generate_dataset(
+            config,
+            target_messages=task["messages"],
+            seed=SEED,
+            parquet_dir=task["dir"],
+            emit=silent,
+            workers=task.get("workers", 1),
+        )
     return {
         "seconds": result.seconds,
         "wall": time.perf_counter() - started,
@@ -91,8 +98,9 @@ def child(task: dict) -> dict:
 
 
 def in_child(task: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(task)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(task)], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -158,16 +166,20 @@ def workers_sweep(messages: int) -> int:
     baseline, measured in the same run); the rows must not depend on the workers."""
     work = Path(tempfile.mkdtemp(prefix="bench_generate_workers_"))
     try:
-        runs = {w: in_child({"kind": "parquet", "messages": messages, "dir": str(work / f"w{w}"), "workers": w})
-                for w in worker_counts()}
+        runs = {
+            w: in_child({"kind": "parquet", "messages": messages, "dir": str(work / f"w{w}"), "workers": w})
+            for w in worker_counts()
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = runs[1]
     print(f"=== PARQUET GENERATION AGAINST WORKERS ({messages:,} messages, {os.cpu_count()} cores) ===")
     for w, run in runs.items():
         same = "same rows" if run["rows"] == base["rows"] else f"rows differ: {run['rows']}"
-        print(f"{w:>3} worker(s) {run['seconds']:8.1f} s   {run['messages_per_second']:>12,.0f} messages/s   "
-              f"{base['seconds'] / run['seconds']:.2f}x 1 worker   peak RSS {run['peak_rss_mb']:.0f} MB   {same}")
+        print(
+            f"{w:>3} worker(s) {run['seconds']:8.1f} s   {run['messages_per_second']:>12,.0f} messages/s   "
+            f"{base['seconds'] / run['seconds']:.2f}x 1 worker   peak RSS {run['peak_rss_mb']:.0f} MB   {same}"
+        )
     return 0
 
 
@@ -175,7 +187,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5_000_000)
     parser.add_argument("--small", type=int, default=1_000_000)
-    parser.add_argument("--workers-sweep", action="store_true", help="only Parquet generation against 1, 2, 4 ... workers")
+    parser.add_argument(
+        "--workers-sweep", action="store_true", help="only Parquet generation against 1, 2, 4 ... workers"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -205,14 +219,18 @@ def main() -> int:
     print(f"=== GENERATOR BENCHMARK ({n:,} messages, {sum(big['rows'].values()):,} rows) ===")
     print(f"floor: raw COPY FROM CSV file    {copy_s:8.1f} s   (+ keys {copy_keys_s:.1f} s)")
     print(f"floor: raw COPY FROM binary file {binary_s:8.1f} s   (+ keys {binary_keys_s:.1f} s)")
-    print(f"generate -> PostgreSQL           {big['seconds']:8.1f} s   "
-          f"{big['seconds'] / copy_s:.2f}x CSV floor, {big['seconds'] / binary_s:.2f}x binary floor, "
-          f"{big['seconds'] / binary_keys_s:.2f}x binary floor + keys (goal <= 1.5x)")
+    print(
+        f"generate -> PostgreSQL           {big['seconds']:8.1f} s   "
+        f"{big['seconds'] / copy_s:.2f}x CSV floor, {big['seconds'] / binary_s:.2f}x binary floor, "
+        f"{big['seconds'] / binary_keys_s:.2f}x binary floor + keys (goal <= 1.5x)"
+    )
     for size, run in runs.items():
         print(f"peak RSS at {size:>11,} messages {run['peak_rss_mb']:8.0f} MB (goal <= 1024 MB, flat)")
-    print(f"Parquet only                     {parquet['seconds']:8.1f} s   "
-          f"{parquet['messages_per_second']:,.0f} messages/s (goal >= 1,000,000); "
-          f"peak RSS {parquet['peak_rss_mb']:.0f} MB")
+    print(
+        f"Parquet only                     {parquet['seconds']:8.1f} s   "
+        f"{parquet['messages_per_second']:,.0f} messages/s (goal >= 1,000,000); "
+        f"peak RSS {parquet['peak_rss_mb']:.0f} MB"
+    )
     return 0
 
 

@@ -114,8 +114,16 @@ def _sampler(url: str, folder: Path, privacy: str = "suppression") -> float:
     per user), and its repeated runs override the epsilon budget of the throw-away database."""
     started = time.perf_counter()
     sample_to_file(
-        url, output_dir=folder, as_of=AS_OF, window_days=31, salt=random_salt(), privacy=privacy,
-        dp=DpSettings(override_budget=True), audit_log=folder / "audit.jsonl", emit=silent, now=datetime.now(UTC),
+        url,
+        output_dir=folder,
+        as_of=AS_OF,
+        window_days=31,
+        salt=random_salt(),
+        privacy=privacy,
+        dp=DpSettings(override_budget=True),
+        audit_log=folder / "audit.jsonl",
+        emit=silent,
+        now=datetime.now(UTC),
     )
     return time.perf_counter() - started
 
@@ -146,9 +154,11 @@ def benchmark_database(
                 _index(conn, with_index)
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM ANALYZE")
-            print(f"built {messages:,} messages in {time.perf_counter() - started:.1f} s "
-                  f"({'with' if with_index else 'without'} a (conversation_id, created_at) index)"
-                  + (f", kept as {name}" if reuse else ""))
+            print(
+                f"built {messages:,} messages in {time.perf_counter() - started:.1f} s "
+                f"({'with' if with_index else 'without'} a (conversation_id, created_at) index)"
+                + (f", kept as {name}" if reuse else "")
+            )
         try:
             yield url, engine
         finally:
@@ -169,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"load average (1, 5, 15 min) at the start: {load_average()}")
-    with benchmark_database(
-        "sampler", args.messages, with_index=not args.no_index, reuse=args.reuse
-    ) as (url, engine), \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        benchmark_database("sampler", args.messages, with_index=not args.no_index, reuse=args.reuse) as (url, engine),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         _bare_scan(engine), _sampler(url, Path(tmp))  # warm the cache for both
         bare = min(_bare_scan(engine) for _ in range(args.repeat))
         sampler = min(_sampler(url, Path(tmp)) for _ in range(args.repeat))

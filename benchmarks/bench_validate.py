@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeat)
         )
         checks = min(
-            _timed(integrity.check_database, engine, CANONICAL_MAPPING, window_start=WINDOW_START, window_end=WINDOW_END)[0]
+            _timed(
+                integrity.check_database, engine, CANONICAL_MAPPING, window_start=WINDOW_START, window_end=WINDOW_END
+            )[0]
             for _ in range(args.repeat)
         )
     print(f"bare scan (count, sum(length(content))): {bare:.2f} s")

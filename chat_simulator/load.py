@@ -69,8 +69,11 @@ def clear(conn: sa.Connection, md: sa.MetaData, replace: bool) -> None:
         raise TargetNotEmpty("tables already exist: " + ", ".join(t.name for t in present))
     if present:
         for table in reversed(md.sorted_tables):
-            conn.execute(sa.schema.DropTable(table, if_exists=True) if conn.dialect.name != "postgresql"
-                         else sa.text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.format_table(table)} CASCADE"))
+            conn.execute(
+                sa.schema.DropTable(table, if_exists=True)
+                if conn.dialect.name != "postgresql"
+                else sa.text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.format_table(table)} CASCADE")
+            )
 
 
 def load_postgres(conn: sa.Connection, md: sa.MetaData, tables: dict[str, pa.Table]) -> None:

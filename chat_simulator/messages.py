@@ -136,8 +136,15 @@ def bot_events(folk: People, rooms: Rooms, window: Window, target: int, rng: np.
         time = np.clip(time, window.start_ms, window.end_ms - 1)
         conv = convs[np.arange(posts) % convs.size]
         alive = (rooms.archived_ms[conv] < 0) | (time < rooms.archived_ms[conv])
-        parts.append(Events(conv[alive], np.full(int(alive.sum()), bot), time[alive],
-                            np.full(int(alive.sum()), BOT), np.full(int(alive.sum()), -1)))
+        parts.append(
+            Events(
+                conv[alive],
+                np.full(int(alive.sum()), bot),
+                time[alive],
+                np.full(int(alive.sum()), BOT),
+                np.full(int(alive.sum()), -1),
+            )
+        )
     return Events.concat(parts) if parts else Events(*(np.zeros(0, np.int64) for _ in range(5)))
 
 
@@ -153,11 +160,17 @@ def system_events(rooms: Rooms, window: Window, rng: np.random.Generator) -> Eve
     lower = np.maximum(rooms.joined_ms[member], window.start_ms)
     when = lower + (rng.random(changes.size) * (window.end_ms - lower)).astype(np.int64)
     conv = np.concatenate([rooms.member_conv[inside], rooms.left_conv[left_join], rooms.left_conv[left_leave], changes])
-    user = np.concatenate([rooms.member_user[inside], rooms.left_user[left_join], rooms.left_user[left_leave],
-                           rooms.member_user[member]])
+    user = np.concatenate(
+        [rooms.member_user[inside], rooms.left_user[left_join], rooms.left_user[left_leave], rooms.member_user[member]]
+    )
     time = np.concatenate([rooms.joined_ms[inside], rooms.left_joined_ms[left_join], rooms.left_ms[left_leave], when])
-    kind = np.concatenate([np.full(int(inside.sum() + left_join.sum()), JOIN), np.full(int(left_leave.sum()), LEAVE),
-                           np.full(changes.size, HEADER)])
+    kind = np.concatenate(
+        [
+            np.full(int(inside.sum() + left_join.sum()), JOIN),
+            np.full(int(left_leave.sum()), LEAVE),
+            np.full(changes.size, HEADER),
+        ]
+    )
     keep = (time < window.end_ms) & ((rooms.archived_ms[conv] < 0) | (time < rooms.archived_ms[conv]))
     return Events(conv[keep], user[keep], time[keep], kind[keep], np.full(int(keep.sum()), -1))
 
@@ -184,7 +197,9 @@ def content_lengths(kind: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     paste = rng.random(n) < PASTE_SHARE
     length[paste] = np.ceil(rng.lognormal(np.log(2500.0), 0.8, int(paste.sum())))
     media = (kind >= IMAGE) & (kind <= VIDEO)
-    length[media] = np.where(rng.random(int(media.sum())) < 0.65, 0, np.ceil(rng.lognormal(np.log(18.0), 0.7, int(media.sum()))))
+    length[media] = np.where(
+        rng.random(int(media.sum())) < 0.65, 0, np.ceil(rng.lognormal(np.log(18.0), 0.7, int(media.sum())))
+    )
     bot = kind == BOT
     length[bot] = np.ceil(rng.lognormal(np.log(110.0), 0.35, int(bot.sum())))
     return np.clip(length, 0, MAX_CONTENT).astype(np.int64)
@@ -206,13 +221,21 @@ def contents(kind: np.ndarray, sender_names: pa.Array, rng: np.random.Generator)
     return system, headers
 
 
-def edits_and_deletes(kind: np.ndarray, time: np.ndarray, window: Window, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def edits_and_deletes(
+    kind: np.ndarray, time: np.ndarray, window: Window, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Epoch-ms edit and soft-delete times (-1 for none) of human messages."""
     human = kind <= VIDEO
-    edited = np.where(human & (kind == TEXT) & (rng.random(kind.size) < EDITED_SHARE),
-                      time + rng.lognormal(np.log(90_000.0), 1.5, kind.size).astype(np.int64), -1)
-    deleted = np.where(human & (rng.random(kind.size) < DELETED_SHARE),
-                       time + rng.lognormal(np.log(600_000.0), 2.0, kind.size).astype(np.int64), -1)
+    edited = np.where(
+        human & (kind == TEXT) & (rng.random(kind.size) < EDITED_SHARE),
+        time + rng.lognormal(np.log(90_000.0), 1.5, kind.size).astype(np.int64),
+        -1,
+    )
+    deleted = np.where(
+        human & (rng.random(kind.size) < DELETED_SHARE),
+        time + rng.lognormal(np.log(600_000.0), 2.0, kind.size).astype(np.int64),
+        -1,
+    )
     edited[edited >= window.end_ms] = -1
     deleted[deleted >= window.end_ms] = -1
     return edited, deleted

@@ -79,8 +79,12 @@ def profiles(
     import pyarrow.compute as pc
 
     handle = text.join(pc.utf8_lower(first), ".", pc.utf8_lower(last), text.base36(np.arange(n)))
-    bot_handles = text.strings([BOT_NAMES[i % len(BOT_NAMES)] + (str(i // len(BOT_NAMES)) if i >= len(BOT_NAMES) else "")
-                                for i in range(int(is_bot.sum()))])
+    bot_handles = text.strings(
+        [
+            BOT_NAMES[i % len(BOT_NAMES)] + (str(i // len(BOT_NAMES)) if i >= len(BOT_NAMES) else "")
+            for i in range(int(is_bot.sum()))
+        ]
+    )
     bot_rows = np.flatnonzero(is_bot)
     username = _place(handle, bot_rows, bot_handles)
     email = text.join(username, "@", text.pick(text.EMAIL_DOMAINS, rng, n))
@@ -90,7 +94,9 @@ def profiles(
         return text.unset_as(values, unset, rng.random(n) < 0.5)
 
     full = text.join(first, " ", last)
-    bios = text.join("Hi, I am ", first, ". Call me at 555-01", pc.utf8_lpad(text.base36(rng.integers(0, 36, n)), 2, "0"))
+    bios = text.join(
+        "Hi, I am ", first, ". Call me at 555-01", pc.utf8_lpad(text.base36(rng.integers(0, 36, n)), 2, "0")
+    )
     avatar = text.join("https://avatars.example.net/", username, ".png")
     return pa.table(
         {

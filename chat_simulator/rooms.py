@@ -107,25 +107,32 @@ def rooms(folk: People, window: Window, rng: np.random.Generator) -> Rooms:
     p = sociability(folk)
     humans = int((p > 0).sum())
     pairs = direct_pairs(p, max(2, round(0.75 * humans)), rng)
-    notes = rng.choice(p.size, min(humans, max(1, round(pairs.shape[0] * SELF_NOTE_SHARE / (1 - SELF_NOTE_SHARE)))),
-                       replace=False, p=p)
+    notes = rng.choice(
+        p.size, min(humans, max(1, round(pairs.shape[0] * SELF_NOTE_SHARE / (1 - SELF_NOTE_SHARE)))), replace=False, p=p
+    )
     groups = group_members(p, max(1, round(0.05 * humans)), rng)
     chan_room, chan_user = channel_joins(p, rng)
     chan_room, chan_user = with_bots(folk, chan_room, chan_user, rng)
 
     n_direct = pairs.shape[0] + notes.size
     n_rooms = int(chan_room.max()) + 1
-    kind = np.concatenate([
-        np.full(n_direct, DIRECT), np.full(len(groups), GROUP),
-        np.where(rng.random(n_rooms) < 0.3, PRIVATE, OPEN),
-    ])
+    kind = np.concatenate(
+        [
+            np.full(n_direct, DIRECT),
+            np.full(len(groups), GROUP),
+            np.where(rng.random(n_rooms) < 0.3, PRIVATE, OPEN),
+        ]
+    )
     kind[n_direct + len(groups)] = OPEN  # the default room
     offset_room = n_direct + len(groups)
-    conv = np.concatenate([
-        np.repeat(np.arange(pairs.shape[0]), 2), pairs.shape[0] + np.arange(notes.size),
-        np.repeat(n_direct + np.arange(len(groups)), [g.size for g in groups]).astype(np.int64),
-        offset_room + chan_room,
-    ])
+    conv = np.concatenate(
+        [
+            np.repeat(np.arange(pairs.shape[0]), 2),
+            pairs.shape[0] + np.arange(notes.size),
+            np.repeat(n_direct + np.arange(len(groups)), [g.size for g in groups]).astype(np.int64),
+            offset_room + chan_room,
+        ]
+    )
     user = np.concatenate([pairs.reshape(-1), notes, *groups, chan_user]).astype(np.int64)
 
     # Conversations start after their first members signed up; channels long before the window.
@@ -141,7 +148,9 @@ def rooms(folk: People, window: Window, rng: np.random.Generator) -> Rooms:
     order = np.lexsort((user, conv))
     conv, user = conv[order], user[order]
     lower = np.maximum(created[conv], folk.created_ms[user])
-    joined = np.where(kind[conv] <= GROUP, lower, skewed_between(lower, np.full(conv.size, window.end_ms - HOUR_MS), 3.0, rng))
+    joined = np.where(
+        kind[conv] <= GROUP, lower, skewed_between(lower, np.full(conv.size, window.end_ms - HOUR_MS), 3.0, rng)
+    )
     gone = folk.deleted_ms[user]
     alive = (gone < 0) | (lower < gone) | (kind[conv] <= GROUP)  # a chat keeps its deactivated members
     joined = np.where((gone >= 0) & (joined > gone) & (lower < gone), (lower + gone) // 2, joined)
@@ -156,15 +165,27 @@ def rooms(folk: People, window: Window, rng: np.random.Generator) -> Rooms:
     archived = np.full(kind.size, -1, dtype=np.int64)
     archive = (kind > GROUP) & (rng.random(kind.size) < ARCHIVED_SHARE)
     archive[offset_room] = False
-    archived[archive] = np.maximum(created[archive], window.end_ms - 7 * DAY_MS) + rng.integers(0, 6 * DAY_MS, int(archive.sum()))
+    archived[archive] = np.maximum(created[archive], window.end_ms - 7 * DAY_MS) + rng.integers(
+        0, 6 * DAY_MS, int(archive.sum())
+    )
     return Rooms(
-        kind, created, archived, creator,
-        conv[~leaving], user[~leaving], joined[~leaving],
-        conv[leaving], user[leaving], joined[leaving], left,
+        kind,
+        created,
+        archived,
+        creator,
+        conv[~leaving],
+        user[~leaving],
+        joined[~leaving],
+        conv[leaving],
+        user[leaving],
+        joined[leaving],
+        left,
     )
 
 
-def with_bots(folk: People, room: np.ndarray, user: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def with_bots(
+    folk: People, room: np.ndarray, user: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Each bot also sits in one to three of the biggest channels (the default room first)."""
     sizes = np.bincount(room)
     biggest = np.argsort(-sizes, kind="stable")[:6]

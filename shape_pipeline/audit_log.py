@@ -40,9 +40,7 @@ def parse_audit_line(file: Path, number: int, raw: bytes) -> dict[str, Any] | No
     except json.JSONDecodeError:
         raise ShapePipelineError(f"{where} is not valid JSON (audit log, --audit-log)") from None
     if not isinstance(entry, dict):
-        raise ShapePipelineError(
-            f"{where} is not a JSON object but {type(entry).__name__} (audit log, --audit-log)"
-        )
+        raise ShapePipelineError(f"{where} is not a JSON object but {type(entry).__name__} (audit log, --audit-log)")
     return entry
 
 
@@ -52,7 +50,9 @@ def numbered_audit_entries(path: str | os.PathLike[str]) -> list[tuple[int, dict
     file = Path(path)
     if not file.exists() and not file.is_symlink():
         return []
-    parsed = ((number, parse_audit_line(file, number, raw)) for number, raw in enumerate(_audit_log_lines(file), start=1))
+    parsed = (
+        (number, parse_audit_line(file, number, raw)) for number, raw in enumerate(_audit_log_lines(file), start=1)
+    )
     return [(number, entry) for number, entry in parsed if entry is not None]
 
 

@@ -30,9 +30,7 @@ class Strict(BaseModel):
 
 def _check_version(value: int) -> int:
     if value != SCHEMA_VERSION:
-        raise ValueError(
-            f"schema_version {value} is not supported (this tool reads version {SCHEMA_VERSION})"
-        )
+        raise ValueError(f"schema_version {value} is not supported (this tool reads version {SCHEMA_VERSION})")
     return value
 
 
@@ -92,11 +90,7 @@ class Percentiles(Strict):
 
     def knots(self) -> list[tuple[float, float]]:
         """[(0.5, p50), (0.75, p75), ...] for the percentiles present (max excluded)."""
-        return [
-            (percentile_level(k), float(v))
-            for k in PERCENTILE_KEYS
-            if (v := getattr(self, k)) is not None
-        ]
+        return [(percentile_level(k), float(v)) for k in PERCENTILE_KEYS if (v := getattr(self, k)) is not None]
 
 
 class DistributionStats(Percentiles):
@@ -343,7 +337,14 @@ class PhysicalLayout(Strict):
 
 # The fields that say what PostgreSQL does at a plan node; rows and blocks are sizes, not shape.
 PLAN_SHAPE_FIELDS: tuple[str, ...] = (
-    "node_type", "join_type", "strategy", "partial_mode", "scan_direction", "parent_relationship", "relation", "index",
+    "node_type",
+    "join_type",
+    "strategy",
+    "partial_mode",
+    "scan_direction",
+    "parent_relationship",
+    "relation",
+    "index",
 )
 
 

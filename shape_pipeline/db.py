@@ -89,8 +89,7 @@ def parse_url(url: str | URL, *, option: str = "--database-url") -> URL:
             # libpq and SQLAlchemy both end the user-info at the first '@': the rest of the
             # password would become the host (and be shown). Refuse rather than guess.
             raise ShapePipelineError(
-                f"{option}: the URL holds more than one '@'; write '@' inside a user name, password "
-                "or parameter as %40"
+                f"{option}: the URL holds more than one '@'; write '@' inside a user name, password or parameter as %40"
             )
         try:
             parsed = sa.make_url(text)
@@ -236,9 +235,7 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except (OperationalError, SADBAPIError) as exc:
-        raise DatabaseError(
-            f"cannot connect to {redact(engine.url)}: {short_reason(exc)}"
-        ) from None
+        raise DatabaseError(f"cannot connect to {redact(engine.url)}: {short_reason(exc)}") from None
 
 
 def same_database(a: str | URL, b: str | URL) -> bool:

@@ -216,9 +216,7 @@ def describe_validation_error(error: ValidationError) -> str:
     location = ".".join(str(part) for part in first.get("loc", ())) or "(top level)"
     if first.get("type") == "extra_forbidden":
         extras = [
-            ".".join(str(p) for p in e.get("loc", ()))
-            for e in error.errors()
-            if e.get("type") == "extra_forbidden"
+            ".".join(str(p) for p in e.get("loc", ())) for e in error.errors() if e.get("type") == "extra_forbidden"
         ]
         return f"unknown key(s): {', '.join(extras)}"
     message = first.get("msg", "invalid value")
@@ -241,7 +239,11 @@ def load_json_model(path: str | os.PathLike[str], model: type[M], *, what: str) 
 
 
 def model_from(
-    file: Path, data: object, model: type[M], *, expected: str,
+    file: Path,
+    data: object,
+    model: type[M],
+    *,
+    expected: str,
     describe: Callable[[ValidationError], str] = describe_validation_error,
 ) -> M:
     """`data` read from `file` validated against `model`; one line naming the file and the
@@ -270,7 +272,11 @@ def read_yaml(file: Path, what: str) -> object:
 
 
 def load_yaml_model(
-    file: Path, model: type[M], *, what: str, expected: str,
+    file: Path,
+    model: type[M],
+    *,
+    what: str,
+    expected: str,
     describe: Callable[[ValidationError], str] = describe_validation_error,
 ) -> M:
     """Read `file` as YAML and validate it against `model` (a schema mapping, a workload)."""

@@ -207,9 +207,7 @@ class SchemaMapping(_Strict):
             named = list(enum.values.values()) + [v for v in (enum.default, enum.constant) if v]
             unknown = sorted(set(named) - set(allowed))
             if unknown:
-                raise ValueError(
-                    f"{where}: unknown categories {unknown} (allowed: {', '.join(allowed)})"
-                )
+                raise ValueError(f"{where}: unknown categories {unknown} (allowed: {', '.join(allowed)})")
         return self
 
     def entities(self) -> dict[str, _Table]:

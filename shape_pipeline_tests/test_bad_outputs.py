@@ -40,10 +40,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     base = tmp_path_factory.mktemp("bad-outputs-world")
     config, database, parquet = base / "cfg.json", base / "canonical.db", base / "parquet"
     assert main(["calibrate", "--shape", str(SEED_SHAPE), "--output", str(config)]) == 0
-    assert main([
-        "generate", "--config", str(config), "--target-messages", "500",
-        "--database-url", f"sqlite:///{database}", "--parquet-dir", str(parquet),
-    ]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--config",
+                str(config),
+                "--target-messages",
+                "500",
+                "--database-url",
+                f"sqlite:///{database}",
+                "--parquet-dir",
+                str(parquet),
+            ]
+        )
+        == 0
+    )
     return World(config, database, parquet)
 
 
@@ -67,8 +79,15 @@ def one_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 def sample_argv(world: World, output: str, audit: Path) -> list[str]:
     return [
-        "sample", "--database-url", f"sqlite:///{world.database}", "--output", output,
-        "--audit-log", str(audit), "--as-of", "2025-10-23",
+        "sample",
+        "--database-url",
+        f"sqlite:///{world.database}",
+        "--output",
+        output,
+        "--audit-log",
+        str(audit),
+        "--as-of",
+        "2025-10-23",
     ]
 
 
@@ -121,8 +140,11 @@ def test_validate_writes_report_and_html_together(world, place, capsys) -> None:
 def test_output_that_is_a_folder_is_refused(world, place, command, capsys) -> None:
     """calibrate and validate take a FILE for --output (sample takes a file or a folder)."""
     folder = place / "folder"
-    argv = (["calibrate", "--shape", str(SEED_SHAPE), "--output", str(folder)] if command == "calibrate"
-            else validate_argv(str(folder), world.parquet))
+    argv = (
+        ["calibrate", "--shape", str(SEED_SHAPE), "--output", str(folder)]
+        if command == "calibrate"
+        else validate_argv(str(folder), world.parquet)
+    )
     assert main(argv) == 2
     assert one_error(capsys) == f"error: --output: cannot write {folder}: it is a directory"
     assert list(folder.iterdir()) == []
@@ -154,8 +176,15 @@ def test_validate_parquet_dir_that_is_a_file(place, capsys) -> None:
 
 def test_generate_size_this_machine_cannot_plan(world, place, capsys) -> None:
     started = time.perf_counter()
-    argv = ["generate", "--config", str(world.config), "--target-messages", "10000000000000",
-            "--parquet-dir", str(place / "out")]
+    argv = [
+        "generate",
+        "--config",
+        str(world.config),
+        "--target-messages",
+        "10000000000000",
+        "--parquet-dir",
+        str(place / "out"),
+    ]
     assert main(argv) == 2
     line = one_error(capsys)
     assert line.startswith("error: --target-messages: 10,000,000,000,000 messages cannot be planned on this machine")
@@ -168,8 +197,17 @@ def test_generate_size_this_machine_cannot_plan(world, place, capsys) -> None:
 
 
 def start_generate(config: Path, *target: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "shape_pipeline", "generate", "--config", str(config),
-               "--target-messages", "5000000", *target]
+    command = [
+        sys.executable,
+        "-m",
+        "shape_pipeline",
+        "generate",
+        "--config",
+        str(config),
+        "--target-messages",
+        "5000000",
+        *target,
+    ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
 
 

@@ -34,8 +34,20 @@ def test_console_script_and_module_agree(tmp_path: Path) -> None:
 def test_user_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     missing = tmp_path / "shape-metrics-prod.json"
     done = subprocess.run(
-        [sys.executable, "-m", "shape_pipeline", "calibrate", "--shape", str(missing), "--output", str(tmp_path / "c.json")],
-        capture_output=True, text=True, env=ENV, check=False,
+        [
+            sys.executable,
+            "-m",
+            "shape_pipeline",
+            "calibrate",
+            "--shape",
+            str(missing),
+            "--output",
+            str(tmp_path / "c.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: No such file or directory: {missing} (shape metrics)"
@@ -44,8 +56,21 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
 
 def test_missing_salt_is_the_seed_message(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "shape_pipeline", "sample", "--database-url", "sqlite:///x.db", "--output", str(tmp_path)],
-        capture_output=True, text=True, env=ENV, check=False, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "shape_pipeline",
+            "sample",
+            "--database-url",
+            "sqlite:///x.db",
+            "--output",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert done.stderr.strip() == "error: ANONYMIZATION_SALT environment variable required"
@@ -82,7 +107,9 @@ def test_sigterm_runs_the_clean_ups_and_a_second_one_cannot_cut_them_short() -> 
         "    print('terminated', isinstance(exc, KeyboardInterrupt))\n"
         "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n") == ["cleaned up", "terminated True", "True", ""]
 

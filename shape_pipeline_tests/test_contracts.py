@@ -17,7 +17,12 @@ SEED_SHAPE = {
     "privacy_level": "ANONYMIZED_SHAPE_ONLY",
     "conversations": {
         "messages_per_conversation_percentiles": {
-            "p50": 45, "p75": 120, "p90": 450, "p95": 1200, "p99": 5000, "max": 15000,
+            "p50": 45,
+            "p75": 120,
+            "p90": 450,
+            "p95": 1200,
+            "p99": 5000,
+            "max": 15000,
         },
         "type_distribution": {"DIRECT_MESSAGE": 12500, "GROUP_CHAT": 3500},
     },

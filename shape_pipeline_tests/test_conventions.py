@@ -26,17 +26,24 @@ def test_it_imports_only_the_standard_library() -> None:
 
 def test_the_values() -> None:
     assert (c.SHAPE_METRICS, c.CALIBRATED_CONFIG, c.SYNTHETIC_DATASET, c.FIDELITY_REPORT) == (
-        "shape_metrics", "calibrated_config", "synthetic_dataset", "fidelity_report",
+        "shape_metrics",
+        "calibrated_config",
+        "synthetic_dataset",
+        "fidelity_report",
     )
     assert (c.DEFAULT_WINDOW_DAYS, c.DEFAULT_MIN_CELL_COUNT, c.DEFAULT_TOLERANCE) == (30, 10, 0.15)
     assert c.DEFAULT_STATEMENT_TIMEOUT_MS == 600_000
     assert c.BANDS == {"dev": 500_000, "pilot": 5_000_000, "perf": 50_000_000}
     assert c.BAND_NAMES == ("dev", "pilot", "perf") and c.DEFAULT_BAND in c.BAND_NAMES
     assert (c.SHAPE_GLOB, c.CONFIG_GLOB, c.REPORT_GLOB) == (
-        "shape-metrics-prod-*.json", "calibrated-config-*.json", "fidelity-report-*.json",
+        "shape-metrics-prod-*.json",
+        "calibrated-config-*.json",
+        "fidelity-report-*.json",
     )
     assert (c.SHAPE_PLACEHOLDER, c.CONFIG_PLACEHOLDER, c.REPORT_PLACEHOLDER) == (
-        "shape-metrics-prod.json", "calibrated-config.json", "fidelity-report.json",
+        "shape-metrics-prod.json",
+        "calibrated-config.json",
+        "fidelity-report.json",
     )
 
 
@@ -65,8 +72,14 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 def test_no_other_module_writes_a_convention_again() -> None:
     """File prefixes and the statement timeout appear as values only in `conventions`."""
-    prefixes = (c.SHAPE_PREFIX, c.CONFIG_PREFIX, c.REPORT_PREFIX, c.SHAPE_PLACEHOLDER, c.CONFIG_PLACEHOLDER,
-                c.REPORT_PLACEHOLDER)
+    prefixes = (
+        c.SHAPE_PREFIX,
+        c.CONFIG_PREFIX,
+        c.REPORT_PREFIX,
+        c.SHAPE_PLACEHOLDER,
+        c.CONFIG_PLACEHOLDER,
+        c.REPORT_PLACEHOLDER,
+    )
     copies = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if path.name == "conventions.py":

@@ -94,10 +94,14 @@ CANARY_ENCODED = "Canary%40Pw%3A9%2Fx%3Fy"
     [
         (f"postgresql://bob:{CANARY_ENCODED}@h:5432/db", "postgresql://bob:***@h:5432/db"),
         (f"postgresql://bob:{CANARY}@h:5432/db", "postgresql://bob:***@h:5432/db"),  # raw: up to the last '@'
-        ("postgresql://bob@h/db?password=CanaryQueryPw123&sslmode=require",
-         "postgresql://bob@h/db?password=***&sslmode=require"),
-        ("postgresql://bob@h/db?PassWord=CanaryQueryPw123&sslpassword=CanarySsl1",
-         "postgresql://bob@h/db?PassWord=***&sslpassword=***"),
+        (
+            "postgresql://bob@h/db?password=CanaryQueryPw123&sslmode=require",
+            "postgresql://bob@h/db?password=***&sslmode=require",
+        ),
+        (
+            "postgresql://bob@h/db?PassWord=CanaryQueryPw123&sslpassword=CanarySsl1",
+            "postgresql://bob@h/db?PassWord=***&sslpassword=***",
+        ),
         ("postgresql://bob:CanaryPw1@h:abc/db?password=CanaryQueryPw123", "postgresql://bob:***@h:abc/db?password=***"),
         ("postgresql://bob:CanaryPw1@[::1/db", "postgresql://bob:***@[::1/db"),
         (f"postgresql://{CANARY}@h/db", "postgresql://***@h/db"),  # no ':' but '@' inside: hide it all
@@ -108,7 +112,10 @@ def test_redact_hides_every_password_form(url: str, shown: str) -> None:
 
 
 def test_redact_keeps_parameters_that_are_not_secrets() -> None:
-    assert redact("postgresql://bob@h/db?passfile=/home/bob/.pgpass") == "postgresql://bob@h/db?passfile=%2Fhome%2Fbob%2F.pgpass"
+    assert (
+        redact("postgresql://bob@h/db?passfile=/home/bob/.pgpass")
+        == "postgresql://bob@h/db?passfile=%2Fhome%2Fbob%2F.pgpass"
+    )
 
 
 def test_engine_url_holds_no_query_password_but_connects(pg_url: str) -> None:

@@ -35,8 +35,11 @@ def test_spline_is_monotone_beyond_the_knots() -> None:
 
 def test_power_law_tail_matches_percentiles_at_a_million_draws() -> None:
     model = PowerLawTailModel(
-        alpha=2.13, min=1, max=15000,
-        body_knots=[(0.5, 45), (0.75, 120), (0.9, 450)], tail_start=(0.95, 1200),
+        alpha=2.13,
+        min=1,
+        max=15000,
+        body_knots=[(0.5, 45), (0.75, 120), (0.9, 450)],
+        tail_start=(0.95, 1200),
     )
     draws = sample(model, np.random.default_rng(7), 1_000_000)
     for p, target in [(0.5, 45), (0.75, 120), (0.9, 450), (0.95, 1200), (0.99, 5000)]:

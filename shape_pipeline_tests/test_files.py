@@ -57,7 +57,10 @@ def test_a_folder_that_refuses_files_is_one_line(target: str) -> None:
 
 def test_check_writable_names_the_option_and_creates_nothing(place: Path) -> None:
     before = listing(place)
-    assert check_writable(place / "new" / "deeper" / "out.json", option="--output") == place / "new" / "deeper" / "out.json"
+    assert (
+        check_writable(place / "new" / "deeper" / "out.json", option="--output")
+        == place / "new" / "deeper" / "out.json"
+    )
     assert check_writable(place / "new-folder", option="--parquet-dir", folder=True) == place / "new-folder"
     for path, option, folder, reason in [
         (place / "file.txt" / "out.json", "--output", False, f"{place / 'file.txt'} is not a directory"),

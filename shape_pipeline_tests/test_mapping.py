@@ -100,13 +100,13 @@ def test_missing_mapping_file(tmp_path: Path) -> None:
 def test_reflection_refuses_missing_tables_and_columns(pg_url: str, tmp_path: Path) -> None:
     engine = create_engine(pg_url)
     with engine.begin() as conn:
-        conn.execute(sa.text('CREATE SCHEMA IF NOT EXISTS mapping_test'))
+        conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS mapping_test"))
         conn.execute(sa.text('CREATE TABLE mapping_test."User" (id text, handle text, "createdAt" timestamptz)'))
     mapping = load_mapping(write(tmp_path, ISSUE_EXAMPLE.replace("schema: public", "schema: mapping_test")))
     with pytest.raises(MappingError) as info:
         reflect_tables(engine, mapping)
     message = str(info.value)
-    assert 'column mapping_test.User.avatarUrl (users)' in message
+    assert "column mapping_test.User.avatarUrl (users)" in message
     assert "table mapping_test.Conversation (conversations)" in message
     assert "table mapping_test.Message (messages)" in message
     engine.dispose()
@@ -127,7 +127,9 @@ def test_canonical_schema_reflects_cleanly(pg_url: str) -> None:
 
 # ------------------------------------------------------------------------------ OTHER, raw values
 
-MM_TYPE = 'type: {column: kind, values: {text: TEXT, image: IMAGE, file: FILE, audio: AUDIO, video: VIDEO}, default: TEXT}'
+MM_TYPE = (
+    "type: {column: kind, values: {text: TEXT, image: IMAGE, file: FILE, audio: AUDIO, video: VIDEO}, default: TEXT}"
+)
 
 
 def with_message_type(tmp_path: Path, spec: str) -> Path:
@@ -199,10 +201,19 @@ def test_sample_with_a_mapping_that_is_not_utf8_exits_2_with_one_line(
     canonical_metadata().create_all(sqlite_engine)
     sqlite_engine.dispose()
     out = tmp_path / "shape.json"
-    code = cli.main([
-        "sample", "--database-url", f"sqlite:///{database}", "--mapping", str(bad),
-        "--output", str(out), "--audit-log", str(tmp_path / "audit.jsonl"),
-    ])
+    code = cli.main(
+        [
+            "sample",
+            "--database-url",
+            f"sqlite:///{database}",
+            "--mapping",
+            str(bad),
+            "--output",
+            str(out),
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [f"error: {bad}: not a UTF-8 text file"]

@@ -51,11 +51,24 @@ def test_id_format_fields_are_settings_not_columns() -> None:
 
 def test_formats_that_fit_every_id_column_pass() -> None:
     text = sa.String(36)
-    assert problems(canonical_with(users__id_format="uuid4"),
-                    users__id=sa.Uuid(), conversation_members__user_id=sa.Uuid(), messages__sender_id=text) == []
-    assert problems(canonical_with(conversations__id_format="random", conversations__id_length=12),
-                    conversations__id=sa.String(12), conversation_members__conversation_id=sa.Text(),
-                    messages__conversation_id=sa.String(26)) == []
+    assert (
+        problems(
+            canonical_with(users__id_format="uuid4"),
+            users__id=sa.Uuid(),
+            conversation_members__user_id=sa.Uuid(),
+            messages__sender_id=text,
+        )
+        == []
+    )
+    assert (
+        problems(
+            canonical_with(conversations__id_format="random", conversations__id_length=12),
+            conversations__id=sa.String(12),
+            conversation_members__conversation_id=sa.Text(),
+            messages__conversation_id=sa.String(26),
+        )
+        == []
+    )
     assert problems(canonical_with(messages__id_format="ulid"), messages__id=sa.String(26)) == []
     assert problems(canonical_with(messages__id_format="sequential")) == []
 
@@ -63,15 +76,27 @@ def test_formats_that_fit_every_id_column_pass() -> None:
 @pytest.mark.parametrize(
     ("fields", "types", "expected"),
     [
-        ({"users__id_format": "uuid7"}, {},
-         "users.id_format: uuid7 ids need a uuid column or text of at least 36 characters; users.id -> users.id is BIGINT"),
-        ({"conversations__id_format": "random"}, {"conversations__id": sa.String(26), "messages__conversation_id": sa.String(26)},
-         "conversations.id_format: random ids need a text column of at least 26 characters; members.conversation_id -> "
-         "conversation_members.conversation_id is BIGINT"),
-        ({"messages__id_format": "random", "messages__id_length": 30}, {"messages__id": sa.String(26)},
-         "messages.id_format: random ids need a text column of at least 30 characters; messages.id -> messages.id is VARCHAR(26)"),
-        ({"messages__id_format": "sequential"}, {"messages__id": sa.Uuid()},
-         "messages.id_format: sequential ids need an integer or text column; messages.id -> messages.id is UUID"),
+        (
+            {"users__id_format": "uuid7"},
+            {},
+            "users.id_format: uuid7 ids need a uuid column or text of at least 36 characters; users.id -> users.id is BIGINT",
+        ),
+        (
+            {"conversations__id_format": "random"},
+            {"conversations__id": sa.String(26), "messages__conversation_id": sa.String(26)},
+            "conversations.id_format: random ids need a text column of at least 26 characters; members.conversation_id -> "
+            "conversation_members.conversation_id is BIGINT",
+        ),
+        (
+            {"messages__id_format": "random", "messages__id_length": 30},
+            {"messages__id": sa.String(26)},
+            "messages.id_format: random ids need a text column of at least 30 characters; messages.id -> messages.id is VARCHAR(26)",
+        ),
+        (
+            {"messages__id_format": "sequential"},
+            {"messages__id": sa.Uuid()},
+            "messages.id_format: sequential ids need an integer or text column; messages.id -> messages.id is UUID",
+        ),
     ],
 )
 def test_a_format_a_column_cannot_hold_is_one_line_naming_the_field(fields, types, expected) -> None:
@@ -83,15 +108,21 @@ def test_a_format_a_column_cannot_hold_is_one_line_naming_the_field(fields, type
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("  id_format: snowflake\n", "users.id_format: Input should be 'sequential', 'random', 'ulid', 'uuid4' or 'uuid7'"),
+        (
+            "  id_format: snowflake\n",
+            "users.id_format: Input should be 'sequential', 'random', 'ulid', 'uuid4' or 'uuid7'",
+        ),
         ("  id_length: 20\n", "users: Value error, id_length: only with id_format: random"),
         ("  id_format: random\n  id_length: 0\n", "users.id_length: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_id_settings_in_a_mapping_file_are_one_line(tmp_path: Path, text: str, fragment: str) -> None:
     base = CANONICAL_MAPPING.model_dump(by_alias=True, exclude_none=True)
-    lines = ["users:"] + [f"  {k}: {v!r}" if not isinstance(v, dict | list) else f"  {k}: {v}"
-                          for k, v in base["users"].items() if k != "fill"]
+    lines = ["users:"] + [
+        f"  {k}: {v!r}" if not isinstance(v, dict | list) else f"  {k}: {v}"
+        for k, v in base["users"].items()
+        if k != "fill"
+    ]
     body = "\n".join(lines) + "\n" + text
     for entity in ("conversations", "members", "messages"):
         body += f"{entity}: {base[entity]}\n"

@@ -38,7 +38,13 @@ def mapping_with(**fields: object) -> SchemaMapping:
     return SchemaMapping.model_validate(data)
 
 
-def problems_for(entity: str, column: str, kind: sa.types.TypeEngine, mapping: SchemaMapping = CANONICAL_MAPPING, dialect: str = "postgresql") -> list[str]:
+def problems_for(
+    entity: str,
+    column: str,
+    kind: sa.types.TypeEngine,
+    mapping: SchemaMapping = CANONICAL_MAPPING,
+    dialect: str = "postgresql",
+) -> list[str]:
     """check_column_types on the canonical tables with one column's type replaced."""
     md = canonical_metadata()
     table = md.tables[CANONICAL_MAPPING.entities()[entity].table]
@@ -77,19 +83,41 @@ ACCEPTED = [
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize(("table", "column", "kind"), ACCEPTED, ids=lambda v: getattr(v, "__visit_name__", str(v)))
-def test_types_that_can_hold_their_role_are_accepted(table: str, column: str, kind: sa.types.TypeEngine, dialect: str) -> None:
+def test_types_that_can_hold_their_role_are_accepted(
+    table: str, column: str, kind: sa.types.TypeEngine, dialect: str
+) -> None:
     entity = {"conversation_members": "members"}.get(table, table)
     assert problems_for(entity, column, kind, dialect=dialect) == []
 
 
 REFUSED = [
-    ("messages", "created_at", sa.Text(), "messages.created_at -> messages.created_at is TEXT, expected a timestamp column (unit timestamp)"),
-    ("messages", "created_at", sa.BigInteger(), "is BIGINT, expected a timestamp column (unit timestamp); epoch numbers need unit epoch_s or epoch_ms"),
+    (
+        "messages",
+        "created_at",
+        sa.Text(),
+        "messages.created_at -> messages.created_at is TEXT, expected a timestamp column (unit timestamp)",
+    ),
+    (
+        "messages",
+        "created_at",
+        sa.BigInteger(),
+        "is BIGINT, expected a timestamp column (unit timestamp); epoch numbers need unit epoch_s or epoch_ms",
+    ),
     ("messages", "created_at", sa.Date(), "is DATE, expected a timestamp column"),
     ("messages", "content", sa.Integer(), "messages.content -> messages.content is INTEGER, expected a text column"),
     ("messages", "content", postgresql.JSONB(), "is JSONB, expected a text column"),
-    ("messages", "type", sa.DateTime(), "messages.type -> messages.type is TIMESTAMP WITHOUT TIME ZONE, expected a text or integer column"),
-    ("messages", "sender_id", sa.Float(), "messages.sender_id -> messages.sender_id is FLOAT, expected an integer, uuid or text column"),
+    (
+        "messages",
+        "type",
+        sa.DateTime(),
+        "messages.type -> messages.type is TIMESTAMP WITHOUT TIME ZONE, expected a text or integer column",
+    ),
+    (
+        "messages",
+        "sender_id",
+        sa.Float(),
+        "messages.sender_id -> messages.sender_id is FLOAT, expected an integer, uuid or text column",
+    ),
     ("users", "id", sa.DateTime(timezone=True), "users.id -> users.id is TIMESTAMP"),
     ("users", "username", sa.Integer(), "users.username -> users.username is INTEGER, expected a text column"),
     ("users", "email", sa.LargeBinary(), "users.email -> users.email is BYTEA, expected a text column"),
@@ -98,7 +126,9 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("entity", "column", "kind", "fragment"), REFUSED)
-def test_types_that_cannot_hold_their_role_are_refused_naming_the_column(entity: str, column: str, kind: sa.types.TypeEngine, fragment: str) -> None:
+def test_types_that_cannot_hold_their_role_are_refused_naming_the_column(
+    entity: str, column: str, kind: sa.types.TypeEngine, fragment: str
+) -> None:
     problems = problems_for(entity, column, kind)
     assert len(problems) == 1 and fragment in problems[0], problems
 
@@ -257,7 +287,9 @@ def test_a_mattermost_like_schema_is_accepted(kind: str, make_pg_database, tmp_p
     assert reflect_and_sample(url, load_mapping(write_mapping(tmp_path, MATTERMOST_MAPPING))) == 0
 
 
-def test_a_uuid_timestamptz_jsonb_schema_with_enum_domain_and_unknown_types_is_accepted(make_pg_database, tmp_path: Path) -> None:
+def test_a_uuid_timestamptz_jsonb_schema_with_enum_domain_and_unknown_types_is_accepted(
+    make_pg_database, tmp_path: Path
+) -> None:
     url = database("postgresql", make_pg_database, tmp_path, SLACK_DDL)
     assert reflect_and_sample(url, load_mapping(write_mapping(tmp_path, SLACK_MAPPING))) == 0
 
@@ -275,7 +307,9 @@ def test_every_type_problem_is_listed_in_one_refusal_on_postgresql(make_pg_datab
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     try:
         with pytest.raises(MappingError) as info:
-            extract_frequencies(engine, load_mapping(write_mapping(tmp_path, bad)), window_start=WINDOW_START, window_end=WINDOW_END)
+            extract_frequencies(
+                engine, load_mapping(write_mapping(tmp_path, bad)), window_start=WINDOW_START, window_end=WINDOW_END
+            )
     finally:
         engine.dispose()
     message = str(info.value)
@@ -301,10 +335,21 @@ def test_sample_refuses_created_at_on_the_text_column_with_one_line_and_no_file(
     bad = head + '  type: {column: Message, values: {"": TEXT}}\n  created_at: Message\n'
     mapping = write_mapping(tmp_path, bad)
     out = tmp_path / "shape.json"
-    code = cli.main([
-        "sample", "--database-url", url, "--mapping", str(mapping), "--as-of", "2025-01-31",
-        "--output", str(out), "--audit-log", str(tmp_path / "audit.jsonl"),
-    ])
+    code = cli.main(
+        [
+            "sample",
+            "--database-url",
+            url,
+            "--mapping",
+            str(mapping),
+            "--as-of",
+            "2025-01-31",
+            "--output",
+            str(out),
+            "--audit-log",
+            str(tmp_path / "audit.jsonl"),
+        ]
+    )
     printed = capsys.readouterr()
     lines = printed.err.strip().splitlines()
     assert code == 2, printed

@@ -80,8 +80,12 @@ def canonical_pg(make_pg_database: Callable[[str], str]) -> str:
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANONYMIZATION_SALT", SALT)
-    for name in ("SHAPE_PIPELINE_EXPORT_DIR", "SHAPE_PIPELINE_PROD_DATABASE_URL", "SHAPE_PIPELINE_AUDIT_LOG",
-                 "SHAPE_PIPELINE_HOME"):
+    for name in (
+        "SHAPE_PIPELINE_EXPORT_DIR",
+        "SHAPE_PIPELINE_PROD_DATABASE_URL",
+        "SHAPE_PIPELINE_AUDIT_LOG",
+        "SHAPE_PIPELINE_HOME",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -90,8 +94,17 @@ def command(name: str, url: str, work: Path, config: Path) -> list[str]:
     return {
         "sample": ["sample", "--database-url", url, "--output", str(work), "--audit-log", str(work / "audit.jsonl")],
         "generate": ["generate", "--config", str(config), "--database-url", url, "--target-messages", "1000"],
-        "validate": ["validate", "--shape", str(SEED_SHAPE), "--database-url", url,
-                     "--output", str(work / "report.json"), "--html", str(work / "report.html")],
+        "validate": [
+            "validate",
+            "--shape",
+            str(SEED_SHAPE),
+            "--database-url",
+            url,
+            "--output",
+            str(work / "report.json"),
+            "--html",
+            str(work / "report.html"),
+        ],
         "demo": ["demo", "--workdir", str(work / "demo"), "--prod-url", url, "--messages", "1000"],
     }[name]
 
@@ -145,8 +158,10 @@ def test_generate_and_validate_write_no_password_into_reports_or_metadata(
 
 def test_dagster_shape_metrics_metadata_and_logs_hold_no_password(canonical_pg: str, tmp_path: Path) -> None:
     resource = ProductionSource(
-        database_url=with_canaries(canonical_pg), salt=SALT,
-        export_dir=str(tmp_path / "exchange"), audit_log=str(tmp_path / "audit.jsonl"),
+        database_url=with_canaries(canonical_pg),
+        salt=SALT,
+        export_dir=str(tmp_path / "exchange"),
+        audit_log=str(tmp_path / "audit.jsonl"),
     )
     with dg.instance_for_test() as instance:
         result = dg.materialize(

@@ -12,8 +12,15 @@ from chat_simulator.world import LogicalWorld
 
 CONVERSATION_TYPES = {"DIRECT": "DIRECT_MESSAGE", "GROUP": "GROUP_CHAT", "PRIVATE": "GROUP_CHAT", "OPEN": "CHANNEL"}
 MESSAGE_TYPES = {
-    "TEXT": "TEXT", "IMAGE": "IMAGE", "FILE": "FILE", "AUDIO": "AUDIO", "VIDEO": "VIDEO",
-    "BOT": "TEXT", "JOIN": "SYSTEM", "LEAVE": "SYSTEM", "HEADER": "SYSTEM",
+    "TEXT": "TEXT",
+    "IMAGE": "IMAGE",
+    "FILE": "FILE",
+    "AUDIO": "AUDIO",
+    "VIDEO": "VIDEO",
+    "BOT": "TEXT",
+    "JOIN": "SYSTEM",
+    "LEAVE": "SYSTEM",
+    "HEADER": "SYSTEM",
 }
 
 
@@ -22,7 +29,8 @@ def metadata() -> sa.MetaData:
     md = sa.MetaData()
     ts = sa.DateTime(timezone=True)
     sa.Table(
-        "users", md,
+        "users",
+        md,
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("username", sa.String(64), nullable=False, unique=True),
         sa.Column("email", sa.String(255), nullable=False, unique=True),
@@ -32,21 +40,24 @@ def metadata() -> sa.MetaData:
         sa.Column("created_at", ts, nullable=False),
     )
     sa.Table(
-        "conversations", md,
+        "conversations",
+        md,
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("type", sa.String(32), nullable=False),
         sa.Column("name", sa.String(255)),
         sa.Column("created_at", ts, nullable=False),
     )
     sa.Table(
-        "conversation_members", md,
+        "conversation_members",
+        md,
         sa.Column("conversation_id", sa.BigInteger, sa.ForeignKey("conversations.id"), primary_key=True),
         sa.Column("user_id", sa.BigInteger, sa.ForeignKey("users.id"), primary_key=True),
         sa.Column("joined_at", ts, nullable=False),
         sa.Index("ix_conversation_members_user", "user_id"),
     )
     sa.Table(
-        "messages", md,
+        "messages",
+        md,
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("conversation_id", sa.BigInteger, sa.ForeignKey("conversations.id"), nullable=False),
         sa.Column("sender_id", sa.BigInteger, sa.ForeignKey("users.id"), nullable=False),
@@ -68,24 +79,42 @@ def render(world: LogicalWorld, rng: np.random.Generator) -> dict[str, pa.Table]
     """The logical world as canonical rows (soft-deleted rows stay: the schema has no such column)."""
     u, c, m, msg = world.users, world.conversations, world.members, world.messages
     return {
-        "users": pa.table({
-            "id": one_based(u["id"]), "username": u["username"], "email": u["email"],
-            "display_name": u["display_name"], "avatar_url": u["avatar_url"], "bio": u["bio"],
-            "created_at": u["created_at"],
-        }),
-        "conversations": pa.table({
-            "id": one_based(c["id"]), "type": recode(c["kind"], CONVERSATION_TYPES), "name": c["name"],
-            "created_at": c["created_at"],
-        }),
-        "conversation_members": pa.table({
-            "conversation_id": one_based(m["conversation_id"]), "user_id": one_based(m["user_id"]),
-            "joined_at": m["joined_at"],
-        }),
-        "messages": pa.table({
-            "id": one_based(msg["id"]), "conversation_id": one_based(msg["conversation_id"]),
-            "sender_id": one_based(msg["sender_id"]), "type": recode(msg["kind"], MESSAGE_TYPES),
-            "content": msg["content"], "created_at": msg["created_at"],
-        }),
+        "users": pa.table(
+            {
+                "id": one_based(u["id"]),
+                "username": u["username"],
+                "email": u["email"],
+                "display_name": u["display_name"],
+                "avatar_url": u["avatar_url"],
+                "bio": u["bio"],
+                "created_at": u["created_at"],
+            }
+        ),
+        "conversations": pa.table(
+            {
+                "id": one_based(c["id"]),
+                "type": recode(c["kind"], CONVERSATION_TYPES),
+                "name": c["name"],
+                "created_at": c["created_at"],
+            }
+        ),
+        "conversation_members": pa.table(
+            {
+                "conversation_id": one_based(m["conversation_id"]),
+                "user_id": one_based(m["user_id"]),
+                "joined_at": m["joined_at"],
+            }
+        ),
+        "messages": pa.table(
+            {
+                "id": one_based(msg["id"]),
+                "conversation_id": one_based(msg["conversation_id"]),
+                "sender_id": one_based(msg["sender_id"]),
+                "type": recode(msg["kind"], MESSAGE_TYPES),
+                "content": msg["content"],
+                "created_at": msg["created_at"],
+            }
+        ),
     }
 
 

@@ -30,8 +30,14 @@ from chat_simulator.world import LogicalWorld
 
 CHANNEL_TYPES = {"DIRECT": "D", "GROUP": "G", "PRIVATE": "P", "OPEN": "O"}
 POST_TYPES = {
-    "TEXT": "", "IMAGE": "", "FILE": "", "AUDIO": "", "VIDEO": "",
-    "BOT": "slack_attachment", "JOIN": "system_join_channel", "LEAVE": "system_leave_channel",
+    "TEXT": "",
+    "IMAGE": "",
+    "FILE": "",
+    "AUDIO": "",
+    "VIDEO": "",
+    "BOT": "slack_attachment",
+    "JOIN": "system_join_channel",
+    "LEAVE": "system_leave_channel",
     "HEADER": "system_header_change",
 }
 NOTIFY = '{"desktop":"default","email":"default","mark_unread":"all","push":"default"}'
@@ -60,42 +66,71 @@ def _text(name: str, length: int | None = None) -> sa.Column:
 def metadata() -> sa.MetaData:
     md = sa.MetaData()
     sa.Table(
-        "Users", md,
-        _id("Id", primary_key=True), _ms("CreateAt"), _ms("UpdateAt"),
+        "Users",
+        md,
+        _id("Id", primary_key=True),
+        _ms("CreateAt"),
+        _ms("UpdateAt"),
         _ms("DeleteAt", nullable=False, server_default="0"),
         sa.Column("Username", sa.String(64), nullable=False, unique=True),
         sa.Column("Email", sa.String(128), nullable=False, unique=True),
-        _text("Nickname", 64), _text("FirstName", 64), _text("LastName", 64), _text("Position", 128),
+        _text("Nickname", 64),
+        _text("FirstName", 64),
+        _text("LastName", 64),
+        _text("Position", 128),
         sa.Column("Roles", sa.String(256), nullable=False, server_default="system_user"),
         sa.Column("Locale", sa.String(5), nullable=False, server_default="en"),
-        sa.Column("Timezone", sa.Text), _text("Props"),
+        sa.Column("Timezone", sa.Text),
+        _text("Props"),
     )
     sa.Table(
-        "Channels", md,
-        _id("Id", primary_key=True), _ms("CreateAt"), _ms("UpdateAt"),
+        "Channels",
+        md,
+        _id("Id", primary_key=True),
+        _ms("CreateAt"),
+        _ms("UpdateAt"),
         _ms("DeleteAt", nullable=False, server_default="0"),
         sa.Column("TeamId", sa.String(26), nullable=False, server_default=""),
-        sa.Column("Type", sa.String(1)), _text("DisplayName", 64),
+        sa.Column("Type", sa.String(1)),
+        _text("DisplayName", 64),
         sa.Column("Name", sa.String(64), nullable=False),
-        _text("Header", 1024), _text("Purpose", 250),
-        _ms("LastPostAt"), _ms("TotalMsgCount"), _text("CreatorId", 26),
+        _text("Header", 1024),
+        _text("Purpose", 250),
+        _ms("LastPostAt"),
+        _ms("TotalMsgCount"),
+        _text("CreatorId", 26),
         sa.UniqueConstraint("Name", "TeamId"),
     )
     sa.Table(
-        "ChannelMembers", md,
-        _id("ChannelId", primary_key=True), _id("UserId", primary_key=True),
+        "ChannelMembers",
+        md,
+        _id("ChannelId", primary_key=True),
+        _id("UserId", primary_key=True),
         sa.Column("Roles", sa.String(64), nullable=False, server_default="channel_user"),
-        _ms("LastViewedAt"), _ms("MsgCount"), _ms("MentionCount"),
-        sa.Column("NotifyProps", sa.Text, nullable=False, server_default="{}"), _ms("LastUpdateAt"),
+        _ms("LastViewedAt"),
+        _ms("MsgCount"),
+        _ms("MentionCount"),
+        sa.Column("NotifyProps", sa.Text, nullable=False, server_default="{}"),
+        _ms("LastUpdateAt"),
         sa.Index("idx_channelmembers_user_id", "UserId"),
     )
     sa.Table(
-        "Posts", md,
-        _id("Id", primary_key=True), _ms("CreateAt"), _ms("UpdateAt"),
-        _ms("EditAt", nullable=False, server_default="0"), _ms("DeleteAt", nullable=False, server_default="0"),
+        "Posts",
+        md,
+        _id("Id", primary_key=True),
+        _ms("CreateAt"),
+        _ms("UpdateAt"),
+        _ms("EditAt", nullable=False, server_default="0"),
+        _ms("DeleteAt", nullable=False, server_default="0"),
         sa.Column("IsPinned", sa.Boolean, nullable=False, server_default=sa.false()),
-        _id("UserId"), _id("ChannelId"), _text("RootId", 26), _text("OriginalId", 26),
-        _text("Message", 65535), _text("Type", 26), _text("Props"), _text("Hashtags", 1000),
+        _id("UserId"),
+        _id("ChannelId"),
+        _text("RootId", 26),
+        _text("OriginalId", 26),
+        _text("Message", 65535),
+        _text("Type", 26),
+        _text("Props"),
+        _text("Hashtags", 1000),
         sa.Column("FileIds", sa.String(300), nullable=False, server_default="[]"),
         sa.Column("HasReactions", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Index("idx_posts_channel_id_create_at", "ChannelId", "CreateAt"),
@@ -137,64 +172,107 @@ def render(world: LogicalWorld, rng: np.random.Generator) -> dict[str, pa.Table]
     post_ids = text.random_ids(rng, msg.num_rows, 26, text.BASE32)
     team = text.random_ids(rng, 1, 26, text.BASE32)[0].as_py()
     created, deleted = epoch_ms(u["created_at"]), epoch_ms(u["deleted_at"], unset=0)
-    users = pa.table({
-        "Id": user_ids, "CreateAt": created, "UpdateAt": pc.max_element_wise(created, deleted),
-        "DeleteAt": deleted, "Username": u["username"], "Email": u["email"],
-        "Nickname": empty_for_null(u["nickname"]), "FirstName": empty_for_null(u["first_name"]),
-        "LastName": empty_for_null(u["last_name"]), "Position": empty_for_null(u["position"]),
-        "Roles": pc.if_else(u["is_bot"], "system_user system_post_all", "system_user"),
-        "Locale": constant("en", u.num_rows, pa.string()),
-        "Timezone": text.join('{"automaticTimezone":"', u["time_zone"], '","useAutomaticTimezone":"true"}'),
-        "Props": constant("", u.num_rows, pa.string()),
-    })
+    users = pa.table(
+        {
+            "Id": user_ids,
+            "CreateAt": created,
+            "UpdateAt": pc.max_element_wise(created, deleted),
+            "DeleteAt": deleted,
+            "Username": u["username"],
+            "Email": u["email"],
+            "Nickname": empty_for_null(u["nickname"]),
+            "FirstName": empty_for_null(u["first_name"]),
+            "LastName": empty_for_null(u["last_name"]),
+            "Position": empty_for_null(u["position"]),
+            "Roles": pc.if_else(u["is_bot"], "system_user system_post_all", "system_user"),
+            "Locale": constant("en", u.num_rows, pa.string()),
+            "Timezone": text.join('{"automaticTimezone":"', u["time_zone"], '","useAutomaticTimezone":"true"}'),
+            "Props": constant("", u.num_rows, pa.string()),
+        }
+    )
     kind = recode(c["kind"], CHANNEL_TYPES)
     is_channel = pc.is_in(kind, pa.array(["O", "P"]))
     created_c = epoch_ms(c["created_at"])
-    channels = pa.table({
-        "Id": channel_ids, "CreateAt": created_c,
-        "UpdateAt": created_c, "DeleteAt": epoch_ms(c["archived_at"], unset=0),
-        "TeamId": pc.if_else(is_channel, team, ""), "Type": kind,
-        "DisplayName": pc.if_else(is_channel, pc.utf8_capitalize(pc.replace_substring(c["name"], "-", " ")), ""),
-        "Name": channel_names(world, user_ids, channel_ids),
-        "Header": c["header"], "Purpose": empty_for_null(c["purpose"]),
-        "LastPostAt": epoch_ms(c["last_post_at"], unset=0), "TotalMsgCount": c["message_count"],
-        "CreatorId": empty_for_null(by_index(user_ids, c["creator_id"])),
-    })
+    channels = pa.table(
+        {
+            "Id": channel_ids,
+            "CreateAt": created_c,
+            "UpdateAt": created_c,
+            "DeleteAt": epoch_ms(c["archived_at"], unset=0),
+            "TeamId": pc.if_else(is_channel, team, ""),
+            "Type": kind,
+            "DisplayName": pc.if_else(is_channel, pc.utf8_capitalize(pc.replace_substring(c["name"], "-", " ")), ""),
+            "Name": channel_names(world, user_ids, channel_ids),
+            "Header": c["header"],
+            "Purpose": empty_for_null(c["purpose"]),
+            "LastPostAt": epoch_ms(c["last_post_at"], unset=0),
+            "TotalMsgCount": c["message_count"],
+            "CreatorId": empty_for_null(by_index(user_ids, c["creator_id"])),
+        }
+    )
     joined = epoch_ms(m["joined_at"])
-    members = pa.table({
-        "ChannelId": by_index(channel_ids, m["conversation_id"]), "UserId": by_index(user_ids, m["user_id"]),
-        "Roles": constant("channel_user", m.num_rows, pa.string()), "LastViewedAt": joined,
-        "MsgCount": constant(0, m.num_rows, pa.int64()), "MentionCount": constant(0, m.num_rows, pa.int64()),
-        "NotifyProps": constant(NOTIFY, m.num_rows, pa.string()), "LastUpdateAt": joined,
-    })
-    return {"Users": users, "Channels": channels, "ChannelMembers": members,
-            "Posts": posts(world, post_ids, user_ids, channel_ids, rng)}
+    members = pa.table(
+        {
+            "ChannelId": by_index(channel_ids, m["conversation_id"]),
+            "UserId": by_index(user_ids, m["user_id"]),
+            "Roles": constant("channel_user", m.num_rows, pa.string()),
+            "LastViewedAt": joined,
+            "MsgCount": constant(0, m.num_rows, pa.int64()),
+            "MentionCount": constant(0, m.num_rows, pa.int64()),
+            "NotifyProps": constant(NOTIFY, m.num_rows, pa.string()),
+            "LastUpdateAt": joined,
+        }
+    )
+    return {
+        "Users": users,
+        "Channels": channels,
+        "ChannelMembers": members,
+        "Posts": posts(world, post_ids, user_ids, channel_ids, rng),
+    }
 
 
-def posts(world: LogicalWorld, post_ids: pa.Array, user_ids: pa.Array, channel_ids: pa.Array,
-          rng: np.random.Generator) -> pa.Table:
+def posts(
+    world: LogicalWorld, post_ids: pa.Array, user_ids: pa.Array, channel_ids: pa.Array, rng: np.random.Generator
+) -> pa.Table:
     """Posts: files in "FileIds", attachments and system details in "Props", '' where unset."""
     msg = world.messages
     n = msg.num_rows
-    created, edited, deleted = epoch_ms(msg["created_at"]), epoch_ms(msg["edited_at"], unset=0), epoch_ms(msg["deleted_at"], unset=0)
+    created, edited, deleted = (
+        epoch_ms(msg["created_at"]),
+        epoch_ms(msg["edited_at"], unset=0),
+        epoch_ms(msg["deleted_at"], unset=0),
+    )
     has_file = pc.greater(msg["file_count"], 0)
     files = text.join('["', text.random_ids(rng, n, 26, text.BASE32), '"]')
     kind = msg["kind"]
     props = pc.case_when(
         pc.make_struct(pc.equal(kind, "BOT"), pc.is_in(kind, pa.array(["JOIN", "LEAVE", "HEADER"]))),
-        text.join('{"attachments":[{"color":"#2389d7","text":"', pc.utf8_slice_codeunits(msg["content"], 0, 40), '"}]}'),
+        text.join(
+            '{"attachments":[{"color":"#2389d7","text":"', pc.utf8_slice_codeunits(msg["content"], 0, 40), '"}]}'
+        ),
         text.join('{"username":"', by_index(world.users["username"].combine_chunks(), msg["sender_id"]), '"}'),
         constant("", n, pa.string()),
     )
-    return pa.table({
-        "Id": post_ids, "CreateAt": created, "UpdateAt": pc.max_element_wise(created, edited, deleted),
-        "EditAt": edited, "DeleteAt": deleted, "IsPinned": pa.array(chance(rng, n, 0.002)),
-        "UserId": by_index(user_ids, msg["sender_id"]), "ChannelId": by_index(channel_ids, msg["conversation_id"]),
-        "RootId": empty_for_null(by_index(post_ids, msg["root_id"])), "OriginalId": constant("", n, pa.string()),
-        "Message": msg["content"], "Type": recode(kind, POST_TYPES), "Props": props,
-        "Hashtags": constant("", n, pa.string()),
-        "FileIds": pc.if_else(has_file, files, "[]"), "HasReactions": pa.array(chance(rng, n, 0.06)),
-    })
+    return pa.table(
+        {
+            "Id": post_ids,
+            "CreateAt": created,
+            "UpdateAt": pc.max_element_wise(created, edited, deleted),
+            "EditAt": edited,
+            "DeleteAt": deleted,
+            "IsPinned": pa.array(chance(rng, n, 0.002)),
+            "UserId": by_index(user_ids, msg["sender_id"]),
+            "ChannelId": by_index(channel_ids, msg["conversation_id"]),
+            "RootId": empty_for_null(by_index(post_ids, msg["root_id"])),
+            "OriginalId": constant("", n, pa.string()),
+            "Message": msg["content"],
+            "Type": recode(kind, POST_TYPES),
+            "Props": props,
+            "Hashtags": constant("", n, pa.string()),
+            "FileIds": pc.if_else(has_file, files, "[]"),
+            "HasReactions": pa.array(chance(rng, n, 0.06)),
+        }
+    )
 
 
 MAPPING_YAML = """\

@@ -20,8 +20,15 @@ from chat_simulator.world import LogicalWorld
 
 KINDS = {"DIRECT": "im", "GROUP": "mpim", "PRIVATE": "group", "OPEN": "channel"}
 SUBTYPES: dict[str, str | None] = {
-    "TEXT": None, "IMAGE": "image", "FILE": "file_share", "AUDIO": "audio_clip", "VIDEO": "video_clip",
-    "BOT": "bot_message", "JOIN": "channel_join", "LEAVE": "channel_leave", "HEADER": "channel_topic",
+    "TEXT": None,
+    "IMAGE": "image",
+    "FILE": "file_share",
+    "AUDIO": "audio_clip",
+    "VIDEO": "video_clip",
+    "BOT": "bot_message",
+    "JOIN": "channel_join",
+    "LEAVE": "channel_leave",
+    "HEADER": "channel_topic",
 }
 TS = sa.DateTime(timezone=True)
 
@@ -30,7 +37,8 @@ def metadata() -> sa.MetaData:
     md = sa.MetaData()
     uuid = UUID(as_uuid=False)
     sa.Table(
-        "accounts", md,
+        "accounts",
+        md,
         sa.Column("id", uuid, primary_key=True),
         sa.Column("handle", sa.Text, nullable=False, unique=True),
         sa.Column("email", sa.Text),
@@ -44,7 +52,8 @@ def metadata() -> sa.MetaData:
         sa.Column("deleted_at", TS),
     )
     sa.Table(
-        "channels", md,
+        "channels",
+        md,
         sa.Column("id", uuid, primary_key=True),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("name", sa.Text),
@@ -56,7 +65,8 @@ def metadata() -> sa.MetaData:
         sa.CheckConstraint("kind IN ('im', 'mpim', 'group', 'channel')", name="channels_kind_check"),
     )
     sa.Table(
-        "channel_members", md,
+        "channel_members",
+        md,
         sa.Column("channel", uuid, primary_key=True),
         sa.Column("account", uuid, primary_key=True),
         sa.Column("joined", TS, nullable=False),
@@ -64,7 +74,8 @@ def metadata() -> sa.MetaData:
         sa.Index("channel_members_account_idx", "account"),
     )
     sa.Table(
-        "messages", md,
+        "messages",
+        md,
         sa.Column("id", uuid, primary_key=True),
         sa.Column("channel", uuid, nullable=False),
         sa.Column("author", uuid, nullable=False),
@@ -86,42 +97,75 @@ def render(world: LogicalWorld, rng: np.random.Generator) -> dict[str, pa.Table]
     """The logical world as Slack-style rows."""
     u, c, m, msg = world.users, world.conversations, world.members, world.messages
     account_ids, channel_ids, message_ids = (text.uuid4s(rng, t.num_rows) for t in (u, c, msg))
-    accounts = pa.table({
-        "id": account_ids, "handle": u["username"],
-        "email": pc.if_else(u["is_bot"], pa.scalar(None, pa.string()), u["email"]),
-        "real_name": u["display_name"], "display_name": empty_for_null(u["nickname"]),
-        "title": empty_for_null(u["position"]), "tz": u["time_zone"], "is_bot": u["is_bot"],
-        "profile": pc.if_else(pc.is_null(u["avatar_url"]), "{}",
-                              text.join('{"image_72":"', pc.fill_null(u["avatar_url"], ""), '"}')),
-        "created": u["created_at"], "deleted_at": u["deleted_at"],
-    })
-    channels = pa.table({
-        "id": channel_ids, "kind": recode(c["kind"], KINDS), "name": c["name"], "topic": c["header"],
-        "purpose": c["purpose"], "is_archived": pc.is_valid(c["archived_at"]),
-        "creator": by_index(account_ids, c["creator_id"]), "created": c["created_at"],
-    })
-    members = pa.table({
-        "channel": by_index(channel_ids, m["conversation_id"]), "account": by_index(account_ids, m["user_id"]),
-        "joined": m["joined_at"], "notifications": constant("default", m.num_rows, pa.string()),
-    })
+    accounts = pa.table(
+        {
+            "id": account_ids,
+            "handle": u["username"],
+            "email": pc.if_else(u["is_bot"], pa.scalar(None, pa.string()), u["email"]),
+            "real_name": u["display_name"],
+            "display_name": empty_for_null(u["nickname"]),
+            "title": empty_for_null(u["position"]),
+            "tz": u["time_zone"],
+            "is_bot": u["is_bot"],
+            "profile": pc.if_else(
+                pc.is_null(u["avatar_url"]), "{}", text.join('{"image_72":"', pc.fill_null(u["avatar_url"], ""), '"}')
+            ),
+            "created": u["created_at"],
+            "deleted_at": u["deleted_at"],
+        }
+    )
+    channels = pa.table(
+        {
+            "id": channel_ids,
+            "kind": recode(c["kind"], KINDS),
+            "name": c["name"],
+            "topic": c["header"],
+            "purpose": c["purpose"],
+            "is_archived": pc.is_valid(c["archived_at"]),
+            "creator": by_index(account_ids, c["creator_id"]),
+            "created": c["created_at"],
+        }
+    )
+    members = pa.table(
+        {
+            "channel": by_index(channel_ids, m["conversation_id"]),
+            "account": by_index(account_ids, m["user_id"]),
+            "joined": m["joined_at"],
+            "notifications": constant("default", m.num_rows, pa.string()),
+        }
+    )
     n = msg.num_rows
     kind = msg["kind"]
     attachments = pc.case_when(
         pc.make_struct(pc.greater(msg["file_count"], 0), pc.equal(kind, "BOT")),
-        text.join('[{"kind":"', pc.utf8_lower(kind), '","name":"upload-',
-                  pc.cast(msg["id"], pa.string()), '","size":', pc.cast(pa.array(rng.integers(1_000, 9_000_000, n)), pa.string()), "}]"),
+        text.join(
+            '[{"kind":"',
+            pc.utf8_lower(kind),
+            '","name":"upload-',
+            pc.cast(msg["id"], pa.string()),
+            '","size":',
+            pc.cast(pa.array(rng.integers(1_000, 9_000_000, n)), pa.string()),
+            "}]",
+        ),
         text.join('[{"color":"#36a64f","fallback":"', pc.utf8_slice_codeunits(msg["content"], 0, 40), '"}]'),
         pa.nulls(n, pa.string()),
     )
     reacted = chance(rng, n, 0.06)
-    messages = pa.table({
-        "id": message_ids, "channel": by_index(channel_ids, msg["conversation_id"]),
-        "author": by_index(account_ids, msg["sender_id"]), "subtype": recode(kind, SUBTYPES),
-        "body": msg["content"], "attachments": attachments,
-        "reactions": pc.if_else(pa.array(reacted), '[{"name":"thumbsup","count":2}]', "[]"),
-        "thread_root": by_index(message_ids, msg["root_id"]), "sent_at": msg["created_at"],
-        "edited_at": msg["edited_at"], "deleted_at": msg["deleted_at"],
-    })
+    messages = pa.table(
+        {
+            "id": message_ids,
+            "channel": by_index(channel_ids, msg["conversation_id"]),
+            "author": by_index(account_ids, msg["sender_id"]),
+            "subtype": recode(kind, SUBTYPES),
+            "body": msg["content"],
+            "attachments": attachments,
+            "reactions": pc.if_else(pa.array(reacted), '[{"name":"thumbsup","count":2}]', "[]"),
+            "thread_root": by_index(message_ids, msg["root_id"]),
+            "sent_at": msg["created_at"],
+            "edited_at": msg["edited_at"],
+            "deleted_at": msg["deleted_at"],
+        }
+    )
     return {"accounts": accounts, "channels": channels, "channel_members": members, "messages": messages}
 
 

@@ -34,15 +34,10 @@ def fit_messages_per_sender(
     Every sender wrote at least one message, so the model starts at 1.
     """
     if stats is None:
-        model = fit_spline(
-            defaults.MESSAGES_PER_SENDER, natural_min=1, heavy_tail=True, source=defaults.SOURCE
-        )
+        model = fit_spline(defaults.MESSAGES_PER_SENDER, natural_min=1, heavy_tail=True, source=defaults.SOURCE)
         return model, [f"{SENDERS} not in shape: using the default distribution (see defaults.py)"]
     if not stats.knots():
-        note = (
-            f"{SENDERS}: no percentile exported; a quantile spline through the histogram "
-            "(no Pareto tail)"
-        )
+        note = f"{SENDERS}: no percentile exported; a quantile spline through the histogram (no Pareto tail)"
         model = fit_spline(stats, natural_min=1, heavy_tail=True, source=f"shape {SENDERS}")
         return model, [note]
     source = f"shape {SENDERS} (body through percentiles" + (

@@ -117,9 +117,7 @@ def totals(shape: ShapeMetrics) -> tuple[Totals, list[str]]:
 def _unset_warning(field: str, reason: str = "not in shape") -> str:
     """The warning for a skew the shape lacks: its config key stays unset, and what then."""
     key, behaviour = defaults.UNSET[field]
-    return (
-        f"{field} {reason}: {key} stays unset; the generator keeps its old behaviour ({behaviour})"
-    )
+    return f"{field} {reason}: {key} stays unset; the generator keeps its old behaviour ({behaviour})"
 
 
 def _optional(
@@ -157,9 +155,7 @@ def _spline(
         warnings.append(_default_warning(field, "distribution (see defaults.py)"))
         return fit_spline(fallback, natural_min=natural_min, heavy_tail=heavy_tail, source=DEFAULT)
     with metric(where, field):
-        return fit_spline(
-            stats, natural_min=natural_min, heavy_tail=heavy_tail, source=f"shape {field}"
-        )
+        return fit_spline(stats, natural_min=natural_min, heavy_tail=heavy_tail, source=f"shape {field}")
 
 
 def _members(
@@ -174,9 +170,7 @@ def _members(
             low, high = DIRECT_MESSAGE_MEMBERS if kind == "DIRECT_MESSAGE" else (1, users or None)
             stats = _within(exported[kind], low, high)
             with metric(where, field):  # big rooms: a Pareto tail when the top says so
-                model = fit_spline(
-                    stats, natural_min=1, heavy_tail=looks_heavy(stats), source=f"shape {field}"
-                )
+                model = fit_spline(stats, natural_min=1, heavy_tail=looks_heavy(stats), source=f"shape {field}")
             out[kind] = carry_exported_mean(model, stats.mean)
             continue
         base = kind if kind in defaults.MEMBERS_PER_CONVERSATION else "GROUP_CHAT"
@@ -188,9 +182,7 @@ def _members(
         )
     if defaulted:
         warnings.append(
-            _default_warning(
-                "conversations.members_per_conversation", f"members for {', '.join(defaulted)}"
-            )
+            _default_warning("conversations.members_per_conversation", f"members for {', '.join(defaulted)}")
         )
         mean = _defaulted_members_mean(shape, out, [k for k in out if k not in exported])
         if mean is not None:
@@ -198,13 +190,21 @@ def _members(
     return out
 
 
-def _defaulted_members_mean(shape: ShapeMetrics, models: dict[str, QuantileSplineModel], defaulted: list[str]) -> float | None:
+def _defaulted_members_mean(
+    shape: ShapeMetrics, models: dict[str, QuantileSplineModel], defaulted: list[str]
+) -> float | None:
     """DP shapes: a type too rare to show its member counts gets the mean that makes all
     memberships add up to users x memberships per user (both exported), instead of the seed's
     default rooms (a mean of 192 members a channel turned 7,500 users into 250,000 memberships)."""
     per_user = shape.users.conversations_per_user if shape.users else None
     types, totals = shape.conversations.type_distribution, shape.totals
-    if shape.privacy is None or shape.privacy.mode != "dp" or per_user is None or per_user.mean is None or totals is None:
+    if (
+        shape.privacy is None
+        or shape.privacy.mode != "dp"
+        or per_user is None
+        or per_user.mean is None
+        or totals is None
+    ):
         return None
     rooms = sum(types.get(k, 0) for k in defaulted)
     shown = sum(types.get(k, 0) * (models[k].mean or 0.0) for k in models if k not in defaulted)
@@ -227,8 +227,14 @@ def _within(stats: DistributionStats, low: float, high: float | None) -> Distrib
     if data.get("histogram"):
         hist = data["histogram"]
         keep = [i for i, e in enumerate(hist["edges"][:-1]) if low <= e <= high]
-        data["histogram"] = {"edges": [hist["edges"][i] for i in keep] + [hist["edges"][keep[-1] + 1]],
-                             "counts": [hist["counts"][i] for i in keep]} if keep else None
+        data["histogram"] = (
+            {
+                "edges": [hist["edges"][i] for i in keep] + [hist["edges"][keep[-1] + 1]],
+                "counts": [hist["counts"][i] for i in keep],
+            }
+            if keep
+            else None
+        )
     return DistributionStats.model_validate(data)
 
 
@@ -270,20 +276,15 @@ def _conversation_generation(
     percentiles = conv.messages_per_conversation_percentiles
     field = "conversations.messages_per_conversation_percentiles"
     if percentiles is None:
-        warnings.append(
-            _default_warning(field, "seed percentiles (p50 45 ... p99 5000, max 15000)")
-        )
-        mpc, notes = fit_messages_per_conversation(
-            defaults.MESSAGES_PER_CONVERSATION, source=DEFAULT
-        )
+        warnings.append(_default_warning(field, "seed percentiles (p50 45 ... p99 5000, max 15000)"))
+        mpc, notes = fit_messages_per_conversation(defaults.MESSAGES_PER_CONVERSATION, source=DEFAULT)
     else:
         with metric(where, field):
             mpc, notes = fit_messages_per_conversation(
                 percentiles,
                 conv.messages_per_conversation_histogram,
                 conv.messages_per_conversation_mean,
-                source="shape percentiles"
-                + (" + histogram" if conv.messages_per_conversation_histogram else ""),
+                source="shape percentiles" + (" + histogram" if conv.messages_per_conversation_histogram else ""),
             )
     warnings.extend(notes)
     members = _members(where, shape, list(types), warnings, shape.totals.estimate("users") if shape.totals else None)
@@ -308,9 +309,7 @@ def _conversation_generation(
     )  # fmt: skip
 
 
-def _recency(
-    where: str, shape: ShapeMetrics, conversations: int | None, warnings: list[str]
-) -> RecencyShares | None:
+def _recency(where: str, shape: ShapeMetrics, conversations: int | None, warnings: list[str]) -> RecencyShares | None:
     """Recency shares need the exported number of active conversations as their denominator."""
     field = "conversations.recency"
     if shape.conversations.recency is not None and not conversations:
@@ -335,12 +334,8 @@ def _message_generation(where: str, shape: ShapeMetrics, warnings: list[str]) ->
     msg = shape.messages
     field = "messages.content_length_stats"
     if msg.content_length_stats is None:
-        warnings.append(
-            _default_warning(field, "seed content length (mean 85, median 42, p95 280)")
-        )
-        content = fit_content_length(
-            defaults.CONTENT_LENGTH, fallback_sigma=defaults.CONTENT_SIGMA, source=DEFAULT
-        )
+        warnings.append(_default_warning(field, "seed content length (mean 85, median 42, p95 280)"))
+        content = fit_content_length(defaults.CONTENT_LENGTH, fallback_sigma=defaults.CONTENT_SIGMA, source=DEFAULT)
     else:
         with metric(where, field):
             content = fit_content_length(
@@ -356,8 +351,7 @@ def _message_generation(where: str, shape: ShapeMetrics, warnings: list[str]) ->
         temporal, temporal_defaults = fit_temporal(msg)
     temporal = temporal.model_copy(update={"daily": _daily(where, shape, warnings)})
     warnings.extend(
-        _default_warning(f, "diurnal wave" if "hourly" in f else "weekday/weekend weights")
-        for f in temporal_defaults
+        _default_warning(f, "diurnal wave" if "hourly" in f else "weekday/weekend weights") for f in temporal_defaults
     )
     gaps = _spline(
         where, "messages.inter_message_gap_seconds", msg.inter_message_gap_seconds,
@@ -386,9 +380,7 @@ def _user_generation(where: str, shape: ShapeMetrics, warnings: list[str]) -> Us
         warnings.append(_default_warning("users.profile_completeness", "fill rates"))
     share = sender_share(shape.messages.messages_per_sender, shape.totals)
     if share is None:
-        warnings.append(
-            _unset_warning("messages.messages_per_sender.count", "or totals.users not in shape")
-        )
+        warnings.append(_unset_warning("messages.messages_per_sender.count", "or totals.users not in shape"))
     return UserGeneration(
         username_length=username,
         profile_field_probabilities=profile,
@@ -445,9 +437,7 @@ def off_goal_warnings(config: CalibratedConfig) -> list[str]:
     ]
 
 
-def calibrate(
-    shape: ShapeMetrics, *, source_path: Path | None = None, now: datetime | None = None
-) -> CalibratedConfig:
+def calibrate(shape: ShapeMetrics, *, source_path: Path | None = None, now: datetime | None = None) -> CalibratedConfig:
     """Fit every generator model to `shape`; raises ShapePipelineError naming file and field."""
     where = str(source_path) if source_path is not None else "shape"
     check_shape(shape, where)
@@ -489,9 +479,7 @@ def load_shape(shape_path: str | Path) -> ShapeMetrics:
     return load_json_model(shape_path, ShapeMetrics, what="shape metrics")
 
 
-def calibrate_file(
-    shape_path: str | Path, output_path: str | Path, *, emit: Emit | None = print
-) -> CalibratedConfig:
+def calibrate_file(shape_path: str | Path, output_path: str | Path, *, emit: Emit | None = print) -> CalibratedConfig:
     """Load, calibrate, print the seed-style summary, then write the config atomically.
 
     Nothing is written when any step fails.

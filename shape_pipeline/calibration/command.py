@@ -16,9 +16,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--shape", required=True, metavar="FILE", help="shape-metrics JSON file")
-    parser.add_argument(
-        "--output", required=True, metavar="FILE", help="calibrated-config JSON to write"
-    )
+    parser.add_argument("--output", required=True, metavar="FILE", help="calibrated-config JSON to write")
     parser.set_defaults(handler=run)
 
 

@@ -80,9 +80,7 @@ def _least_squares_sigma(logs: np.ndarray, a: np.ndarray, b: np.ndarray) -> floa
     low, high = _SIGMA_RANGE
     # numpy's stubs type roots() as possibly object-valued; a float polynomial's are float/complex
     roots = cast("npt.NDArray[np.float64 | np.complex128]", loss.deriv().roots())
-    candidates = [low, high] + [
-        float(r.real) for r in roots if abs(r.imag) < 1e-9 and low < r.real < high
-    ]
+    candidates = [low, high] + [float(r.real) for r in roots if abs(r.imag) < 1e-9 and low < r.real < high]
     return min(candidates, key=loss)
 
 
@@ -99,9 +97,7 @@ def pure_errors(mu: float, sigma: float, stats: DistributionStats) -> list[FitEr
     return out
 
 
-def fit_content_length(
-    stats: DistributionStats, *, fallback_sigma: float, source: str = "shape"
-) -> LogNormalModel:
+def fit_content_length(stats: DistributionStats, *, fallback_sigma: float, source: str = "shape") -> LogNormalModel:
     """Fit the log-normal and, with two or more knots, the body correction."""
     mu, sigma = fit_mu_sigma(stats, fallback_sigma)
     knots: Sequence[Knot] = shape_knots(stats, stats.histogram, integer=True)

@@ -62,10 +62,7 @@ def percentile_errors(model: Model, targets: Sequence[Knot], goal: float = GOAL)
         return []
     levels = np.array([p for p, _ in targets], dtype=np.float64)
     fitted = quantile(model, levels)
-    return [
-        fit_error(percentile_key(p), q, float(f), goal)
-        for (p, q), f in zip(targets, fitted, strict=True)
-    ]
+    return [fit_error(percentile_key(p), q, float(f), goal) for (p, q), f in zip(targets, fitted, strict=True)]
 
 
 def model_errors(

@@ -123,8 +123,7 @@ def fit_heavy_tail(
         u = np.array([extrapolation_level(knots)])
         cap = round_up_2sig(float(pareto_tail(start, alpha, u)[0]))
         notes.append(
-            f"{name}: no max exported; capped at {cap:,.0f} "
-            "(the tail's value 100 times rarer than the top percentile)"
+            f"{name}: no max exported; capped at {cap:,.0f} (the tail's value 100 times rarer than the top percentile)"
         )
     model = PowerLawTailModel(
         alpha=alpha,  # unrounded: near alpha 1 even the 7th digit moves the top knot by a unit
@@ -142,9 +141,7 @@ def fit_heavy_tail(
     return finish(model, percentiles.knots(), mean), notes
 
 
-def match_mean(
-    model: PowerLawTailModel, knots: Sequence[Knot], top_level: float, mean: float
-) -> PowerLawTailModel:
+def match_mean(model: PowerLawTailModel, knots: Sequence[Knot], top_level: float, mean: float) -> PowerLawTailModel:
     """When the model's mean misses the exported mean by more than the goal, start the tail at
     the top exported percentile and choose the alpha that carries the mean.
 
@@ -160,9 +157,7 @@ def match_mean(
     alpha = alpha_for_mean(lambda a: model_mean(base.model_copy(update={"alpha": a})), mean)
     if alpha is None:
         return model  # out of reach within the cap: keep the estimate, the error is reported
-    return base.model_copy(
-        update={"alpha": alpha, "source": f"{model.source}; tail alpha matched to the mean"}
-    )
+    return base.model_copy(update={"alpha": alpha, "source": f"{model.source}; tail alpha matched to the mean"})
 
 
 def fit_messages_per_conversation(
@@ -173,23 +168,17 @@ def fit_messages_per_conversation(
     source: str = "shape",
 ) -> tuple[PowerLawTailModel, list[str]]:
     """Messages per conversation (the seed's power-law model): `fit_heavy_tail` under its name."""
-    return fit_heavy_tail(
-        percentiles, histogram, mean, name="messages_per_conversation", source=source
-    )
+    return fit_heavy_tail(percentiles, histogram, mean, name="messages_per_conversation", source=source)
 
 
 def fit_heavy_tail_stats(
     stats: DistributionStats, *, name: str, natural_min: float = 1.0, source: str = "shape"
 ) -> tuple[PowerLawTailModel, list[str]]:
     """`fit_heavy_tail` on one exported stats block (percentiles, histogram and mean together)."""
-    return fit_heavy_tail(
-        stats, stats.histogram, stats.mean, name=name, natural_min=natural_min, source=source
-    )
+    return fit_heavy_tail(stats, stats.histogram, stats.mean, name=name, natural_min=natural_min, source=source)
 
 
-def finish(
-    model: PowerLawTailModel, targets: Sequence[Knot], mean: float | None
-) -> PowerLawTailModel:
+def finish(model: PowerLawTailModel, targets: Sequence[Knot], mean: float | None) -> PowerLawTailModel:
     """Attach the model's own mean and its errors against the exported percentiles."""
     errors = model_errors(model, targets, mean=mean)
     return model.model_copy(update={"mean": round(model_mean(model), 3), "fit_errors": errors})

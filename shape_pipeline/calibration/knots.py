@@ -72,9 +72,7 @@ def mid_step(knots: Sequence[Knot]) -> list[Knot]:
     return [(p, q - 0.5 if q >= 1 else q) for p, q in knots]
 
 
-def shape_knots(
-    percentiles: Percentiles | None, histogram: Histogram | None, *, integer: bool = True
-) -> list[Knot]:
+def shape_knots(percentiles: Percentiles | None, histogram: Histogram | None, *, integer: bool = True) -> list[Knot]:
     """All knots a metric offers: its percentiles (and median), then agreeing histogram points."""
     primary = percentiles.knots() if percentiles is not None else []
     if integer:
@@ -104,9 +102,7 @@ def value_floor(
     return min(low, lowest)
 
 
-def exported_cap(
-    percentiles: Percentiles | None, histogram: Histogram | None, *, integer: bool = True
-) -> float | None:
+def exported_cap(percentiles: Percentiles | None, histogram: Histogram | None, *, integer: bool = True) -> float | None:
     """The exported (rounded) max, else the histogram's last edge; None when neither exists."""
     if percentiles is not None and percentiles.max is not None:
         return float(percentiles.max)

@@ -64,9 +64,7 @@ def check_shape(shape: ShapeMetrics, where: str) -> None:
     """Raise MalformedMetric for the first unusable metric; return quietly otherwise."""
     conv, msg = shape.conversations, shape.messages
     if shape.totals is not None and shape.totals.messages == 0:
-        raise MalformedMetric(
-            f"{where}: totals.messages: the shape's window holds no message; nothing to calibrate"
-        )
+        raise MalformedMetric(f"{where}: totals.messages: the shape's window holds no message; nothing to calibrate")
     _counts(where, "conversations.type_distribution", conv.type_distribution)
     _counts(where, "messages.type_distribution", msg.type_distribution)
     for name in ("hourly_counts", "day_of_week_counts", "daily_counts"):
@@ -94,10 +92,7 @@ def check_shape(shape: ShapeMetrics, where: str) -> None:
         "messages.content_length_stats": msg.content_length_stats,
         "messages.inter_message_gap_seconds": msg.inter_message_gap_seconds,
         "messages.messages_per_sender": msg.messages_per_sender,
-        **{
-            f"conversations.members_per_conversation.{k}": v
-            for k, v in conv.members_per_conversation.items()
-        },
+        **{f"conversations.members_per_conversation.{k}": v for k, v in conv.members_per_conversation.items()},
     }
     if conv.top_sender_share is not None:
         stats_fields["conversations.top_sender_share"] = conv.top_sender_share

@@ -48,9 +48,7 @@ def fit_spline(
     low = value_floor(stats.histogram, knots, natural_min, integer=integer)
     cap = exported_cap(stats, stats.histogram, integer=integer)
     if cap is None:
-        open_model = QuantileSplineModel(
-            knots=knots, min=low, max=math.inf, integer=integer, tail_alpha=alpha
-        )
+        open_model = QuantileSplineModel(knots=knots, min=low, max=math.inf, integer=integer, tail_alpha=alpha)
         cap = round_up_2sig(float(quantile(open_model, np.array([extrapolation_level(knots)]))[0]))
     high = max(cap, knots[-1][1])
     if bounds is not None:

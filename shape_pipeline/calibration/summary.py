@@ -31,10 +31,7 @@ def start(reporter: Reporter) -> None:
 
 def fit_line(errors: Sequence[FitError]) -> str:
     """'p50 45 (+0.0%), p99 5,000 (+0.0%)' with a flag on any entry off its goal."""
-    parts = [
-        f"{e.metric} {e.fitted:,.6g} ({e.relative_error:+.1%}){'' if e.within_goal else ' ⚠'}"
-        for e in errors
-    ]
+    parts = [f"{e.metric} {e.fitted:,.6g} ({e.relative_error:+.1%}){'' if e.within_goal else ' ⚠'}" for e in errors]
     return "Fit: " + (", ".join(parts) if parts else "no exported percentile to compare")
 
 
@@ -52,14 +49,10 @@ def _num(value: float) -> str:
 
 def _spline(reporter: Reporter, title: str, model: QuantileSplineModel, unit: str = "") -> None:
     reporter.blank()
-    reporter.line(
-        f"Fitting {title} (quantile spline{', Pareto tail' if model.tail_alpha else ''})..."
-    )
+    reporter.line(f"Fitting {title} (quantile spline{', Pareto tail' if model.tail_alpha else ''})...")
     tail = f", tail alpha {model.tail_alpha:g}" if model.tail_alpha else ""
     mean = f", mean {_num(round(model.mean, 3))}" if model.mean is not None else ""
-    reporter.detail(
-        f"Range: [{_num(model.min)}, {_num(model.max)}]{unit}, knots {len(model.knots)}{tail}{mean}"
-    )
+    reporter.detail(f"Range: [{_num(model.min)}, {_num(model.max)}]{unit}, knots {len(model.knots)}{tail}{mean}")
     reporter.detail(fit_line(model.fit_errors))
 
 
@@ -67,11 +60,7 @@ def _power_law(reporter: Reporter, title: str, model: PowerLawTailModel) -> None
     """A body-plus-Pareto-tail model in the seed's power-law wording."""
     reporter.blank()
     reporter.line(f"Fitting {title} (power law)...")
-    start_at = (
-        f" (tail from p{model.tail_start[0] * 100:g} = {model.tail_start[1]:,.0f})"
-        if model.tail_start
-        else ""
-    )
+    start_at = f" (tail from p{model.tail_start[0] * 100:g} = {model.tail_start[1]:,.0f})" if model.tail_start else ""
     reporter.detail(f"Alpha: {model.alpha:g}{start_at}")
     reporter.detail(f"Range: [{model.min}, {model.max}]")
     for key in ("p50", "p90", "p99"):
@@ -86,9 +75,7 @@ def _absent(reporter: Reporter, title: str) -> None:
     reporter.line(f"{title}: not in shape (the generator keeps its old behaviour)")
 
 
-def _optional_spline(
-    reporter: Reporter, title: str, model: QuantileSplineModel | None, unit: str = ""
-) -> None:
+def _optional_spline(reporter: Reporter, title: str, model: QuantileSplineModel | None, unit: str = "") -> None:
     if model is None:
         _absent(reporter, title[0].upper() + title[1:])
     else:
@@ -98,9 +85,7 @@ def _optional_spline(
 def _users(reporter: Reporter, user: UserGeneration) -> None:
     """Sender share and conversations per user (issue 10's per-user skews)."""
     share = user.sender_share
-    reporter.detail(
-        f"Users who send: {fmt_pct(share)}" if share is not None else "Users who send: not known"
-    )
+    reporter.detail(f"Users who send: {fmt_pct(share)}" if share is not None else "Users who send: not known")
     _optional_spline(reporter, "conversations per user", user.conversations_per_user)
 
 
@@ -123,10 +108,7 @@ def _conversation_skews(reporter: Reporter, conv: ConversationGeneration) -> Non
     else:
         reporter.blank()
         reporter.line("Normalizing members by size (per size bucket)...")
-        reporter.detail(
-            f"Grid: {len(grid.row_edges) - 1} size buckets x {len(grid.column_edges) - 1} "
-            "member buckets"
-        )
+        reporter.detail(f"Grid: {len(grid.row_edges) - 1} size buckets x {len(grid.column_edges) - 1} member buckets")
 
 
 def _trend(reporter: Reporter, temporal: TemporalWeights) -> None:
@@ -164,9 +146,7 @@ def report(config: CalibratedConfig, reporter: Reporter) -> None:
     name = user.username_length
     reporter.blank()
     reporter.line("Fitting username length (normal distribution)...")
-    reporter.detail(
-        f"Mean: {name.mean:g}, StdDev: {name.stddev:g}, Range: [{name.min}, {name.max}]"
-    )
+    reporter.detail(f"Mean: {name.mean:g}, StdDev: {name.stddev:g}, Range: [{name.min}, {name.max}]")
     profile = ", ".join(f"{k} {fmt_pct(v)}" for k, v in user.profile_field_probabilities.items())
     reporter.detail(f"Profile fields set: {profile or 'none'}")
     _users(reporter, user)
@@ -180,20 +160,14 @@ def report(config: CalibratedConfig, reporter: Reporter) -> None:
     reporter.line("Fitting content length (log-normal)...")
     reporter.detail(f"Mean: {content.mean:g}, Median: {content.median:g}, P95: {content.p95:g}")
     pure = [e for e in content.fit_errors if e.metric.startswith(PURE_PREFIX)]
-    pure_text = ", ".join(
-        f"{e.metric.removeprefix(PURE_PREFIX)} {e.relative_error:+.1%}" for e in pure
-    )
+    pure_text = ", ".join(f"{e.metric.removeprefix(PURE_PREFIX)} {e.relative_error:+.1%}" for e in pure)
     reporter.detail(
         f"Mu: {content.mu:.4f}, Sigma: {content.sigma:.4f}"
         + (f" (log-normal errors: {pure_text})" if pure_text else "")
     )
     if content.knots:
-        reporter.detail(
-            f"Body corrected by {len(content.knots)} knots (every exported percentile matched)"
-        )
-    reporter.detail(
-        fit_line([e for e in content.fit_errors if not e.metric.startswith(PURE_PREFIX)])
-    )
+        reporter.detail(f"Body corrected by {len(content.knots)} knots (every exported percentile matched)")
+    reporter.detail(fit_line([e for e in content.fit_errors if not e.metric.startswith(PURE_PREFIX)]))
 
     _shares(reporter, "message type distribution", msg.type_distribution)
 
@@ -206,17 +180,13 @@ def report(config: CalibratedConfig, reporter: Reporter) -> None:
     reporter.detail(
         f"Hourly: peak {peak:02d}:00 UTC ({fmt_pct(temporal.hourly[peak])}), quietest {quiet:02d}:00 ({fmt_pct(temporal.hourly[quiet])})"
     )
-    reporter.detail(
-        f"Day of week: busiest {DAYS[busiest]}, weekend share {fmt_pct(sum(temporal.day_of_week[5:]))}"
-    )
+    reporter.detail(f"Day of week: busiest {DAYS[busiest]}, weekend share {fmt_pct(sum(temporal.day_of_week[5:]))}")
     reporter.detail(
         f"24x7 grid: {'from the shape' if temporal.hour_by_day_of_week else 'not exported (hourly x daily)'}"
     )
     _trend(reporter, temporal)
 
-    _spline(
-        reporter, "gaps between messages of a conversation", msg.inter_message_gap_seconds, " s"
-    )
+    _spline(reporter, "gaps between messages of a conversation", msg.inter_message_gap_seconds, " s")
     if isinstance(msg.messages_per_sender, PowerLawTailModel):
         _power_law(reporter, "messages per sender", msg.messages_per_sender)
     else:

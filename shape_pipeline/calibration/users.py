@@ -59,9 +59,7 @@ def fit_username_length(stats: DistributionStats | None) -> tuple[NormalModel, b
         )
         return model, True
     knots = rounded_knots(stats)
-    centre = (
-        stats.mean if stats.mean is not None else (knots[len(knots) // 2][1] if knots else None)
-    )
+    centre = stats.mean if stats.mean is not None else (knots[len(knots) // 2][1] if knots else None)
     if centre is None:
         raise ValueError("needs a mean, a percentile or a histogram")
     spread = _spread(stats)
@@ -79,12 +77,9 @@ def fit_username_length(stats: DistributionStats | None) -> tuple[NormalModel, b
         min=int(math.floor(low)),
         max=int(math.ceil(high)),
         **body_knots,  # contracts refuse an explicit None
-        source="shape users.username_length"
-        + (" (knots from percentiles/histogram)" if len(knots) >= 2 else ""),
+        source="shape users.username_length" + (" (knots from percentiles/histogram)" if len(knots) >= 2 else ""),
     )
-    return model.model_copy(
-        update={"fit_errors": model_errors(model, stats.knots(), mean=stats.mean)}
-    ), False
+    return model.model_copy(update={"fit_errors": model_errors(model, stats.knots(), mean=stats.mean)}), False
 
 
 def profile_probabilities(completeness: dict[str, float] | None) -> tuple[dict[str, float], bool]:

@@ -33,8 +33,9 @@ def ensure_demo_production_database(url: str, emit: Emit) -> None:
     emit(f"[Demo] Building the embedded demo production database at {target} (first run only)...")
     try:
         partial.unlink(missing_ok=True)
-        build_demo_production(parsed.set(database=str(partial)).render_as_string(hide_password=False),
-                              replace=True, emit=emit)
+        build_demo_production(
+            parsed.set(database=str(partial)).render_as_string(hide_password=False), replace=True, emit=emit
+        )
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

@@ -23,17 +23,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prod-url", help="run on this (empty) PostgreSQL database as the fake production")
     parser.add_argument("--dev-url", help="load the synthetic dataset into this database")
     parser.add_argument(
-        "--messages", type=positive_int, default=DEFAULT_PRODUCTION_MESSAGES,
+        "--messages",
+        type=positive_int,
+        default=DEFAULT_PRODUCTION_MESSAGES,
         help=f"messages in the fake production and in the synthetic dataset (default {DEFAULT_PRODUCTION_MESSAGES:,})",
     )
     parser.add_argument(
-        "--privacy", choices=PRIVACY_MODES, default=DEMO_PRIVACY,
+        "--privacy",
+        choices=PRIVACY_MODES,
+        default=DEMO_PRIVACY,
         help=f"privacy mode of the sampling step (default {DEMO_PRIVACY}: the fake production holds nobody; "
         "dp shows what differential privacy costs at this size, see the README)",
     )
     parser.add_argument("--replace", action="store_true", help="empty non-empty --prod-url/--dev-url targets first")
     parser.add_argument(
-        "--prepare-production", action="store_true",
+        "--prepare-production",
+        action="store_true",
         help="only build the fake production database at --prod-url (used by the Dagster demo mode)",
     )
     parser.set_defaults(handler=run)

@@ -62,7 +62,9 @@ def build_demo_production(
             "use --replace to drop them"
         ) from None
     except sa.exc.DBAPIError as exc:
-        raise DatabaseError(f"building the fake production in {db.redact(url)} failed: {db.short_reason(exc)}") from None
+        raise DatabaseError(
+            f"building the fake production in {db.redact(url)} failed: {db.short_reason(exc)}"
+        ) from None
     out.ok(
         f"Fake production simulated: {fmt_int(counts['users'])} users, {fmt_int(counts['conversations'])} "
         f"conversations, {fmt_int(counts['messages'])} messages ({time.perf_counter() - started:.1f}s)"

@@ -64,7 +64,10 @@ def run_demo(
     out.line(f"Production (fake, with PII-looking values): {redact(prod)}")
     out.line(f"Development: {redact(dev)}")
     out.line(f"Files: {work}")
-    out.line(f"Privacy: {privacy}" + (" (the fake production holds nobody; --privacy dp shows DP's cost)" if privacy != "dp" else ""))
+    out.line(
+        f"Privacy: {privacy}"
+        + (" (the fake production holds nobody; --privacy dp shows DP's cost)" if privacy != "dp" else "")
+    )
     workload = "default" if is_postgres(parse_url(prod)) and is_postgres(parse_url(dev)) else None
     if workload:
         out.line("Phase 2: the default workload's query plans are compared too (PostgreSQL)")

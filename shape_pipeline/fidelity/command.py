@@ -24,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--parquet-dir", metavar="DIR", help="the synthetic Parquet folder")
     parser.add_argument("--mapping", metavar="FILE", help="schema mapping YAML (database only)")
     parser.add_argument(
-        "--tolerance", type=float, default=DEFAULT_TOLERANCE,
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
         help=f"effect-size tolerance (default {DEFAULT_TOLERANCE:g})",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 on WARNING too")

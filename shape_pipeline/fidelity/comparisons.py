@@ -163,7 +163,11 @@ def _category_test(
         tvd = st.unexplained({"total_variation_distance": cmp.tvd}, stat_bands)
         rest = max(tvd, st.unexplained(errors, bands)) if errors or stat_bands else None
         verdict, reason = decide(parts[name], tolerance, p_value=cmp.p_value, unexplained=rest, noise_band=noise_band)
-        what = "total variation distance" if name == "total_variation_distance" else f"rare category {worst}: relative share error"
+        what = (
+            "total variation distance"
+            if name == "total_variation_distance"
+            else f"rare category {worst}: relative share error"
+        )
         reason = _dp_reason(f"{what} {reason}", dp_scale)
     return TestResult(
         title=title,
@@ -212,13 +216,24 @@ class TypeTest:
         if not prod:
             return _skipped(self.title, f"the shape has no {self.shape_path}")
         return _category_test(
-            self.title, dict(prod), getattr(i.synthetic, self.synthetic), i.tolerance, self.unit, rare=True,
+            self.title,
+            dict(prod),
+            getattr(i.synthetic, self.synthetic),
+            i.tolerance,
+            self.unit,
+            rare=True,
             dp_scale=_dp_scale(i, self.shape_path),
         )
 
 
 TYPE_TESTS: tuple[TypeTest, ...] = (
-    TypeTest("conversation_types", "Conversation type distribution", "conversations.type_distribution", "conversation_types", "conversations"),
+    TypeTest(
+        "conversation_types",
+        "Conversation type distribution",
+        "conversations.type_distribution",
+        "conversation_types",
+        "conversations",
+    ),
     TypeTest("message_types", "Message type distribution", "messages.type_distribution", "message_types", "messages"),
 )
 
@@ -265,7 +280,12 @@ class PatternTest:
             return _skipped(self.title, f"the shape has no messages.{self.counts}")
         syn = i.synthetic.hour_by_day_of_week.sum(axis=self.axis)
         return _category_test(
-            self.title, _labelled(prod, self.labels), _labelled(syn, self.labels), i.tolerance, "messages", _clustering(i),
+            self.title,
+            _labelled(prod, self.labels),
+            _labelled(syn, self.labels),
+            i.tolerance,
+            "messages",
+            _clustering(i),
             dp_scale=_dp_scale(i, f"messages.{self.counts}", "messages.hour_by_day_of_week"),
             cells=self.cells,
         )
@@ -273,7 +293,9 @@ class PatternTest:
 
 PATTERN_TESTS: tuple[PatternTest, ...] = (
     PatternTest("hourly_pattern", "Hourly pattern (UTC)", "hourly_counts", 0, HOURS, cells=len(WEEKDAYS)),
-    PatternTest("day_of_week_pattern", "Day-of-week pattern (UTC)", "day_of_week_counts", 1, WEEKDAYS, cells=len(HOURS)),
+    PatternTest(
+        "day_of_week_pattern", "Day-of-week pattern (UTC)", "day_of_week_counts", 1, WEEKDAYS, cells=len(HOURS)
+    ),
 )
 
 
@@ -410,7 +432,9 @@ def check_messages_per_conversation(i: Inputs) -> TestResult:
         mean=c.messages_per_conversation_mean,
         count=i.shape.totals.count("conversations") if i.shape.totals else None,
         dp_scale=_dp_scale(
-            i, "conversations.messages_per_conversation_histogram", "conversations.messages_per_conversation_percentiles"
+            i,
+            "conversations.messages_per_conversation_histogram",
+            "conversations.messages_per_conversation_percentiles",
         ),
     )
 
@@ -453,33 +477,60 @@ class NumericTest:
         if stats is None:
             return _skipped(self.title, f"the shape has no {self.shape_path}")
         return _numeric(
-            self.title, _as_permille(stats) if self.permille else stats, getattr(i.synthetic, self.synthetic), i, self.unit,
-            use_percentiles=self.use_percentiles, use_mean=self.use_mean, dp_scale=_dp_scale(i, self.shape_path),
+            self.title,
+            _as_permille(stats) if self.permille else stats,
+            getattr(i.synthetic, self.synthetic),
+            i,
+            self.unit,
+            use_percentiles=self.use_percentiles,
+            use_mean=self.use_mean,
+            dp_scale=_dp_scale(i, self.shape_path),
         )
 
 
 NUMERIC_TESTS: tuple[NumericTest, ...] = (
     NumericTest(
-        "content_length", "Content length distribution", "messages.content_length_stats", "content_length", "messages",
-        use_percentiles=False, use_mean=True,
+        "content_length",
+        "Content length distribution",
+        "messages.content_length_stats",
+        "content_length",
+        "messages",
+        use_percentiles=False,
+        use_mean=True,
     ),
     NumericTest(
-        "username_length", "Username length distribution", "users.username_length", "username_length", "users",
+        "username_length",
+        "Username length distribution",
+        "users.username_length",
+        "username_length",
+        "users",
         use_percentiles=False,
     ),
     NumericTest(
-        "inter_message_gaps", "Within-conversation gaps (seconds)", "messages.inter_message_gap_seconds", "gap_seconds", "gaps",
+        "inter_message_gaps",
+        "Within-conversation gaps (seconds)",
+        "messages.inter_message_gap_seconds",
+        "gap_seconds",
+        "gaps",
         use_percentiles=True,
     ),
     NumericTest(
-        "messages_per_sender", "Messages per sender distribution", "messages.messages_per_sender", "messages_per_sender",
-        "senders", use_percentiles=True,
+        "messages_per_sender",
+        "Messages per sender distribution",
+        "messages.messages_per_sender",
+        "messages_per_sender",
+        "senders",
+        use_percentiles=True,
     ),
     # The skews that decide index behaviour. Active conversations each member belongs to: the
     # plan of a user's conversation list.
     NumericTest(
-        "conversations_per_user", "Conversations per user", "users.conversations_per_user", "conversations_per_user",
-        "members", use_percentiles=True,
+        "conversations_per_user",
+        "Conversations per user",
+        "users.conversations_per_user",
+        "conversations_per_user",
+        "members",
+        use_percentiles=True,
     ),
     # How much of a conversation its most active sender writes, in permille. Decided on the
     # exact KS distance at the exported points (histogram edges, percentiles), not on relative
@@ -487,12 +538,21 @@ NUMERIC_TESTS: tuple[NumericTest, ...] = (
     # are often exactly 1000 on both sides and a relative error near the bottom of the range says
     # little; KS weighs every part of the range alike. Plain errors are reported.
     NumericTest(
-        "top_sender_share", "Top sender share (permille of a conversation's messages)", "conversations.top_sender_share",
-        "top_sender_permille", "conversations", use_percentiles=False, permille=True,
+        "top_sender_share",
+        "Top sender share (permille of a conversation's messages)",
+        "conversations.top_sender_share",
+        "top_sender_permille",
+        "conversations",
+        use_percentiles=False,
+        permille=True,
     ),
     NumericTest(
-        "conversation_lifetime", "Conversation lifetime (seconds)", "conversations.lifetime_seconds", "lifetime_seconds",
-        "conversations", use_percentiles=True,
+        "conversation_lifetime",
+        "Conversation lifetime (seconds)",
+        "conversations.lifetime_seconds",
+        "lifetime_seconds",
+        "conversations",
+        use_percentiles=True,
     ),
 )
 
@@ -561,10 +621,14 @@ def _share_test(
     k sums cells[k] = (its noisy counts, the total's others or None) (`statistics.dp_share_sd`)."""
     n_prod, n_syn = counts
     errors = {k: st.share_error(synthetic[k], p) for k, p in production.items()}
-    dp_sd = {
-        k: float(st.dp_share_sd(p, n_prod or 0, dp_scale, *(cells or {}).get(k, (1, None))))
-        for k, p in production.items()
-    } if dp_scale else {}
+    dp_sd = (
+        {
+            k: float(st.dp_share_sd(p, n_prod or 0, dp_scale, *(cells or {}).get(k, (1, None))))
+            for k, p in production.items()
+        }
+        if dp_scale
+        else {}
+    )
     bands = {
         k: st.share_noise_band(p, n_prod, n_syn, design_effect, dp_sd=dp_sd.get(k, 0.0)) for k, p in production.items()
     }
@@ -755,9 +819,7 @@ def check_integrity(i: Inputs) -> TestResult:
     breaches = i.integrity.breaches
     total = int(sum(breaches.values()))
     reason = (
-        "; ".join(f"{n:,} {CHECKS[k]}" for k, n in breaches.items())
-        if breaches
-        else "no breach of any integrity rule"
+        "; ".join(f"{n:,} {CHECKS[k]}" for k, n in breaches.items()) if breaches else "no breach of any integrity rule"
     )
     return TestResult(
         title=title,

@@ -35,7 +35,6 @@ CHECKS: dict[str, str] = {
 }
 
 
-
 @dataclass
 class IntegrityFindings:
     """How many rows break each rule (0 = clean); `not_checked` says what was left out and why."""
@@ -69,9 +68,7 @@ def _has_fk(engine: sa.Engine, table: sa.Table, column: str, target: sa.Table) -
     """A foreign key the database enforces (PostgreSQL only: SQLite may not enforce its FKs)."""
     if not is_postgres(engine):
         return False
-    return any(
-        fk.parent.name == column and fk.column.table.name == target.name for fk in table.foreign_keys
-    )
+    return any(fk.parent.name == column and fk.column.table.name == target.name for fk in table.foreign_keys)
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -157,9 +154,7 @@ def _same_unit(a: TimeColumn, b: TimeColumn) -> bool:
     return a.unit == b.unit
 
 
-def _direct_message_breaches(
-    conn: sa.Connection, mapping: SchemaMapping, c: sa.Table, mem: sa.Table
-) -> int:
+def _direct_message_breaches(conn: sa.Connection, mapping: SchemaMapping, c: sa.Table, mem: sa.Table) -> int:
     kind = mapping.conversations.type
     cm, bm = mapping.conversations, mapping.members
     if kind.constant is not None:
@@ -223,15 +218,15 @@ def _anti_count(left: pa.Table, right: pa.Table, keys: list[str], right_keys: li
 
 def check_parquet(parquet_dir: str | Path, *, window_start: datetime, window_end: datetime) -> IntegrityFindings:
     """Breach counts for a Parquet dataset folder (Arrow joins, no per-row Python)."""
-    messages = open_table(parquet_dir, "messages").to_table(
-        columns=["conversation_id", "sender_id", "created_at"]
-    )
+    messages = open_table(parquet_dir, "messages").to_table(columns=["conversation_id", "sender_id", "created_at"])
     members = open_table(parquet_dir, "members").to_table(columns=["conversation_id", "user_id"])
     conversations = open_table(parquet_dir, "conversations").to_table(columns=["id", "type", "created_at"])
     users = open_table(parquet_dir, "users").to_table(columns=["id"])
     t = messages["created_at"]
     outside = pc.or_(pc.less(t, utc_scalar(window_start)), pc.greater_equal(t, utc_scalar(window_end)))
-    conv_times = conversations.select(["id", "created_at"]).rename_columns(["conversation_id", "conversation_created_at"])
+    conv_times = conversations.select(["id", "created_at"]).rename_columns(
+        ["conversation_id", "conversation_created_at"]
+    )
     dated = messages.join(conv_times, keys="conversation_id", join_type="inner")
     early = pc.less(dated["created_at"], dated["conversation_created_at"])
     sizes = members.group_by("conversation_id").aggregate([([], "count_all")])
@@ -243,7 +238,9 @@ def check_parquet(parquet_dir: str | Path, *, window_start: datetime, window_end
             "senders_not_members": _anti_count(
                 messages, members, ["conversation_id", "sender_id"], ["conversation_id", "user_id"]
             ),
-            "direct_messages_without_one_or_two_members": int(np.count_nonzero(~np.isin(dm_counts, DIRECT_MESSAGE_MEMBERS))),
+            "direct_messages_without_one_or_two_members": int(
+                np.count_nonzero(~np.isin(dm_counts, DIRECT_MESSAGE_MEMBERS))
+            ),
             "messages_outside_window": int(pc.sum(outside).as_py() or 0),
             "messages_before_conversation": int(pc.sum(early).as_py() or 0),
             "messages_without_conversation": _anti_count(messages, conversations, ["conversation_id"], ["id"]),

@@ -75,7 +75,9 @@ def _relative(syn: float, prod: float) -> float:
     return abs(syn / prod - 1.0)
 
 
-def _item(entity: str, field: str | None, measure: str, prod: float, syn: float, error: float, limit: float) -> dict[str, Any]:
+def _item(
+    entity: str, field: str | None, measure: str, prod: float, syn: float, error: float, limit: float
+) -> dict[str, Any]:
     return {
         "entity": entity,
         "field": field,
@@ -108,7 +110,9 @@ def layout_items(
                 missing.append(f"{entity} rows per page")
             else:
                 err = _relative(syn.rows_per_page, prod.rows_per_page)
-                items.append(_item(entity, None, "rows_per_page", prod.rows_per_page, syn.rows_per_page, err, tolerance))
+                items.append(
+                    _item(entity, None, "rows_per_page", prod.rows_per_page, syn.rows_per_page, err, tolerance)
+                )
         for field, pc in prod.columns.items():
             sc = syn.columns.get(field)
             if sc is None:
@@ -116,7 +120,9 @@ def layout_items(
                 continue
             if pc.correlation is not None and sc.correlation is not None and orders_scans(entity, field):
                 err = abs(sc.correlation - pc.correlation)
-                items.append(_item(entity, field, "correlation", pc.correlation, sc.correlation, err, correlation_limit))
+                items.append(
+                    _item(entity, field, "correlation", pc.correlation, sc.correlation, err, correlation_limit)
+                )
             if pc.avg_width and sc.avg_width is not None and sizes_scans(entity, field):
                 err = _relative(sc.avg_width, pc.avg_width)
                 items.append(_item(entity, field, "avg_width", pc.avg_width, sc.avg_width, err, tolerance))
@@ -242,5 +248,9 @@ def layout_recommendations(result: TestResult, config: CalibratedConfig | None) 
         )
     recs += [_item_advice(it) for it in off_items(result)[:5]]
     if not recs and result.synthetic.get("not_analyzed"):
-        recs.append(Recommendation(text="run VACUUM ANALYZE on the synthetic database (the generator does it after loading), then validate again"))
+        recs.append(
+            Recommendation(
+                text="run VACUUM ANALYZE on the synthetic database (the generator does it after loading), then validate again"
+            )
+        )
     return recs

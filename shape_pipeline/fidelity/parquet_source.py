@@ -80,9 +80,7 @@ def _frequency_of(values: pa.Array | pa.ChunkedArray) -> Frequency:
     if len(counts) == 0:
         return Frequency.empty()
     flat = counts.flatten()
-    return Frequency.from_pairs(
-        np.column_stack([flat[0].to_numpy(zero_copy_only=False), flat[1].to_numpy()])
-    )
+    return Frequency.from_pairs(np.column_stack([flat[0].to_numpy(zero_copy_only=False), flat[1].to_numpy()]))
 
 
 def _group_sizes(table: pa.Table, key: str) -> pa.Table:
@@ -140,8 +138,10 @@ def _conversation_runs(conversation_id: np.ndarray, created_us: np.ndarray) -> t
 
 def _top_sender(messages: pa.Table) -> Frequency:
     """Top sender's share per mille of each conversation, as the sampler rounds it."""
-    pairs = messages.select(["conversation_id", "sender_id"]).group_by(["conversation_id", "sender_id"]).aggregate(
-        [([], "count_all")]
+    pairs = (
+        messages.select(["conversation_id", "sender_id"])
+        .group_by(["conversation_id", "sender_id"])
+        .aggregate([([], "count_all")])
     )
     named = pc.if_else(pc.is_valid(pairs["sender_id"]), pairs["count_all"], pa.scalar(None, pa.int64()))
     per = (
@@ -166,9 +166,7 @@ class _SkewFields(TypedDict):
     messages_per_day: np.ndarray
 
 
-def _skews(
-    messages: pa.Table, members: pa.Table, window_start: datetime, window_end: datetime
-) -> _SkewFields:
+def _skews(messages: pa.Table, members: pa.Table, window_start: datetime, window_end: datetime) -> _SkewFields:
     """The issue-10 fields of FrequencyTables, by the sampler's definitions."""
     created_us = messages["created_at"].cast(pa.int64()).to_numpy()
     conv, sizes, first, last = _conversation_runs(messages["conversation_id"].to_numpy(), created_us)
@@ -199,9 +197,7 @@ def frequencies_from_parquet(
 ) -> FrequencyTables:
     """Every frequency table of one window, computed from a Parquet dataset folder."""
     messages = read_messages(parquet_dir, window_start, window_end)
-    users = open_table(parquet_dir, "users").to_table(
-        filter=ds.field("created_at") < utc_scalar(window_end)
-    )
+    users = open_table(parquet_dir, "users").to_table(filter=ds.field("created_at") < utc_scalar(window_end))
     conversations = open_table(parquet_dir, "conversations").to_table(columns=["id", "type"])
     members = open_table(parquet_dir, "members").to_table(columns=["conversation_id", "user_id"])
 

@@ -54,11 +54,23 @@ MAX_RECOMMENDATIONS = 5
 HOT_RANK = 90  # ranks from p90 up sit in a distribution's tail
 # (ranked entity, by) -> (what the rank picks, the fidelity test of that count, its config key)
 RANKED_METRICS: dict[tuple[str, str], tuple[str, str, str]] = {
-    ("conversation", "messages"): ("conversation", "messages_per_conversation", "conversation_generation.messages_per_conversation"),
-    ("conversation", "members"): ("conversation", "members_per_conversation", "conversation_generation.members_per_conversation"),
+    ("conversation", "messages"): (
+        "conversation",
+        "messages_per_conversation",
+        "conversation_generation.messages_per_conversation",
+    ),
+    ("conversation", "members"): (
+        "conversation",
+        "members_per_conversation",
+        "conversation_generation.members_per_conversation",
+    ),
     ("user", "messages_sent"): ("sender", "messages_per_sender", "message_generation.messages_per_sender"),
     ("user", "conversations"): ("member", "conversations_per_user", "user_generation.conversations_per_user"),
-    ("member", "messages"): ("member of a conversation", "top_sender_share", "conversation_generation.top_sender_share"),
+    ("member", "messages"): (
+        "member of a conversation",
+        "top_sender_share",
+        "conversation_generation.top_sender_share",
+    ),
 }
 _RANK = re.compile(r"p(\d+)")
 
@@ -66,7 +78,7 @@ _RANK = re.compile(r"p(\d+)")
 def ranked_by(workload: Workload | None) -> dict[str, dict[str, str]]:
     """Query -> the entity and count its ranks pick by (queries without ranked parameters left out)."""
     out: dict[str, dict[str, str]] = {}
-    for name, query in (workload.queries.items() if workload else ()):
+    for name, query in workload.queries.items() if workload else ():
         ranked = [p for p in query.params.values() if isinstance(p, RankedParameter)]
         if ranked:
             out[name] = {"entity": ranked[0].entity, "by": ranked[0].by}
@@ -94,7 +106,12 @@ def unexplained(c: PlanComparison, *, layout_matches: bool) -> list[PairComparis
         p
         for p in c.pairs
         if not p.shape_equal
-        and (not layout_matches or not p.present_in_both or (p.rows_log2 or 0.0) > limit or (p.blocks_log2 or 0.0) > limit)
+        and (
+            not layout_matches
+            or not p.present_in_both
+            or (p.rows_log2 or 0.0) > limit
+            or (p.blocks_log2 or 0.0) > limit
+        )
     ]
 
 
@@ -109,7 +126,9 @@ def decide_plans(c: PlanComparison, *, layout_matches: bool) -> tuple[str, str]:
     def named(pairs: list[PairComparison]) -> str:
         return ", ".join(f"{p.query} {p.rank}" for p in pairs[:4]) + (", ..." if len(pairs) > 4 else "")
 
-    counted = f"{len(shapes)} of {n} (query, rank) pairs have another plan shape" + (f" ({named(shapes)})" if shapes else "")
+    counted = f"{len(shapes)} of {n} (query, rank) pairs have another plan shape" + (
+        f" ({named(shapes)})" if shapes else ""
+    )
     if sizes:
         counted += f"; {len(sizes)} more have rows or blocks beyond |log2| {c.max_log2_ratio:g} ({named(sizes)})"
     if median is not None and median > c.max_log2_ratio:
@@ -124,8 +143,14 @@ def decide_plans(c: PlanComparison, *, layout_matches: bool) -> tuple[str, str]:
             "matching physical layout: the planner choosing between plans of near-equal cost (statistics noise)"
         )
     if shapes or sizes:
-        return "WARNING", f"{counted}: within the {MAX_DIFFERING_SHARE:.0%} statistics noise can flip, median blocks |log2| {median or 0.0:.2f}"
-    return "PASS", f"all {n} (query, rank) pairs have the same plan shape, rows and blocks within |log2| {c.max_log2_ratio:g}"
+        return (
+            "WARNING",
+            f"{counted}: within the {MAX_DIFFERING_SHARE:.0%} statistics noise can flip, median blocks |log2| {median or 0.0:.2f}",
+        )
+    return (
+        "PASS",
+        f"all {n} (query, rank) pairs have the same plan shape, rows and blocks within |log2| {c.max_log2_ratio:g}",
+    )
 
 
 def query_plans_result(
@@ -201,9 +226,15 @@ def _size_cause(p: PairComparison, ranked: dict[str, str] | None) -> tuple[str, 
     """(why, config key) when matched rows differ beyond the factor: the ranked entity's count."""
     signed = p.rows_log2_signed or 0.0
     size = "smaller" if signed < 0 else "larger"
-    at = p.rows_node if p.synthetic_rows_node in (None, p.rows_node) else f"{p.rows_node} against {p.synthetic_rows_node}"
+    at = (
+        p.rows_node
+        if p.synthetic_rows_node in (None, p.rows_node)
+        else f"{p.rows_node} against {p.synthetic_rows_node}"
+    )
     numbers = f"rows log2 {signed:+.1f} at {at}"
-    whole = next((n.partition("Seq Scan on ")[2] for n in (p.rows_node, p.synthetic_rows_node) if n and "Seq Scan on " in n), "")
+    whole = next(
+        (n.partition("Seq Scan on ")[2] for n in (p.rows_node, p.synthetic_rows_node) if n and "Seq Scan on " in n), ""
+    )
     if whole:  # a whole table read: its size, not the ranked entity, differs
         return f"the synthetic {whole} table is {size} ({numbers}): check the totals", None
     metric = RANKED_METRICS.get((ranked["entity"], ranked["by"])) if ranked else None

@@ -77,7 +77,9 @@ def _pct(syn: float, prod: float) -> str:
     return f"{(syn - prod) / max(abs(prod), 1.0) * 100:+.0f}%"
 
 
-def _change(what: str, prod: float, syn: float, edit: str, *, key: str, cur: float, new: float, digits: int = 3) -> Recommendation:
+def _change(
+    what: str, prod: float, syn: float, edit: str, *, key: str, cur: float, new: float, digits: int = 3
+) -> Recommendation:
     """`what` is `syn` in the synthetic data vs `prod` in production: `edit`, which moves the
     config value at `key` from `cur` to `new` (both rounded to `digits`)."""
     return Recommendation(
@@ -214,8 +216,13 @@ def _knot_rec(
     cur = syn if cur is None else cur
     suggested = cur * ratio
     return _change(
-        f"{metric} {pk}", prod, syn, f"set the {pk} knot of {key} from {_num(cur)} to about {_num(suggested)}",
-        key=f"{key}.knots[p={level:g}]", cur=cur, new=suggested,
+        f"{metric} {pk}",
+        prod,
+        syn,
+        f"set the {pk} knot of {key} from {_num(cur)} to about {_num(suggested)}",
+        key=f"{key}.knots[p={level:g}]",
+        cur=cur,
+        new=suggested,
     )
 
 
@@ -244,8 +251,13 @@ def _alpha_rec(
         else f"{direction} alpha from {alpha:.2f} to about {new_alpha:.2f}"
     )
     return _change(
-        f"messages_per_conversation {pk}", prod, syn, f"{edit} ({'heavier' if direction == 'lower' else 'lighter'} tail)",
-        key=f"{key}.alpha", cur=alpha, new=new_alpha,
+        f"messages_per_conversation {pk}",
+        prod,
+        syn,
+        f"{edit} ({'heavier' if direction == 'lower' else 'lighter'} tail)",
+        key=f"{key}.alpha",
+        cur=alpha,
+        new=new_alpha,
     )
 
 
@@ -287,10 +299,20 @@ def _content_length_recs(result: TestResult, config: CalibratedConfig | None) ->
     if pmed is not None and smed and (result.median_error or 0) > (result.tolerance or 0) / 3:
         cur = model.median if model else smed
         new = cur * pmed / smed
-        edit = f"set {key}.median from {_num(cur)} to about {_num(new)} (mu = ln median = {math.log(max(new, 1e-9)):.3f})"
+        edit = (
+            f"set {key}.median from {_num(cur)} to about {_num(new)} (mu = ln median = {math.log(max(new, 1e-9)):.3f})"
+        )
         knots = "; scale its knots by the same factor" if model and model.knots else ""
         recs.append(_change("content_length median", pmed, smed, edit + knots, key=f"{key}.median", cur=cur, new=new))
-    if pm and sm and pmed and smed and pm > pmed and sm > smed and (result.mean_error or 0) > (result.tolerance or 0) / 3:
+    if (
+        pm
+        and sm
+        and pmed
+        and smed
+        and pm > pmed
+        and sm > smed
+        and (result.mean_error or 0) > (result.tolerance or 0) / 3
+    ):
         sigma_prod, sigma_syn = math.sqrt(2 * math.log(pm / pmed)), math.sqrt(2 * math.log(sm / smed))
         cur = model.sigma if model else sigma_syn
         new = cur * sigma_prod / sigma_syn
@@ -318,7 +340,8 @@ def _username_recs(result: TestResult, config: CalibratedConfig | None) -> list[
         Recommendation(
             text=(
                 f"username length mean is {sm:.2f} vs {pm:.2f}: set user_generation.username_length.mean "
-                f"from {cur:.2f} to about {new:.2f}" + ("; drop or shift its knots too" if model and model.knots else "")
+                f"from {cur:.2f} to about {new:.2f}"
+                + ("; drop or shift its knots too" if model and model.knots else "")
             ),
             config_key="user_generation.username_length.mean",
             current_value=round(cur, 3),
@@ -346,7 +369,9 @@ def _members_recs(result: TestResult, config: CalibratedConfig | None) -> list[R
         title=result.title,
         verdict=result.verdict,
         tolerance=result.tolerance,
-        percentile_errors={k.split(".", 1)[1]: v for k, v in result.percentile_errors.items() if k.startswith(f"{kind}.")},
+        percentile_errors={
+            k.split(".", 1)[1]: v for k, v in result.percentile_errors.items() if k.startswith(f"{kind}.")
+        },
         production=result.production.get(kind, {}),
         synthetic=result.synthetic.get(kind, {}),
     )
@@ -378,7 +403,9 @@ def _trend_recs(result: TestResult) -> list[Recommendation]:
 def _integrity_recs(result: TestResult) -> list[Recommendation]:
     counts: dict[str, int] = result.synthetic.get("counts", {})
     return [
-        Recommendation(text=f"{n:,} {CHECKS[k]}: the generator must {INTEGRITY_FIXES[k]}, then regenerate with --replace")
+        Recommendation(
+            text=f"{n:,} {CHECKS[k]}: the generator must {INTEGRITY_FIXES[k]}, then regenerate with --replace"
+        )
         for k, n in counts.items()
         if n > 0
     ]
@@ -407,7 +434,9 @@ class ConfigEdit:
     def recommend(self, result: TestResult, config: CalibratedConfig | None) -> list[Recommendation]:
         current = _config_value(config, self.config_key)
         if self.kind == "shares":
-            return _category_recs(result, self.config_key, current.model_dump() if isinstance(current, BaseModel) else current)
+            return _category_recs(
+                result, self.config_key, current.model_dump() if isinstance(current, BaseModel) else current
+            )
         if self.kind == "weights":
             labels = list(result.production.get("shares", {}).keys())
             return _indexed_recs(result, self.config_key, labels, current)

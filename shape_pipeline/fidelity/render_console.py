@@ -41,9 +41,15 @@ def statistic_lines(result: TestResult) -> list[str]:
     if result.statistic in SHARE_STATISTICS and errors:
         lines.append("Share Errors: " + ", ".join(f"{k.replace('_', ' ')} {fmt_pct(v)}" for k, v in errors.items()))
     if result.noise_band is not None:
-        band = f"{result.noise_band:.3f}" if result.statistic == "total_variation_distance" and not rare else fmt_pct(result.noise_band)
-        source = "sampling noise at these sizes and the shape's DP noise" if "dp_noise" in result.synthetic else (
-            "what sampling noise alone gives at these sizes"
+        band = (
+            f"{result.noise_band:.3f}"
+            if result.statistic == "total_variation_distance" and not rare
+            else fmt_pct(result.noise_band)
+        )
+        source = (
+            "sampling noise at these sizes and the shape's DP noise"
+            if "dp_noise" in result.synthetic
+            else ("what sampling noise alone gives at these sizes")
         )
         lines.append(f"Noise Band: {band} ({source})")
     if result.statistic == "integrity_breaches":

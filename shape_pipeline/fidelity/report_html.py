@@ -164,9 +164,7 @@ def _section(number: int, key: str, result: TestResult) -> str:
     if key == "physical_layout":
         parts.append(layout_table(result))
     if key == "integrity" and result.synthetic.get("counts"):
-        rows = "".join(
-            f"<tr><td>{esc(k)}</td><td>{v:,}</td></tr>" for k, v in result.synthetic["counts"].items()
-        )
+        rows = "".join(f"<tr><td>{esc(k)}</td><td>{v:,}</td></tr>" for k, v in result.synthetic["counts"].items())
         parts.append(f"<table><tr><th>rule</th><th>breaches</th></tr>{rows}</table>")
     return "".join(parts) + "</section>"
 
@@ -174,8 +172,10 @@ def _section(number: int, key: str, result: TestResult) -> str:
 def _tree(node: PlanNode, other: PlanNode | None, limit: float, depth: int = 0) -> list[str]:
     """One `div` per node, indented by depth; `diff` where the shapes part (or the node has no
     counterpart), `size` where only its rows are beyond the factor."""
-    parted = other is None or len(node.children) != len(other.children) or any(
-        getattr(node, f) != getattr(other, f) for f in PLAN_SHAPE_FIELDS
+    parted = (
+        other is None
+        or len(node.children) != len(other.children)
+        or any(getattr(node, f) != getattr(other, f) for f in PLAN_SHAPE_FIELDS)
     )
     cls = "diff" if parted else ("size" if abs(log2_ratio(node.rows, other.rows)) > limit else "")  # type: ignore[union-attr]
     lines = [
@@ -236,15 +236,15 @@ def layout_table(result: TestResult) -> str:
     esc = html.escape
     rows = [
         f'<tr class="off"><td>{esc(m["entity"])}</td><td>id format</td><td>{esc(m["production"])}</td>'
-        f'<td>{esc(m["synthetic"])}</td><td>differs</td><td>equal</td></tr>'
+        f"<td>{esc(m['synthetic'])}</td><td>differs</td><td>equal</td></tr>"
         for m in result.synthetic.get("id_mismatches", [])
     ]
     for it in result.synthetic.get("items", []):
         where = it["entity"] if it["field"] is None else f"{it['entity']}.{it['field']}"
         rows.append(
             f'<tr class="{"off" if it["error"] > it["limit"] else "within"}"><td>{esc(where)}</td>'
-            f'<td>{esc(it["measure"].replace("_", " "))}</td><td>{it["production"]:g}</td><td>{it["synthetic"]:g}</td>'
-            f'<td>{it["error"]:.3f}</td><td>{it["limit"]:g}</td></tr>'
+            f"<td>{esc(it['measure'].replace('_', ' '))}</td><td>{it['production']:g}</td><td>{it['synthetic']:g}</td>"
+            f"<td>{it['error']:.3f}</td><td>{it['limit']:g}</td></tr>"
         )
     if not rows:
         return ""
@@ -297,8 +297,8 @@ tr.off td:first-child{{border-left:4px solid #c62828}}
 <h1>Fidelity validation</h1>
 <p class="verdict">Overall verdict: {report.overall_verdict}</p>
 <p>Validated {report.validation_timestamp:%Y-%m-%d %H:%M UTC} against the shape extracted
-{'' if report.shape_extracted_at is None else f'{report.shape_extracted_at:%Y-%m-%d %H:%M UTC}'}
-{f'({esc(shape_path)})' if shape_path else ''}; synthetic data: {esc(report.synthetic_source or '')};
+{"" if report.shape_extracted_at is None else f"{report.shape_extracted_at:%Y-%m-%d %H:%M UTC}"}
+{f"({esc(shape_path)})" if shape_path else ""}; synthetic data: {esc(report.synthetic_source or "")};
 tolerance {report.tolerance_threshold:g}. Passed {s.passed_tests}, warnings {s.warning_tests},
 failed {s.failed_tests}, skipped {s.skipped_tests}.</p>
 <table><tr><th>test</th><th>verdict</th><th>deciding statistic</th><th>value</th></tr>{rows}</table>

@@ -137,9 +137,7 @@ class CdfPoint:
     strict_below: float | None = None  # for a percentile knot p: F(x - 1) < p
 
 
-def production_cdf_points(
-    percentiles: Percentiles | None, histogram: Histogram | None
-) -> list[CdfPoint]:
+def production_cdf_points(percentiles: Percentiles | None, histogram: Histogram | None) -> list[CdfPoint]:
     """Every point where the production CDF of an integer metric is known.
 
     Histogram bucket [a, b) with cumulative share c below b: F(ceil(b) - 1) = c exactly.
@@ -446,9 +444,7 @@ def compare_distribution(
             errors[key] = percentile_error(freq, level, value)
             bands[key] = percentile_noise_band(freq, level, production_count, dp=noise)
     syn_mean = frequency_mean(freq)
-    mean_error = (
-        relative_error(syn_mean, mean) if mean is not None and syn_mean is not None else None
-    )
+    mean_error = relative_error(syn_mean, mean) if mean is not None and syn_mean is not None else None
     statistic_bands: dict[str, float] = {}
     if noise is not None and freq.total > 0:
         statistic_bands["ks_statistic"] = ks_noise_band(noise, freq.total)

@@ -220,7 +220,9 @@ def validate_to_files(
         check_writable(html_path, option="--html")
     shape = load_json_model(shape_path, ShapeMetrics, what="shape metrics")
     config = load_json_model(config_path, CalibratedConfig, what="calibrated config") if config_path else None
-    target = f"--parquet-dir {parquet_dir}" if parquet_dir is not None else f"--database-url {redact(database_url or '')}"
+    target = (
+        f"--parquet-dir {parquet_dir}" if parquet_dir is not None else f"--database-url {redact(database_url or '')}"
+    )
     if mapping_path and parquet_dir is None:
         target += f" --mapping {mapping_path}"
     options = f" --workload {workload_path}" if workload_path else ""

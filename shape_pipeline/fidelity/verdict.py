@@ -45,8 +45,7 @@ def decide(
         if unexplained is not None and unexplained <= tolerance:
             band = "" if noise_band is None else f" {noise_band:.3f}"
             return "WARNING", (
-                f"{effect:.3f} is above the tolerance {tolerance:.3f} but inside the noise "
-                f"band{band} at these sizes"
+                f"{effect:.3f} is above the tolerance {tolerance:.3f} but inside the noise band{band} at these sizes"
             )
         return "FAIL", f"{effect:.3f} is above the tolerance {tolerance:.3f}"
     if effect > WARNING_FRACTION * tolerance and (unexplained is None or unexplained > WARNING_FRACTION * tolerance):

@@ -19,6 +19,4 @@ def band_messages(band: str) -> int:
     try:
         return BANDS[band]
     except KeyError:
-        raise ShapePipelineError(
-            f"--band: unknown band '{band}' (choose {', '.join(BANDS)})"
-        ) from None
+        raise ShapePipelineError(f"--band: unknown band '{band}' (choose {', '.join(BANDS)})") from None

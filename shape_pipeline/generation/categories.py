@@ -23,9 +23,7 @@ def writable(enum: EnumColumn, categories: Iterable[str]) -> set[str]:
     return {name for name in categories if enum.raw_for(name) is not None}
 
 
-def fold_shares(
-    shares: Mapping[str, float], keep: set[str]
-) -> tuple[dict[str, float], dict[str, float]]:
+def fold_shares(shares: Mapping[str, float], keep: set[str]) -> tuple[dict[str, float], dict[str, float]]:
     """(new shares, moved shares): every category outside `keep` gives its share to those in
     `keep`, in proportion to their own shares (evenly where they all have none)."""
     moved = {name: float(p) for name, p in shares.items() if name not in keep and p > 0}
@@ -33,9 +31,7 @@ def fold_shares(
     if not moved or not kept:
         return dict(shares), {}
     base, extra = sum(kept.values()), sum(moved.values())
-    grown = {
-        name: p + (extra * p / base if base > 0 else extra / len(kept)) for name, p in kept.items()
-    }
+    grown = {name: p + (extra * p / base if base > 0 else extra / len(kept)) for name, p in kept.items()}
     return {name: grown.get(name, 0.0) for name in shares}, moved
 
 
@@ -45,9 +41,7 @@ def fold_unwritable(config: CalibratedConfig, mapping: SchemaMapping) -> tuple[C
     conv, conv_moved = fold_shares(
         conv_gen.type_distribution, writable(mapping.conversations.type, conv_gen.type_distribution)
     )
-    msg, msg_moved = fold_shares(
-        msg_gen.type_distribution, writable(mapping.messages.type, msg_gen.type_distribution)
-    )
+    msg, msg_moved = fold_shares(msg_gen.type_distribution, writable(mapping.messages.type, msg_gen.type_distribution))
     moved = {f"conversations.{k}": v for k, v in conv_moved.items()}
     moved |= {f"messages.{k}": v for k, v in msg_moved.items()}
     if not moved:

@@ -41,16 +41,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--target-messages", type=positive_int, help="number of messages (exact)")
     size.add_argument(
-        "--band", choices=BAND_NAMES,
+        "--band",
+        choices=BAND_NAMES,
         help=f"{BANDS_HELP} (default: {DEFAULT_BAND})",
     )
-    parser.add_argument("--seed", default=DEFAULT_SEED, help=f"any text; same seed, same rows (default: {DEFAULT_SEED})")
     parser.add_argument(
-        "--workers", type=positive_int, default=1,
+        "--seed", default=DEFAULT_SEED, help=f"any text; same seed, same rows (default: {DEFAULT_SEED})"
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
         help="processes that generate shards in parallel; the rows are the same for any number (default 1)",
     )
     parser.add_argument(
-        "--partition", action="append", choices=PARTITION_KEYS, metavar="KEY",
+        "--partition",
+        action="append",
+        choices=PARTITION_KEYS,
+        metavar="KEY",
         help="stage only this generation partition (repeatable; one of "
         f"{PARTITION_KEYS[0]}, {PARTITION_KEYS[1]} ... {PARTITION_KEYS[-1]}), e.g. one per machine with the "
         "same config, size and seed; whichever run stages the last one publishes all of them in one "
@@ -73,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.parquet_dir, option="--parquet-dir", folder=True)
     config = load_json_model(args.config, CalibratedConfig, what="calibrated config")
     size = target_messages(args.target_messages, args.band)
-    check_plannable(size, "--target-messages" if args.target_messages else "--band", config=config, workers=args.workers)
+    check_plannable(
+        size, "--target-messages" if args.target_messages else "--band", config=config, workers=args.workers
+    )
     options = generation_options(args, config, size)
     if args.partition:
         return stage_partitions(options, list(dict.fromkeys(args.partition)), args.workers)

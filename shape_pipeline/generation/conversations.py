@@ -48,7 +48,9 @@ def conversation_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
     )
     member_table = pa.table(
         {
-            "conversation_id": int64s(np.repeat(np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64), member_counts)),
+            "conversation_id": int64s(
+                np.repeat(np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64), member_counts)
+            ),
             "user_id": int64s(members + 1),
             "joined_at": times(np.repeat(created, member_counts)),
         }

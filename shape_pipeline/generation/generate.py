@@ -105,7 +105,7 @@ def text_pool(plan: Plan) -> np.ndarray:
     return text.build_pool(seeds.stream(plan.seed, seeds.TEXT), plan.content_style)
 
 
-_WORKER: dict[str, object] = {}  # inside a worker process only: its plan, text pool and settings
+_WORKER: dict[str, Any] = {}  # inside a worker process only: its plan, text pool and settings
 
 
 def _start_worker(plan: Plan, settings: dict | None = None) -> None:
@@ -115,7 +115,7 @@ def _start_worker(plan: Plan, settings: dict | None = None) -> None:
 
 
 def _worker_shard(kind: str, shard: int, parquet_folder: Path | None = None, keep: bool = True) -> ShardRows:
-    return make_shard_rows(kind, shard, _WORKER["plan"], _WORKER["pool"], parquet_folder, keep)  # type: ignore[arg-type]
+    return make_shard_rows(kind, shard, _WORKER["plan"], _WORKER["pool"], parquet_folder, keep)
 
 
 def produce_shards(
@@ -267,8 +267,11 @@ class Generation:
     def draw_plan(self, database: DatabaseSink | StagedDatabase | None) -> tuple[Plan, list[str], dict[str, float]]:
         """`prepare_plan` for this target: (plan, warnings, moved shares)."""
         return prepare_plan(
-            self.config, target_messages=self.target_messages, seed=self.seed,
-            mapping=database.mapping if database is not None else None, content_style=self.content_style,
+            self.config,
+            target_messages=self.target_messages,
+            seed=self.seed,
+            mapping=database.mapping if database is not None else None,
+            content_style=self.content_style,
         )
 
 
@@ -307,8 +310,11 @@ class SingleGeneration(Generation):
             last_log = time.perf_counter()
             with tqdm(total=plan.target_messages, unit="msg", unit_scale=True, disable=not self.progress) as bar:
                 shards = produce_shards(
-                    plan, plan_jobs(plan), self.workers,
-                    parquet_folder=parquet.staging if parquet is not None else None, keep=database is not None,
+                    plan,
+                    plan_jobs(plan),
+                    self.workers,
+                    parquet_folder=parquet.staging if parquet is not None else None,
+                    keep=database is not None,
                 )
                 for counts, encoded in background(encode_ahead(iter_batches(shards, self.chunk_messages), database)):
                     if database is not None:
@@ -367,8 +373,14 @@ class StageResult:
 
 
 def _stage_partition(
-    plan: Plan, pool: np.ndarray, key: str, fingerprint: str, layout: str, database: StagedDatabase | None,
-    parquet_dir: str | Path | None, chunk_messages: int,
+    plan: Plan,
+    pool: np.ndarray,
+    key: str,
+    fingerprint: str,
+    layout: str,
+    database: StagedDatabase | None,
+    parquet_dir: str | Path | None,
+    chunk_messages: int,
 ) -> dict[str, int]:
     """Generate partition `key` and stage it: into the database's staging tables (one
     transaction) and/or as a complete Parquet partition folder. Its row counts."""
@@ -377,8 +389,12 @@ def _stage_partition(
         if parquet is not None:
             parquet.open()
         shards = produce_shards(
-            plan, partition_jobs(plan, key), 1, parquet_folder=parquet.folder if parquet is not None else None,
-            keep=database is not None, pool=pool,
+            plan,
+            partition_jobs(plan, key),
+            1,
+            parquet_folder=parquet.folder if parquet is not None else None,
+            keep=database is not None,
+            pool=pool,
         )
         rows = dict.fromkeys(KIND_ENTITIES[partition_kind(key)], 0)
 
@@ -403,13 +419,22 @@ def _stage_partition(
 
 
 def _worker_stage(key: str) -> dict[str, int]:
-    settings: dict = _WORKER["settings"]  # type: ignore[assignment]
-    database = StagedDatabase(settings["url"], mapping_path=settings["mapping_path"], replace=False) \
-        if settings["url"] else None
+    settings: dict[str, Any] = _WORKER["settings"]
+    database = (
+        StagedDatabase(settings["url"], mapping_path=settings["mapping_path"], replace=False)
+        if settings["url"]
+        else None
+    )
     try:
         return _stage_partition(
-            _WORKER["plan"], _WORKER["pool"], key, settings["fingerprint"], settings["layout"],  # type: ignore[arg-type]
-            database, settings["parquet_dir"], settings["chunk_messages"],
+            _WORKER["plan"],
+            _WORKER["pool"],
+            key,
+            settings["fingerprint"],
+            settings["layout"],
+            database,
+            settings["parquet_dir"],
+            settings["chunk_messages"],
         )
     finally:
         if database is not None:
@@ -465,25 +490,38 @@ class PartitionedGeneration(Generation):
         before; the others are staged."""
         keys = ordered_keys(keys)
         started = time.perf_counter()
-        self.report.line(f"Staging partition(s) {', '.join(keys)} of seed {self.plan.seed} "
-                         f"({fmt_int(self.plan.target_messages)} messages) into {', '.join(self.destinations)}")
+        self.report.line(
+            f"Staging partition(s) {', '.join(keys)} of seed {self.plan.seed} "
+            f"({fmt_int(self.plan.target_messages)} messages) into {', '.join(self.destinations)}"
+        )
         rows: dict[str, dict[str, int]] = {}
         if workers <= 1 or len(keys) <= 1:
             pool = text_pool(self.plan)
             for key in keys:
-                rows[key] = _stage_partition(self.plan, pool, key, self.fingerprint, self.layout, self.database,
-                                             self.parquet_dir, self.chunk_messages)
+                rows[key] = _stage_partition(
+                    self.plan,
+                    pool,
+                    key,
+                    self.fingerprint,
+                    self.layout,
+                    self.database,
+                    self.parquet_dir,
+                    self.chunk_messages,
+                )
                 self.report.detail(f"{key}: {fmt_int(sum(rows[key].values()))} rows staged")
         else:
             settings = {
                 "url": self.database.url if self.database is not None else None,
                 "mapping_path": self.database.mapping_path if self.database is not None else None,
-                "fingerprint": self.fingerprint, "layout": self.layout,
-                "parquet_dir": self.parquet_dir, "chunk_messages": self.chunk_messages,
+                "fingerprint": self.fingerprint,
+                "layout": self.layout,
+                "parquet_dir": self.parquet_dir,
+                "chunk_messages": self.chunk_messages,
             }
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(keys)), mp_context=context, initializer=_start_worker,
-                                     initargs=(self.plan, settings)) as executor:
+            with ProcessPoolExecutor(
+                min(workers, len(keys)), mp_context=context, initializer=_start_worker, initargs=(self.plan, settings)
+            ) as executor:
                 futures = {key: executor.submit(_worker_stage, key) for key in keys}
                 for key, future in futures.items():
                     rows[key] = future.result()
@@ -521,7 +559,14 @@ class PartitionedGeneration(Generation):
                 self.parquet_dir, self.fingerprint, list(PARTITION_KEYS), replace=self.replace
             )
             rows = rows if self.database is not None else parquet_rows
-        result = GenerationResult(rows, self.plan.seed, time.perf_counter() - started, self.plan.target_messages,
-                                  list(self.destinations), warnings, self.moved)
+        result = GenerationResult(
+            rows,
+            self.plan.seed,
+            time.perf_counter() - started,
+            self.plan.target_messages,
+            list(self.destinations),
+            warnings,
+            self.moved,
+        )
         self.report.ok(f"Published {fmt_int(result.total_rows)} rows in {result.seconds:.1f}s")
         return result

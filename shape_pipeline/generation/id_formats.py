@@ -76,7 +76,11 @@ def column_problem(encoding: IdEncoding, column: sa.Column, largest: int) -> str
         return f"{where} cannot hold ids up to {largest:,}" if largest > limit else None
     if encoding.kind == "sequential" and isinstance(kind, sa.String) and not isinstance(kind, sa.Uuid):
         length = getattr(kind, "length", None)
-        return f"{where} is too short for ids up to {largest:,}" if length is not None and len(str(largest)) > length else None
+        return (
+            f"{where} is too short for ids up to {largest:,}"
+            if length is not None and len(str(largest)) > length
+            else None
+        )
     if not isinstance(kind, sa.Integer | sa.Uuid | sa.String):
         return f"{where}: unsupported id column type {column.type} (use integer, bigint, uuid, varchar or text)"
     need = id_format_problem(encoding.kind, encoding.length or None, kind)
@@ -88,8 +92,12 @@ def column_problem(encoding: IdEncoding, column: sa.Column, largest: int) -> str
 
 
 def choose(
-    owner: str, columns: list[sa.Column], largest: int, *,
-    mapped: tuple[IdFormatName, int | None] | None, production: IdFormat | None,
+    owner: str,
+    columns: list[sa.Column],
+    largest: int,
+    *,
+    mapped: tuple[IdFormatName, int | None] | None,
+    production: IdFormat | None,
 ) -> tuple[IdEncoding, str | None]:
     """The encoding of `owner`'s ids written into `columns` (its id column first, then the
     references), and a note when production's format had to give way to the column types."""

@@ -213,8 +213,12 @@ def uuid_strings(encoding: IdEncoding, salt: int, logical: np.ndarray, times_us:
 
 
 def encode_ids(
-    encoding: IdEncoding, salt: int, logical: pa.Array | pa.ChunkedArray, times_us: np.ndarray | None = None,
-    *, as_text: bool = False,
+    encoding: IdEncoding,
+    salt: int,
+    logical: pa.Array | pa.ChunkedArray,
+    times_us: np.ndarray | None = None,
+    *,
+    as_text: bool = False,
 ) -> pa.Array:
     """The ids of `logical` (1-based int64) in `encoding`: int64 for sequential ids (decimal
     text with `as_text`), text otherwise. Time-ordered formats need each row's creation time."""

@@ -55,7 +55,9 @@ def lifetime_quantile(model: QuantileSplineModel, levels: np.ndarray) -> np.ndar
     return np.interp(levels, np.concatenate([[0.0], LIFETIME_LEVELS, [1.0]]), cached[1])
 
 
-def draw_lifetimes(rng: np.random.Generator, counts: np.ndarray, model: QuantileSplineModel, window_s: float) -> np.ndarray:
+def draw_lifetimes(
+    rng: np.random.Generator, counts: np.ndarray, model: QuantileSplineModel, window_s: float
+) -> np.ndarray:
     """Lifetime in seconds per conversation (0 for a single message), shorter than the window.
 
     Single-message conversations take the lowest levels (their lifetime is 0, as in the
@@ -71,7 +73,9 @@ def draw_lifetimes(rng: np.random.Generator, counts: np.ndarray, model: Quantile
     return np.clip(lifetime, 0.0, window_s * (1.0 - 1e-9))
 
 
-def recent_shares(lower: np.ndarray, bounds: tuple[float, float], recency: RecencyShares) -> tuple[np.ndarray, np.ndarray]:
+def recent_shares(
+    lower: np.ndarray, bounds: tuple[float, float], recency: RecencyShares
+) -> tuple[np.ndarray, np.ndarray]:
     """Per conversation, the chance its end lies after bounds[0] (last 7 days) and after bounds[1]
     (last 30 days): 1 where its span forces it, else the one chance that meets the shares."""
     k = max(lower.size, 1)
@@ -87,7 +91,9 @@ def recent_shares(lower: np.ndarray, bounds: tuple[float, float], recency: Recen
     return after_7, np.maximum(after_30, after_7)
 
 
-def stationary_ends(v: np.ndarray, within: np.ndarray, lower: np.ndarray, length: float, edge_slack: np.ndarray) -> np.ndarray:
+def stationary_ends(
+    v: np.ndarray, within: np.ndarray, lower: np.ndarray, length: float, edge_slack: np.ndarray
+) -> np.ndarray:
     """Ends without recency shares: a conversation of span s is alive at the window's start
     (its first message within `edge_slack` of it) with chance s / 2W, alive at its end likewise,
     and otherwise ends uniformly in [s, W]. Uniform ends alone leave the window's first and last

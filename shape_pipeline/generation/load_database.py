@@ -127,8 +127,12 @@ class DatabaseSink:
         self.writers, self.notes = build_writers(self.mapping, tables, plan)
         self._refuse_or_empty(tables)
         window = (to_us(plan.window_start), to_us(plan.window_end))
-        expected = {"users": plan.users, "conversations": plan.conversations, "members": plan.members,
-                    "messages": plan.target_messages}
+        expected = {
+            "users": plan.users,
+            "conversations": plan.conversations,
+            "members": plan.members,
+            "messages": plan.target_messages,
+        }
         self.edges = {entity: time_buckets.bucket_edges(*window, expected[entity]) for entity in self.writers}
         self.spill = time_buckets.BucketFiles()
         self.join_order = JoinOrder(plan.users) if self._numbers_users_by_join(plan) else None
@@ -167,7 +171,8 @@ class DatabaseSink:
     def _refuse_or_empty(self, tables: dict[str, sa.Table]) -> None:
         assert self.conn is not None
         busy = [
-            t for t in tables.values()
+            t
+            for t in tables.values()
             if self.conn.execute(sa.select(sa.literal(1)).select_from(t).limit(1)).first() is not None
         ]
         if not busy:
@@ -190,7 +195,9 @@ class DatabaseSink:
         """A plain table (not partitioned, not foreign): one COPY FREEZE accepts."""
         assert self.conn is not None
         name = self.conn.dialect.identifier_preparer.format_table(table)
-        kind = self.conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = CAST(:name AS regclass)"), {"name": name})
+        kind = self.conn.execute(
+            sa.text("SELECT relkind FROM pg_class WHERE oid = CAST(:name AS regclass)"), {"name": name}
+        )
         return kind.scalar() == "r"
 
     def encode(self, chunk: Chunk) -> list[tuple[str, pa.Table]]:
@@ -202,7 +209,9 @@ class DatabaseSink:
         for entity in ENTITIES:
             logical = chunk.tables.get(entity)
             if logical is not None and logical.num_rows:
-                encoded.append((entity, staging.with_order(entity, logical, self.writers[entity].convert(logical, chunk))))
+                encoded.append(
+                    (entity, staging.with_order(entity, logical, self.writers[entity].convert(logical, chunk)))
+                )
         return encoded
 
     def write(self, encoded: list[tuple[str, pa.Table]]) -> None:
@@ -240,7 +249,9 @@ class DatabaseSink:
         for bucket in spill.buckets(entity):
             rows = spill.read(entity, bucket)
             if numbering is not None and entity == "members":
-                rows = numbering.renumber(numbering.renumber(rows, self.mapping.members.user_id), staging.ORDER_COLUMNS[2])
+                rows = numbering.renumber(
+                    numbering.renumber(rows, self.mapping.members.user_id), staging.ORDER_COLUMNS[2]
+                )
             elif numbering is not None and entity == "messages":
                 rows = numbering.renumber(rows, self.mapping.messages.sender_id)
             yield rows
@@ -266,10 +277,14 @@ class DatabaseSink:
             try:
                 self._write_in_order(writer)
             except sa.exc.DBAPIError as exc:
-                raise DatabaseError(f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}") from None
+                raise DatabaseError(
+                    f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}"
+                ) from None
             except Exception as exc:
                 if type(exc).__module__.startswith("psycopg"):
-                    raise DatabaseError(f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}") from None
+                    raise DatabaseError(
+                        f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}"
+                    ) from None
                 raise
         try:
             add_keys(self.conn, self.pending_keys)
@@ -290,7 +305,9 @@ class DatabaseSink:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql(f"VACUUM (ANALYZE) {listed}")
         except sa.exc.DBAPIError as exc:
-            return f"VACUUM (ANALYZE) of the loaded tables failed ({db.short_reason(exc)}); run it before comparing plans"
+            return (
+                f"VACUUM (ANALYZE) of the loaded tables failed ({db.short_reason(exc)}); run it before comparing plans"
+            )
         return None
 
     def close(self) -> None:

@@ -86,9 +86,7 @@ class ParquetSink:
                 (self.staging / name).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self.close()
-            raise ShapePipelineError(
-                f"--parquet-dir: cannot write {self.directory}: {exc.strerror or exc}"
-            ) from None
+            raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {exc.strerror or exc}") from None
 
     def write(self, chunk: Chunk) -> None:
         """Write `chunk` as the next part of each of its tables."""

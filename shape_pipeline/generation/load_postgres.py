@@ -45,7 +45,15 @@ def timestamp_text(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     days, rest = np.divmod(us, 86_400_000_000)
     year, month, day = civil_date(days)
     seconds, micros = np.divmod(rest, 1_000_000)
-    fields = [(year, 4), (month, 2), (day, 2), (seconds // 3600, 2), (seconds // 60 % 60, 2), (seconds % 60, 2), (micros, 6)]
+    fields = [
+        (year, 4),
+        (month, 2),
+        (day, 2),
+        (seconds // 3600, 2),
+        (seconds // 60 % 60, 2),
+        (seconds % 60, 2),
+        (micros, 6),
+    ]
     out = np.empty((us.size, _TS_WIDTH), dtype=np.uint8)
     out[:] = np.frombuffer(_TS_TEMPLATE, dtype=np.uint8)
     for (value, width), start in zip(fields, _TS_STARTS, strict=True):
@@ -68,15 +76,15 @@ _TS_STARTS = (0, 5, 8, 11, 14, 17, 20)
 
 def encode_csv(table: pa.Table) -> bytes:
     """The rows of `table` as CSV without a header (timestamps pre-formatted, see `timestamp_text`)."""
-    columns = [
-        timestamp_text(col) if pa.types.is_timestamp(col.type) else col for col in table.columns
-    ]
+    columns = [timestamp_text(col) if pa.types.is_timestamp(col.type) else col for col in table.columns]
     sink = io.BytesIO()
     pacsv.write_csv(pa.table(columns, names=table.column_names), sink, _CSV)
     return sink.getvalue()
 
 
-def copy_statement(conn: sa.Connection, table: sa.Table, columns: list[str], fmt: str = "csv", *, freeze: bool = False) -> str:
+def copy_statement(
+    conn: sa.Connection, table: sa.Table, columns: list[str], fmt: str = "csv", *, freeze: bool = False
+) -> str:
     """`COPY "Schema"."Table" ("Col", ...) FROM STDIN (FORMAT csv|binary[, FREEZE])` with the
     dialect's quoting."""
     prep = conn.dialect.identifier_preparer
@@ -96,7 +104,13 @@ def encode_rows(table: sa.Table, rows: pa.Table) -> tuple[str, list[str], bytes]
 
 
 def copy_data(
-    conn: sa.Connection, table: sa.Table, columns: list[str], data: bytes, fmt: str, *, freeze: bool = False,
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: list[str],
+    data: bytes,
+    fmt: str,
+    *,
+    freeze: bool = False,
 ) -> None:
     """COPY encoded `data` (`columns` in order) into `table`, inside the connection's transaction.
 

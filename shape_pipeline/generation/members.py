@@ -20,12 +20,8 @@ GRID_FLOOR = 0.01  # share given to each cell of a grid row before fitting (supp
 # Members per conversation for a type the config lacks (documented defaults).
 DEFAULT_MEMBERS: dict[str, QuantileSplineModel] = {
     DIRECT_MESSAGE: QuantileSplineModel(knots=[(0.5, 2.0)], min=2, max=2, source="default"),  # a pair
-    "GROUP_CHAT": QuantileSplineModel(
-        knots=[(0.5, 5.0), (0.9, 12.0), (0.99, 40.0)], min=3, max=250, source="default"
-    ),
-    "CHANNEL": QuantileSplineModel(
-        knots=[(0.5, 25.0), (0.9, 150.0), (0.99, 900.0)], min=3, max=5000, source="default"
-    ),
+    "GROUP_CHAT": QuantileSplineModel(knots=[(0.5, 5.0), (0.9, 12.0), (0.99, 40.0)], min=3, max=250, source="default"),
+    "CHANNEL": QuantileSplineModel(knots=[(0.5, 25.0), (0.9, 150.0), (0.99, 900.0)], min=3, max=5000, source="default"),
 }
 FALLBACK_MEMBERS = DEFAULT_MEMBERS["GROUP_CHAT"]
 
@@ -140,7 +136,9 @@ def members_given_size(
             p = table[kind, row]
             cdf = np.cumsum(p / p.sum()) if p.sum() > 0 else np.cumsum(own[kind])
             cdf[-1] = 1.0
-            bucket[where] = np.minimum(np.searchsorted(cdf, stratified_levels(rng, where.size), side="right"), columns - 1)
+            bucket[where] = np.minimum(
+                np.searchsorted(cdf, stratified_levels(rng, where.size), side="right"), columns - 1
+            )
         where = np.flatnonzero(of_type)
         low = np.searchsorted(grid_bucket[kind], bucket[where], side="left") / MEMBER_GRID
         high = np.searchsorted(grid_bucket[kind], bucket[where], side="right") / MEMBER_GRID

@@ -55,7 +55,7 @@ def plan_jobs(plan: Plan) -> list[Job]:
 
 
 def partition_kind(key: str) -> str:
-    """"users" or "conversations": which tables a partition writes."""
+    """ "users" or "conversations": which tables a partition writes."""
     check_key(key)
     return "users" if key == USERS_PARTITION else "conversations"
 

@@ -98,8 +98,13 @@ def time_source(owner: str, logical: str, plan: Plan) -> TimeSource:
 
 
 def id_encoder(
-    column: sa.Column, encoding: IdEncoding, salt: int, logical: str, largest: int,
-    times: TimeSource, problems: list[str],
+    column: sa.Column,
+    encoding: IdEncoding,
+    salt: int,
+    logical: str,
+    largest: int,
+    times: TimeSource,
+    problems: list[str],
 ) -> Encoder:
     """How ids of one entity (numbered 1..largest) in column `logical` are written into `column`."""
     problem = id_formats.column_problem(encoding, column, largest)
@@ -147,7 +152,9 @@ def text_encoder(column: sa.Column, logical: str, *, exact: bool, longest: int |
     """Text as generated; cut to the column's length, unless it must stay exact (usernames, e-mails)."""
     length = getattr(column.type, "length", None)
     if exact and length is not None and longest is not None and longest > length:
-        problems.append(f"{column.table.name}.{column.name} ({column.type}) is shorter than the longest value ({longest})")
+        problems.append(
+            f"{column.table.name}.{column.name} ({column.type}) is shorter than the longest value ({longest})"
+        )
     if length is None or exact:
         return lambda t: t.column(logical)
     return lambda t: pc.utf8_slice_codeunits(t.column(logical), 0, length)
@@ -158,7 +165,10 @@ def fill_encoder(value: object) -> Encoder:
 
 
 ROW_KEYS: dict[str, tuple[str, ...]] = {
-    "users": ("id",), "conversations": ("id",), "messages": ("id",), "members": ("conversation_id", "user_id"),
+    "users": ("id",),
+    "conversations": ("id",),
+    "messages": ("id",),
+    "members": ("conversation_id", "user_id"),
 }
 
 
@@ -189,7 +199,9 @@ def _has_default(column: sa.Column) -> bool:
         return True
     table = column.table
     return bool(
-        column.primary_key and len(table.primary_key.columns) == 1 and isinstance(column.type, sa.Integer)
+        column.primary_key
+        and len(table.primary_key.columns) == 1
+        and isinstance(column.type, sa.Integer)
         and column.autoincrement in (True, "auto")
     )
 
@@ -242,7 +254,12 @@ def choose_id_formats(
 
 
 def _table_writer(
-    entity: str, spec, table: sa.Table, sizes: _Sizes, problems: list[str], notes: list[str]  # noqa: ANN001 - a table spec
+    entity: str,
+    spec,
+    table: sa.Table,
+    sizes: _Sizes,
+    problems: list[str],
+    notes: list[str],  # noqa: ANN001 - a table spec
 ) -> TableWriter:
     """The columns of one mapped table (see module doc)."""
     cols: list[tuple[str, Encoder]] = []
@@ -269,7 +286,10 @@ def _table_writer(
     if entity == "users":
         email_length = sizes.longest_username + 1 + len(text.EMAIL_DOMAIN)
         add(spec.id, ids_of("users", "id"))
-        add(spec.username, lambda c: text_encoder(c, "username", exact=True, longest=sizes.longest_username, problems=problems))
+        add(
+            spec.username,
+            lambda c: text_encoder(c, "username", exact=True, longest=sizes.longest_username, problems=problems),
+        )
         add(spec.email, lambda c: text_encoder(c, "email", exact=True, longest=email_length, problems=problems))
         add(spec.display_name, text_of("display_name"))
         for name in spec.profile_fields:
@@ -307,7 +327,9 @@ def _table_writer(
             continue
         if c.name in unique and isinstance(c.type, sa.String) and not (c.nullable and c.server_default is None):
             cols.append((c.name, unique_filler(entity, c)))
-            notes.append(f"{table.name}.{c.name}: unique text not covered by the mapping, written as '{c.name.lower()}-<row key>'")
+            notes.append(
+                f"{table.name}.{c.name}: unique text not covered by the mapping, written as '{c.name.lower()}-<row key>'"
+            )
             continue
         filler = widths.filler_for(c, production[c.name]) if c.name in production and c.name not in unique else None
         if filler is not None:
@@ -318,7 +340,9 @@ def _table_writer(
             continue
         if isinstance(c.type, sa.String):
             cols.append((c.name, fill_encoder("")))
-            notes.append(f"{table.name}.{c.name}: NOT NULL text not covered by the mapping, written as '' (set it with '{entity}.fill')")
+            notes.append(
+                f"{table.name}.{c.name}: NOT NULL text not covered by the mapping, written as '' (set it with '{entity}.fill')"
+            )
         else:
             problems.append(
                 f"{table.name}.{c.name} is NOT NULL without a default and not covered by the mapping "
@@ -342,8 +366,7 @@ def build_writers(
     sizes = _sizes(plan, encodings)
     specs = mapping.entities()
     writers = {
-        entity: _table_writer(entity, specs[entity], table, sizes, problems, notes)
-        for entity, table in tables.items()
+        entity: _table_writer(entity, specs[entity], table, sizes, problems, notes) for entity, table in tables.items()
     }
     if problems:
         raise MappingError("cannot write into this schema: " + "; ".join(problems))
@@ -352,4 +375,6 @@ def build_writers(
 
 def extra_profile_fields(mapping: SchemaMapping) -> list[str]:
     """Mapped profile columns beyond the canonical ones (generated as short filler text)."""
-    return [f for f in mapping.users.profile_fields if f not in CANONICAL_USER_FIELDS and f != mapping.users.display_name]
+    return [
+        f for f in mapping.users.profile_fields if f not in CANONICAL_USER_FIELDS and f != mapping.users.display_name
+    ]

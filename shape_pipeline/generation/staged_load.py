@@ -161,8 +161,12 @@ class StagedDatabase:
         columns = [sa.Column(name, writer.table.c[name].type, nullable=True) for name in writer.column_names]
         columns += [sa.Column(name, sa.BigInteger) for name in staging.order_columns(writer.entity)]
         prefixes = ["UNLOGGED"] if self.postgres else []
-        return sa.Table(self._table_name(writer.entity, key), md or sa.MetaData(schema=self.meta.schema),
-                        *columns, prefixes=prefixes)
+        return sa.Table(
+            self._table_name(writer.entity, key),
+            md or sa.MetaData(schema=self.meta.schema),
+            *columns,
+            prefixes=prefixes,
+        )
 
     def _setup(self) -> None:
         """The staging schema (PostgreSQL) and the manifest, created once (under a lock)."""
@@ -180,16 +184,16 @@ class StagedDatabase:
             # LIKE copies the column types exactly (enums, domains, types SQLAlchemy cannot spell)
             name = prep.format_table(table)
             conn.execute(sa.text(f"CREATE UNLOGGED TABLE {name} (LIKE {prep.format_table(writer.table)})"))
-            changes = [f"ALTER COLUMN {prep.quote(c.name)} DROP NOT NULL" for c in writer.table.columns if not c.nullable]
+            changes = [
+                f"ALTER COLUMN {prep.quote(c.name)} DROP NOT NULL" for c in writer.table.columns if not c.nullable
+            ]
             changes += [f"ADD COLUMN {prep.quote(o)} bigint" for o in staging.order_columns(writer.entity)]
             conn.execute(sa.text(f"ALTER TABLE {name} {', '.join(changes)}"))
         else:
             conn.execute(sa.schema.CreateTable(table))
         return table
 
-    def stage(
-        self, plan: Plan, key: str, fingerprint: str, layout: str, chunks: Iterable[Chunk]
-    ) -> dict[str, int]:
+    def stage(self, plan: Plan, key: str, fingerprint: str, layout: str, chunks: Iterable[Chunk]) -> dict[str, int]:
         """Write the rows of partition `key` (its chunks) into its staging tables, replacing
         what it staged before, and record it in the manifest: one transaction. Row counts."""
         self._setup()
@@ -210,12 +214,19 @@ class StagedDatabase:
                         write_rows(conn, tables[entity], encoded, self.postgres)
                         rows[entity] += encoded.num_rows
                 manifest = self.manifest
-                conn.execute(manifest.delete().where(manifest.c.target_key == self.target_key,
-                                                     manifest.c.partition_key == key))
-                conn.execute(manifest.insert().values(
-                    target_key=self.target_key, partition_key=key, fingerprint=fingerprint, status=STAGED,
-                    row_counts=json.dumps(rows), staged_at=datetime.now(UTC),
-                ))
+                conn.execute(
+                    manifest.delete().where(manifest.c.target_key == self.target_key, manifest.c.partition_key == key)
+                )
+                conn.execute(
+                    manifest.insert().values(
+                        target_key=self.target_key,
+                        partition_key=key,
+                        fingerprint=fingerprint,
+                        status=STAGED,
+                        row_counts=json.dumps(rows),
+                        staged_at=datetime.now(UTC),
+                    )
+                )
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(f"staging partition {key} failed: {db.short_reason(exc)}") from None
         finally:
@@ -230,8 +241,9 @@ class StagedDatabase:
             return {}
         m = self.manifest
         found = conn.execute(
-            sa.select(m.c.partition_key, m.c.status, m.c.row_counts)
-            .where(m.c.target_key == self.target_key, m.c.fingerprint == fingerprint)
+            sa.select(m.c.partition_key, m.c.status, m.c.row_counts).where(
+                m.c.target_key == self.target_key, m.c.fingerprint == fingerprint
+            )
         )
         return {key: (status, json.loads(counts)) for key, status, counts in found}
 
@@ -283,12 +295,17 @@ class StagedDatabase:
             except sa.exc.DBAPIError as exc:
                 raise DatabaseError(f"finishing the load failed: {db.short_reason(exc)}") from None
             m = self.manifest
-            conn.execute(m.update().where(m.c.target_key == self.target_key, m.c.fingerprint == fingerprint)
-                         .values(status=PUBLISHED))
+            conn.execute(
+                m.update()
+                .where(m.c.target_key == self.target_key, m.c.fingerprint == fingerprint)
+                .values(status=PUBLISHED)
+            )
             prep = conn.dialect.identifier_preparer
             for key in PARTITION_KEYS:
                 for entity in KIND_ENTITIES[partition_kind(key)]:
-                    name = prep.format_table(sa.Table(self._table_name(entity, key), sa.MetaData(schema=self.meta.schema)))
+                    name = prep.format_table(
+                        sa.Table(self._table_name(entity, key), sa.MetaData(schema=self.meta.schema))
+                    )
                     conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
             sink.transaction.commit()
             notes = list(sink.notes)
@@ -302,8 +319,11 @@ class StagedDatabase:
     def _insert_all(self, conn: sa.Connection, sink: DatabaseSink, plan: Plan) -> None:
         md = sa.MetaData(schema=self.meta.schema)
         staged = {
-            entity: [self._staging_table(writer, key, md) for key in PARTITION_KEYS
-                     if entity in KIND_ENTITIES[partition_kind(key)]]
+            entity: [
+                self._staging_table(writer, key, md)
+                for key in PARTITION_KEYS
+                if entity in KIND_ENTITIES[partition_kind(key)]
+            ]
             for entity, writer in sink.writers.items()
         }
         numbers = self._join_numbers(conn, sink, staged, plan) if sink.join_order is not None else None
@@ -315,7 +335,9 @@ class StagedDatabase:
             try:
                 conn.execute(statement)
             except sa.exc.DBAPIError as exc:
-                raise DatabaseError(f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}") from None
+                raise DatabaseError(
+                    f"loading {writer.table.name} in time order failed: {db.short_reason(exc)}"
+                ) from None
 
     def _join_numbers(
         self, conn: sa.Connection, sink: DatabaseSink, staged: dict[str, list[sa.Table]], plan: Plan
@@ -330,20 +352,29 @@ class StagedDatabase:
                 values = np.asarray(found, dtype=np.int64)
                 numbering.see(pa.table({o0: int64s(values[:, 0]), o2: int64s(values[:, 1])}))
         new = numbering.numbers()
-        temp = sa.Table("sp_join_order", sa.MetaData(), sa.Column("logical", sa.BigInteger, primary_key=True),
-                        sa.Column("new", sa.BigInteger), prefixes=["TEMPORARY"])
+        temp = sa.Table(
+            "sp_join_order",
+            sa.MetaData(),
+            sa.Column("logical", sa.BigInteger, primary_key=True),
+            sa.Column("new", sa.BigInteger),
+            prefixes=["TEMPORARY"],
+        )
         conn.execute(sa.text("DROP TABLE IF EXISTS sp_join_order"))
         conn.execute(sa.schema.CreateTable(temp))
         pairs = pa.table({"logical": int64s(np.arange(1, new.size + 1)), "new": int64s(new)})
         write_rows(conn, temp, pairs, self.postgres)
         return temp
 
-    def _insert(self, writer: TableWriter, tables: list[sa.Table], numbers: sa.Table | None,
-                sink: DatabaseSink) -> sa.Insert:
+    def _insert(
+        self, writer: TableWriter, tables: list[sa.Table], numbers: sa.Table | None, sink: DatabaseSink
+    ) -> sa.Insert:
         entity = writer.entity
         names = writer.column_names + list(staging.order_columns(entity))
-        union = sa.union_all(*[sa.select(*[t.c[n] for n in names]) for t in tables]).subquery("staged") \
-            if len(tables) > 1 else sa.select(*[tables[0].c[n] for n in names]).subquery("staged")
+        union = (
+            sa.union_all(*[sa.select(*[t.c[n] for n in names]) for t in tables]).subquery("staged")
+            if len(tables) > 1
+            else sa.select(*[tables[0].c[n] for n in names]).subquery("staged")
+        )
         source = union if numbers is None else self._renumbered(writer, tables, names, numbers, sink)
         order = [source.c[o] for o in staging.order_columns(entity)]
         exprs = []
@@ -361,12 +392,16 @@ class StagedDatabase:
         select = sa.select(*exprs).select_from(source).order_by(*order)
         return sa.insert(writer.table).from_select(writer.column_names, select)
 
-    def _renumbered(self, writer: TableWriter, tables: list[sa.Table], names: list[str], numbers: sa.Table,
-                    sink: DatabaseSink) -> sa.Subquery:
+    def _renumbered(
+        self, writer: TableWriter, tables: list[sa.Table], names: list[str], numbers: sa.Table, sink: DatabaseSink
+    ) -> sa.Subquery:
         """The staged rows with user ids replaced by their join-order numbers (`JoinOrder`)."""
         entity = writer.entity
-        cte = sa.union_all(*[sa.select(*[t.c[n] for n in names]) for t in tables]).cte(f"staged_{entity}") \
-            if len(tables) > 1 else sa.select(*[tables[0].c[n] for n in names]).cte(f"staged_{entity}")
+        cte = (
+            sa.union_all(*[sa.select(*[t.c[n] for n in names]) for t in tables]).cte(f"staged_{entity}")
+            if len(tables) > 1
+            else sa.select(*[tables[0].c[n] for n in names]).cte(f"staged_{entity}")
+        )
         o0, o1, o2 = staging.ORDER_COLUMNS
         mapping = sink.mapping
         if entity == "users":
@@ -387,7 +422,13 @@ class StagedDatabase:
         if entity == "members":
             user = mapping.members.user_id
             picked = [
-                (sa.cast(numbers.c.new, writer.table.c[n].type) if n == user else numbers.c.new if n == o2 else cte.c[n]).label(n)
+                (
+                    sa.cast(numbers.c.new, writer.table.c[n].type)
+                    if n == user
+                    else numbers.c.new
+                    if n == o2
+                    else cte.c[n]
+                ).label(n)
                 for n in names
             ]
             joined = cte.join(numbers, numbers.c.logical == cte.c[o2])
@@ -411,4 +452,3 @@ def _default_sql(column: sa.Column) -> sa.ColumnElement | sa.TextClause | None:
     if isinstance(arg, str):
         return sa.literal(arg)
     return sa.text(str(getattr(arg, "text", arg)))
-

@@ -81,7 +81,9 @@ def hour_weights(temporal: TemporalWeights) -> np.ndarray:
     if temporal.hour_by_day_of_week is not None:
         grid = np.asarray(temporal.hour_by_day_of_week, dtype=np.float64)
     else:
-        grid = np.outer(np.asarray(temporal.day_of_week, dtype=np.float64), np.asarray(temporal.hourly, dtype=np.float64))
+        grid = np.outer(
+            np.asarray(temporal.day_of_week, dtype=np.float64), np.asarray(temporal.hourly, dtype=np.float64)
+        )
     return _floored_shares(grid)
 
 
@@ -210,7 +212,9 @@ def band_bounds(step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros_like(step), np.minimum(1.0 + step, 1.0)
 
 
-def choose_bands(mean_gap: np.ndarray, slots: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def choose_bands(
+    mean_gap: np.ndarray, slots: np.ndarray, table: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each conversation's band of raw levels, and the gap at each raw level (on BAND_GRID:
     the table read at the pooled level the raw level maps to), such that a conversation's mean gap is `mean_gap` and the pooled levels are
     uniform. Solved by a few rounds of: bands for the current map, map for the bands."""

@@ -40,9 +40,7 @@ def user_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
     n = rows.stop - rows.start
     id_array = ids(rows.start, n)
     letters = text.name_letters() if plan.content_style == "pii_demo" else None
-    names = text.usernames(
-        plan.username_length[rows], plan.username_rank[rows], plan.username_suffix, rng, letters
-    )
+    names = text.usernames(plan.username_length[rows], plan.username_rank[rows], plan.username_suffix, rng, letters)
     email = text.join(names, "@" + text.EMAIL_DOMAIN)
     first, last = text.choose(text.invented_names(), rng, n), text.choose(text.invented_names(), rng, n)
     display = text.join(first, " ", last)
@@ -52,8 +50,12 @@ def user_chunk(plan: Plan, shard: int, pool: np.ndarray) -> Chunk:
     if plan.content_style == "pii_demo":
         contact = text.join(
             "Reach me at ",
-            pc.utf8_lower(first), ".", pc.utf8_lower(last), "@" + text.DEMO_EMAIL_DOMAIN,
-            " or ", text.phone_numbers(rng, n),
+            pc.utf8_lower(first),
+            ".",
+            pc.utf8_lower(last),
+            "@" + text.DEMO_EMAIL_DOMAIN,
+            " or ",
+            text.phone_numbers(rng, n),
         )
         bio = pc.if_else(bools(rng.random(n) < 0.5), contact, bio)
     created = created_us(plan, np.arange(rows.start + 1, rows.stop + 1, dtype=np.int64))

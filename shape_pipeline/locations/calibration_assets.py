@@ -65,9 +65,7 @@ def fit_error_table(config: CalibratedConfig) -> dg.TableMetadataValue:
     records = [
         dg.TableRecord(
             {
-                "model": name.rsplit(".", 1)[-1]
-                if "members" not in name
-                else name.split(".", 1)[-1],
+                "model": name.rsplit(".", 1)[-1] if "members" not in name else name.split(".", 1)[-1],
                 "metric": e.metric,
                 "target": e.target,
                 "fitted": e.fitted,
@@ -135,15 +133,11 @@ def config_path(development: DevelopmentTarget, when: datetime) -> Path:
     description="Generator parameters fitted to the newest shape file in the import folder.",
     kinds={"json"},
 )
-def calibrated_config(
-    context: dg.AssetExecutionContext, development: DevelopmentTarget
-) -> dg.MaterializeResult:
+def calibrated_config(context: dg.AssetExecutionContext, development: DevelopmentTarget) -> dg.MaterializeResult:
     folder = development.resolved_import_dir()
     shape_path = newest_file(folder, SHAPE_GLOB)
     if shape_path is None:
-        raise dg.Failure(
-            description=f"no {SHAPE_GLOB} in {folder} (import folder, {settings.IMPORT_DIR})"
-        )
+        raise dg.Failure(description=f"no {SHAPE_GLOB} in {folder} (import folder, {settings.IMPORT_DIR})")
     output = config_path(development, datetime.now(UTC))
     with one_line_failure():
         config = calibrate_file(shape_path, output, emit=context.log.info)
@@ -209,17 +203,13 @@ def shape_import_folder_sensor(
     if seen.get("name") == newest.name and seen.get("mtime_ns") == mtime_ns:
         return dg.SkipReason(f"{newest.name} unchanged")
     if time.time() - mtime_ns / 1e9 < SETTLE_SECONDS:
-        return dg.SkipReason(
-            f"{newest.name} is new; waiting {SETTLE_SECONDS:.0f} s for it to settle"
-        )
+        return dg.SkipReason(f"{newest.name} is new; waiting {SETTLE_SECONDS:.0f} s for it to settle")
     digest = sha256_file(newest)
     cursor = json.dumps({"name": newest.name, "mtime_ns": mtime_ns, "sha256": digest})
     if seen.get("sha256") == digest:
         return dg.SensorResult(skip_reason=f"{newest.name}: same content as before", cursor=cursor)
     if latest_shape_sha256(context.instance) == digest:
-        return dg.SensorResult(
-            skip_reason=f"{newest.name} already materialized as shape_metrics", cursor=cursor
-        )
+        return dg.SensorResult(skip_reason=f"{newest.name} already materialized as shape_metrics", cursor=cursor)
     event = dg.AssetMaterialization(
         SHAPE_KEY,
         description="shape file found in the import folder",
@@ -235,8 +225,7 @@ def shape_import_folder_sensor(
 development_automation_sensor = dg.AutomationConditionSensorDefinition(
     "development_automation_sensor",
     # every development asset (and its checks): one sensor, so one tick plans the whole chain
-    target=dg.AssetSelection.groups("development")
-    | dg.AssetSelection.assets(CALIBRATED_CONFIG).downstream(),
+    target=dg.AssetSelection.groups("development") | dg.AssetSelection.assets(CALIBRATED_CONFIG).downstream(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Plans calibrate -> generate -> validate in one run when a new shape arrives.",

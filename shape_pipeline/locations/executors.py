@@ -29,7 +29,9 @@ def executor_name() -> str:
     """The configured executor's name (one line naming the variable when it is not known)."""
     name = (os.environ.get(settings.EXECUTOR) or DEFAULT_EXECUTOR).strip().lower()
     if name not in EXECUTORS:
-        raise ShapePipelineError(f"{settings.EXECUTOR}: unknown executor {name!r} (expected one of {', '.join(EXECUTORS)})")
+        raise ShapePipelineError(
+            f"{settings.EXECUTOR}: unknown executor {name!r} (expected one of {', '.join(EXECUTORS)})"
+        )
     return name
 
 

@@ -63,9 +63,7 @@ def _report_path(instance: dg.DagsterInstance, run_id: str) -> str | None:
     return None
 
 
-def alert_for_run(
-    context: dg.RunStatusSensorContext, development: DevelopmentTarget
-) -> dg.SkipReason | None:
+def alert_for_run(context: dg.RunStatusSensorContext, development: DevelopmentTarget) -> dg.SkipReason | None:
     """Send one alert for a finished run with failed fidelity checks (once per run)."""
     run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run  # fresh tags
     if run.tags.get(ALERTED_TAG):
@@ -75,7 +73,9 @@ def alert_for_run(
         return dg.SkipReason(f"run {run.run_id}: no failed fidelity check")
     urls = alerts.alert_urls(development.alert_urls)
     if not urls:
-        return dg.SkipReason("failed fidelity checks, but no alert destination is configured (SHAPE_PIPELINE_ALERT_URLS)")
+        return dg.SkipReason(
+            "failed fidelity checks, but no alert destination is configured (SHAPE_PIPELINE_ALERT_URLS)"
+        )
     title, body = alerts.compose(checks, run_id=run.run_id, report_path=_report_path(context.instance, run.run_id))
     if not alerts.send(title, body, urls):
         raise RuntimeError(f"fidelity alert for run {run.run_id} was not accepted by every destination")

@@ -102,9 +102,7 @@ def check_result(key: str, result: TestResult) -> dg.AssetCheckResult:
         if value is not None:
             metadata[name] = value
     if result.recommendations:
-        metadata["recommendations"] = dg.MetadataValue.md(
-            "\n".join(f"- {r.text}" for r in result.recommendations)
-        )
+        metadata["recommendations"] = dg.MetadataValue.md("\n".join(f"- {r.text}" for r in result.recommendations))
     return dg.AssetCheckResult(
         check_name=key,
         asset_key=ASSET_KEY,

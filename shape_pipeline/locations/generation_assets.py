@@ -26,9 +26,7 @@ class GenerationConfig(dg.Config):
 
     # Literal[BAND_NAMES] is Literal["dev", "pilot", "perf"]: the launchpad shows the choices
     band: Literal[BAND_NAMES] = Field(default=DEFAULT_BAND, description=BANDS_HELP)  # type: ignore[valid-type]
-    target_messages: int | None = Field(
-        default=None, ge=1, description="exact number of messages (overrides band)"
-    )
+    target_messages: int | None = Field(default=None, ge=1, description="exact number of messages (overrides band)")
     seed: str = Field(default=DEFAULT_SEED, description="any text; same seed, same rows")
     replace: bool = Field(
         default=True, description="empty the target tables first (the dev database is the pipeline's)"

@@ -7,7 +7,6 @@ value is pickled by an IO manager, and the metadata holds counts (plan pairs and
 tables included), the file path and its sha256, never a URL password, the salt or a plan.
 """
 
-
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,7 +52,8 @@ class ShapeMetricsConfig(dg.Config):
         default=DEFAULT_EPSILON_PER_EXTRACTION, gt=0, description="DP: the privacy loss this extraction spends."
     )
     epsilon_budget: float = Field(
-        default=DEFAULT_YEARLY_EPSILON, gt=0,
+        default=DEFAULT_YEARLY_EPSILON,
+        gt=0,
         description="DP: epsilon allowed over any 365 days, summed from the audit log.",
     )
     override_budget: bool = Field(default=False, description="DP: extract beyond the budget (logged).")
@@ -61,7 +61,8 @@ class ShapeMetricsConfig(dg.Config):
         default=DEFAULT_MAX_MESSAGES_PER_USER, ge=1, description="DP: messages of one user per message-level statistic."
     )
     max_conversations_per_user: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="DP: conversations of one user per conversation-level statistic (empty: chosen from the noisy memberships).",
     )
     min_cell_count: int = Field(
@@ -70,9 +71,7 @@ class ShapeMetricsConfig(dg.Config):
     allow_salt_reuse: bool = Field(
         default=False, description="Allow a salt an earlier extraction used (not recommended)."
     )
-    force_min_cell_count: bool = Field(
-        default=False, description="Accept a min_cell_count below 5 (not recommended)."
-    )
+    force_min_cell_count: bool = Field(default=False, description="Accept a min_cell_count below 5 (not recommended).")
     workload_path: str | None = Field(
         default=None,
         description="Workload YAML whose query plans are exported (PostgreSQL); 'default': the "
@@ -200,8 +199,11 @@ def export_audit_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
     return dg.AssetCheckResult(
         passed=same,
         description="export audit passed" if same else "file changed since it was written (sha256 differs)",
-        metadata={"path": dg.MetadataValue.path(str(path)), "sha256": actual,
-                  "checked_at": datetime.now(UTC).isoformat()},
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "sha256": actual,
+            "checked_at": datetime.now(UTC).isoformat(),
+        },
     )
 
 

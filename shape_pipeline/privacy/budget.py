@@ -58,16 +58,10 @@ def _parse_spend(entry: Mapping[str, Any], where: str) -> _Spend | None:
         return None
     if privacy != DP:
         raise ShapePipelineError(
-            f"{where}: unknown privacy mode {privacy!r} (expected 'dp' or 'suppression'); "
-            "cannot tell what it spent"
+            f"{where}: unknown privacy mode {privacy!r} (expected 'dp' or 'suppression'); cannot tell what it spent"
         )
     epsilon = entry.get("epsilon")
-    if (
-        isinstance(epsilon, bool)
-        or not isinstance(epsilon, int | float)
-        or not math.isfinite(epsilon)
-        or epsilon <= 0
-    ):
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not math.isfinite(epsilon) or epsilon <= 0:
         raise ShapePipelineError(
             f"{where}: DP entry without a readable epsilon (expected a finite number > 0); "
             "cannot count the privacy budget"
@@ -92,9 +86,7 @@ def _in_window(spends: Iterable[_Spend], now: datetime, days: int) -> list[_Spen
     return sorted((s for s in spends if s.time > start), key=lambda s: s.time)
 
 
-def epsilon_spent(
-    entries: Iterable[Mapping[str, Any]], *, now: datetime, days: int = BUDGET_DAYS
-) -> float:
+def epsilon_spent(entries: Iterable[Mapping[str, Any]], *, now: datetime, days: int = BUDGET_DAYS) -> float:
     """Sum of the epsilons of DP entries in the window (now - days, now]; entries dated after
     `now` count too (conservative).
 

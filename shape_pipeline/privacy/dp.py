@@ -217,7 +217,9 @@ def clean_cells(noisy: np.ndarray, scale: float) -> np.ndarray:
     return counts
 
 
-def histogram_quantiles(edges: Sequence[float] | np.ndarray, counts: np.ndarray, levels: Sequence[float], *, integer: bool) -> list[float]:
+def histogram_quantiles(
+    edges: Sequence[float] | np.ndarray, counts: np.ndarray, levels: Sequence[float], *, integer: bool
+) -> list[float]:
     """Quantiles of a bucketed distribution, linear inside each bucket [a, b) (integer
     metrics: the whole value below, so a 1-wide bucket gives its own value). Non-decreasing by
     construction: the cumulative counts are."""

@@ -93,7 +93,9 @@ def _messages_in_window(tables, mapping: SchemaMapping, postgres: bool, start: d
     return m, _in_window(col, unit, start, end, postgres)
 
 
-def messages_bounded_per_sender(tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound) -> dict:
+def messages_bounded_per_sender(
+    tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound
+) -> dict:
     """`tables` with messages replaced by each sender's first L in-window messages in keyed-hash order."""
     m, in_window = _messages_in_window(tables, mapping, postgres, start, end)
     spec = mapping.messages
@@ -101,7 +103,11 @@ def messages_bounded_per_sender(tables, mapping: SchemaMapping, postgres: bool, 
     nobody = sa.case((sender.is_(None), m.c[spec.conversation_id]))  # senderless: one pseudo-user per conversation
     rank = sa.func.row_number().over(partition_by=(sender, nobody), order_by=bound.keyed_hash(m.c[spec.id], postgres))
     ranked = sa.select(*m.c, rank.label(_RANK)).where(in_window).subquery("bounded_ranked")
-    bounded = sa.select(*(ranked.c[c.name] for c in m.c)).where(ranked.c[_RANK] <= bound.max_messages).subquery("bounded_messages")
+    bounded = (
+        sa.select(*(ranked.c[c.name] for c in m.c))
+        .where(ranked.c[_RANK] <= bound.max_messages)
+        .subquery("bounded_messages")
+    )
     return {**tables, "messages": bounded}
 
 
@@ -119,7 +125,9 @@ def _chosen_conversations(tables, mapping: SchemaMapping, postgres: bool, bound:
     return sa.select(ranked.c.u, ranked.c.c).where(ranked.c[_RANK] <= bound.max_conversations).subquery("chosen")
 
 
-def conversations_bounded_per_user(tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound) -> dict:
+def conversations_bounded_per_user(
+    tables, mapping: SchemaMapping, postgres: bool, start: datetime, end: datetime, bound: ContributionBound
+) -> dict:
     """`tables` with members and messages restricted to each user's C chosen conversations
     (messages without a sender kept)."""
     m, in_window = _messages_in_window(tables, mapping, postgres, start, end)
@@ -128,7 +136,9 @@ def conversations_bounded_per_user(tables, mapping: SchemaMapping, postgres: boo
     chosen = _chosen_conversations(tables, mapping, postgres, bound)
     members = (
         sa.select(*mem.c)
-        .select_from(mem.join(chosen, sa.and_(chosen.c.u == mem.c[memb.user_id], chosen.c.c == mem.c[memb.conversation_id])))
+        .select_from(
+            mem.join(chosen, sa.and_(chosen.c.u == mem.c[memb.user_id], chosen.c.c == mem.c[memb.conversation_id]))
+        )
         .subquery("bounded_members")
     )
     sender, conv = m.c[msg.sender_id], m.c[msg.conversation_id]
@@ -180,13 +190,16 @@ def extract_bounded(
         return lambda tables, postgres: view(tables, mapping, postgres, window_start, window_end, bound)
 
     per_user, per_message, per_conversation = extract_many(  # each runs only the statements its families read
-        engine, mapping,
+        engine,
+        mapping,
         [
             Extraction(passes=frozenset({CONTENT})),
             Extraction(bounded(messages_bounded_per_sender), frozenset({ORDERED, CONTENT, HOURS})),
             Extraction(bounded(conversations_bounded_per_user), frozenset({ORDERED, PAIRS})),
         ],
-        window_start=window_start, window_end=window_end, statement_timeout_ms=statement_timeout_ms,
+        window_start=window_start,
+        window_end=window_end,
+        statement_timeout_ms=statement_timeout_ms,
         prepare=bound.register,
     )
     return BoundedFrequencies(per_user=per_user, per_message=per_message, per_conversation=per_conversation)

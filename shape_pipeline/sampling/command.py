@@ -41,39 +41,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=os.environ.get(settings.PROD_DATABASE_URL),
         help=f"production database (postgresql://user@host:5432/db or sqlite:///file.db; default ${settings.PROD_DATABASE_URL})",
     )
-    parser.add_argument("--mapping", default=os.environ.get(settings.PROD_MAPPING), help="schema mapping YAML (default: canonical schema)")
     parser.add_argument(
-        "--window-days", type=positive_int, default=DEFAULT_WINDOW_DAYS,
+        "--mapping",
+        default=os.environ.get(settings.PROD_MAPPING),
+        help="schema mapping YAML (default: canonical schema)",
+    )
+    parser.add_argument(
+        "--window-days",
+        type=positive_int,
+        default=DEFAULT_WINDOW_DAYS,
         help=f"days in the window (default {DEFAULT_WINDOW_DAYS})",
     )
     parser.add_argument("--as-of", help="the window ends at 00:00 UTC of this date, YYYY-MM-DD (default: now)")
     parser.add_argument(
-        "--privacy", choices=PRIVACY_MODES, default=DEFAULT_PRIVACY,
+        "--privacy",
+        choices=PRIVACY_MODES,
+        default=DEFAULT_PRIVACY,
         help="dp: differential privacy, a formal guarantee per user (default); suppression: small cells "
         "merged and maxima rounded (no protection against differencing two extractions)",
     )
     parser.add_argument(
-        "--epsilon", type=positive_float, default=DEFAULT_EPSILON_PER_EXTRACTION,
+        "--epsilon",
+        type=positive_float,
+        default=DEFAULT_EPSILON_PER_EXTRACTION,
         help=f"DP: the privacy loss this extraction spends (default {DEFAULT_EPSILON_PER_EXTRACTION:g})",
     )
     parser.add_argument(
-        "--epsilon-budget", type=positive_float, default=DEFAULT_YEARLY_EPSILON,
+        "--epsilon-budget",
+        type=positive_float,
+        default=DEFAULT_YEARLY_EPSILON,
         help=f"DP: epsilon allowed over any 365 days, summed from the audit log (default {DEFAULT_YEARLY_EPSILON:g}: "
         "four quarterly extractions)",
     )
     parser.add_argument("--override-budget", action="store_true", help="DP: extract beyond the yearly budget (logged)")
     parser.add_argument(
-        "--max-messages-per-user", type=positive_int, default=DEFAULT_MAX_MESSAGES_PER_USER,
+        "--max-messages-per-user",
+        type=positive_int,
+        default=DEFAULT_MAX_MESSAGES_PER_USER,
         help=f"DP: messages of one user read by each message-level statistic (default {DEFAULT_MAX_MESSAGES_PER_USER})",
     )
     parser.add_argument(
-        "--max-conversations-per-user", type=positive_int, default=None,
+        "--max-conversations-per-user",
+        type=positive_int,
+        default=None,
         help="DP: conversations of one user read by the conversation-level statistics (default: the "
         f"smallest number keeping {CONVERSATIONS_KEPT * 100:.0f}%% of all memberships, read from the noisy "
         f"memberships per user, from {MIN_CONVERSATIONS_PER_USER} to {MAX_CONVERSATIONS_PER_USER})",
     )
     parser.add_argument(
-        "--min-cell-count", type=positive_int, default=DEFAULT_MIN_CELL_COUNT,
+        "--min-cell-count",
+        type=positive_int,
+        default=DEFAULT_MIN_CELL_COUNT,
         help=f"suppression: smallest count exported as its own cell (default {DEFAULT_MIN_CELL_COUNT})",
     )
     parser.add_argument(
@@ -81,13 +99,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"shape file, or a folder for the default name {SHAPE_PREFIX}YYYYMMDD.json "
         f"(default: ${settings.EXPORT_DIR} or the current folder)",
     )
-    parser.add_argument("--audit-log", default=os.environ.get(settings.AUDIT_LOG), help="append-only audit log (JSON lines)")
+    parser.add_argument(
+        "--audit-log", default=os.environ.get(settings.AUDIT_LOG), help="append-only audit log (JSON lines)"
+    )
     parser.add_argument("--allow-salt-reuse", action="store_true", help="allow a salt an earlier extraction used")
     parser.add_argument(
         "--force-min-cell-count", action="store_true", help="accept a --min-cell-count below 5 (not recommended)"
     )
     parser.add_argument(
-        "--statement-timeout-ms", type=positive_int,
+        "--statement-timeout-ms",
+        type=positive_int,
         default=int(os.environ.get(settings.STATEMENT_TIMEOUT_MS) or DEFAULT_STATEMENT_TIMEOUT_MS),
         help=f"PostgreSQL statement_timeout per query (default {DEFAULT_STATEMENT_TIMEOUT_MS})",
     )
@@ -97,7 +118,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "'default' for the packaged workload of the canonical chat queries",
     )
     parser.add_argument(
-        "--workload-runs", type=positive_int, default=DEFAULT_RUNS,
+        "--workload-runs",
+        type=positive_int,
+        default=DEFAULT_RUNS,
         help=f"EXPLAIN ANALYZE runs per (query, rank); the median time is exported (default {DEFAULT_RUNS})",
     )
     parser.set_defaults(handler=run)

@@ -99,20 +99,34 @@ def family_specs(max_messages: int, max_conversations: int, profile_fields: int)
     """
     L, C = max_messages, max_conversations  # noqa: N806 - the paper's names
     return {
-        "users": FamilySpec(1.0, 2 + profile_fields, ("users.username_length", "users.profile_completeness", "totals.users")),
+        "users": FamilySpec(
+            1.0, 2 + profile_fields, ("users.username_length", "users.profile_completeness", "totals.users")
+        ),
         "messages_per_sender": FamilySpec(1.0, 1, ("messages.messages_per_sender",)),
         "conversations_per_user": FamilySpec(0.5, 1, ("users.conversations_per_user",)),
         "message_total": FamilySpec(0.5, MESSAGE_TOTAL_CLAMP, ("totals.messages",)),
         "content_length": FamilySpec(1.0, L, ("messages.content_length_stats",)),
         "message_types": FamilySpec(0.5, L, ("messages.type_distribution",)),
         "gaps": FamilySpec(1.0, 3 * L, ("messages.inter_message_gap_seconds",)),
-        "message_times": FamilySpec(1.0, 2 * L, (
-            "messages.hour_by_day_of_week", "messages.hourly_counts", "messages.day_of_week_counts", "messages.daily_counts",
-        )),
-        "messages_per_conversation": FamilySpec(1.5, 2 * C, (
-            "conversations.messages_per_conversation_percentiles", "conversations.messages_per_conversation_histogram",
-            "conversations.messages_per_conversation_mean",
-        )),
+        "message_times": FamilySpec(
+            1.0,
+            2 * L,
+            (
+                "messages.hour_by_day_of_week",
+                "messages.hourly_counts",
+                "messages.day_of_week_counts",
+                "messages.daily_counts",
+            ),
+        ),
+        "messages_per_conversation": FamilySpec(
+            1.5,
+            2 * C,
+            (
+                "conversations.messages_per_conversation_percentiles",
+                "conversations.messages_per_conversation_histogram",
+                "conversations.messages_per_conversation_mean",
+            ),
+        ),
         "conversation_types": FamilySpec(0.5, C, ("conversations.type_distribution", "totals.conversations")),
         "members_per_conversation": FamilySpec(1.0, 2 * C, ("conversations.members_per_conversation",)),
         "top_sender_share": FamilySpec(0.5, 2 * C, ("conversations.top_sender_share",)),
@@ -170,7 +184,9 @@ def dp_distribution(freq: Frequency, edges: np.ndarray, budget: Budget, family: 
     return stats_from_counts(*publishable_histogram(edges, noisy, budget.family(family).scale))
 
 
-def _categories(counts: dict[str, int], known: Sequence[str], budget: Budget, family: str) -> tuple[dict[str, int], int]:
+def _categories(
+    counts: dict[str, int], known: Sequence[str], budget: Budget, family: str
+) -> tuple[dict[str, int], int]:
     """Counts of each category (and OTHER, when some remain), and their total: the sum of the
     noisy counts before small ones are dropped (a less noisy total than any single count)."""
     names = [*known, OTHER]
@@ -197,7 +213,9 @@ def _times(freq: FrequencyTables, budget: Budget) -> tuple[list[list[int]], list
 # ------------------------------------------------------------------------------ families
 
 
-def _users(freq: FrequencyTables, fields: Sequence[str], budget: Budget) -> tuple[DistributionStats | None, dict[str, float], int]:
+def _users(
+    freq: FrequencyTables, fields: Sequence[str], budget: Budget
+) -> tuple[DistributionStats | None, dict[str, float], int]:
     """Username lengths, profile fields set and the users total: one noisy vector."""
     edges = linear_grid(USERNAME_LENGTH_CAP)
     hist = fixed_histogram(freq.username_length, edges)
@@ -265,7 +283,9 @@ def dp_memberships(freq: Frequency, budget: Budget) -> tuple[DistributionStats |
     turns DMs of busy users into one-member conversations."""
     edges = dp_grid(MEMBERSHIPS_CAP)
     edges, counts = publishable_histogram(
-        edges, budget.noisy("conversations_per_user", fixed_histogram(freq, edges)), budget.family("conversations_per_user").scale
+        edges,
+        budget.noisy("conversations_per_user", fixed_histogram(freq, edges)),
+        budget.family("conversations_per_user").scale,
     )
     mid = bucket_midpoints(edges, integer=True)
     total = float(np.dot(counts, mid))

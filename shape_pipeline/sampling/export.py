@@ -162,8 +162,10 @@ def _check_mode(privacy: str, dp: DpSettings, min_cell_count: int, force_min_cel
     if privacy == "dp":
         if not (math.isfinite(dp.epsilon) and dp.epsilon > 0):
             raise ShapePipelineError(f"--epsilon: must be a number above 0, got {dp.epsilon}")
-        for option, value in (("--max-messages-per-user", dp.max_messages_per_user),
-                              ("--max-conversations-per-user", dp.max_conversations_per_user or 1)):
+        for option, value in (
+            ("--max-messages-per-user", dp.max_messages_per_user),
+            ("--max-conversations-per-user", dp.max_conversations_per_user or 1),
+        ):
             if value < 1:
                 raise ShapePipelineError(f"{option}: must be at least 1, got {value}")
         return
@@ -184,23 +186,46 @@ class _Extraction:
     privacy_line: str
 
 
-def _suppressed_shape(engine: sa.Engine, mapping, min_cell_count: int, window: tuple[datetime, datetime],
-                      extracted_at: datetime, statement_timeout_ms: int | None) -> _Extraction:
+def _suppressed_shape(
+    engine: sa.Engine,
+    mapping,
+    min_cell_count: int,
+    window: tuple[datetime, datetime],
+    extracted_at: datetime,
+    statement_timeout_ms: int | None,
+) -> _Extraction:
     freq: FrequencyTables = extract_frequencies(
-        engine, mapping, window_start=window[0], window_end=window[1], statement_timeout_ms=statement_timeout_ms,
+        engine,
+        mapping,
+        window_start=window[0],
+        window_end=window[1],
+        statement_timeout_ms=statement_timeout_ms,
     )
     shape = shape_from_frequencies(
-        freq, window_start=window[0], window_end=window[1], extracted_at=extracted_at, min_cell_count=min_cell_count,
+        freq,
+        window_start=window[0],
+        window_end=window[1],
+        extracted_at=extracted_at,
+        min_cell_count=min_cell_count,
     )
     privacy = shape.privacy
     assert privacy is not None  # min_cell_count is a number here
-    line = (f"Small cells (< {min_cell_count}): {privacy.merged_cells} merged, "
-            f"{privacy.suppressed_cells} suppressed; max rounded up to 2 significant digits")
+    line = (
+        f"Small cells (< {min_cell_count}): {privacy.merged_cells} merged, "
+        f"{privacy.suppressed_cells} suppressed; max rounded up to 2 significant digits"
+    )
     return _Extraction(shape, line)
 
 
-def _dp_shape(engine: sa.Engine, mapping, dp: DpSettings, key: str, window: tuple[datetime, datetime],
-              extracted_at: datetime, statement_timeout_ms: int | None) -> _Extraction:
+def _dp_shape(
+    engine: sa.Engine,
+    mapping,
+    dp: DpSettings,
+    key: str,
+    window: tuple[datetime, datetime],
+    extracted_at: datetime,
+    statement_timeout_ms: int | None,
+) -> _Extraction:
     """Memberships first (they choose C unless it is given), then the three bounded passes."""
     fields = mapping.users.profile_fields
     specs = partial(family_specs, dp.max_messages_per_user, profile_fields=len(fields))
@@ -210,16 +235,27 @@ def _dp_shape(engine: sa.Engine, mapping, dp: DpSettings, key: str, window: tupl
     budget.rebound(specs(conversations), conversations)
     bound = ContributionBound(dp.max_messages_per_user, conversations, seed_from_salt(key))
     bounded = extract_bounded(
-        engine, mapping, window_start=window[0], window_end=window[1], bound=bound,
+        engine,
+        mapping,
+        window_start=window[0],
+        window_end=window[1],
+        bound=bound,
         statement_timeout_ms=statement_timeout_ms,
     )
     shape = dp_shape(
-        bounded, budget, conversations_per_user=memberships, profile_fields=fields,
-        window_start=window[0], window_end=window[1], extracted_at=extracted_at,
+        bounded,
+        budget,
+        conversations_per_user=memberships,
+        profile_fields=fields,
+        window_start=window[0],
+        window_end=window[1],
+        extracted_at=extracted_at,
     )
-    line = (f"Differential privacy: epsilon {dp.epsilon:g} over {len(budget.spent)} statistic families "
-            f"(OpenDP discrete Laplace), privacy unit one user, at most {bound.max_messages} messages and "
-            f"{bound.max_conversations} conversations per user")
+    line = (
+        f"Differential privacy: epsilon {dp.epsilon:g} over {len(budget.spent)} statistic families "
+        f"(OpenDP discrete Laplace), privacy unit one user, at most {bound.max_messages} messages and "
+        f"{bound.max_conversations} conversations per user"
+    )
     return _Extraction(shape, line)
 
 
@@ -277,7 +313,9 @@ def sample_to_file(
     reused = check_salt_reuse(log_path, fingerprint, allow_reuse=allow_salt_reuse)
     spend: BudgetCheck | None = None
     if privacy == "dp":
-        spend = check_budget(log_path, dp.epsilon, budget=dp.yearly_budget, now=extracted_at, override=dp.override_budget)
+        spend = check_budget(
+            log_path, dp.epsilon, budget=dp.yearly_budget, now=extracted_at, override=dp.override_budget
+        )
     mapping = load_mapping(mapping_path)
     workload = load_export_workload(workload_path)
     require_postgres_for_workload(url, workload)
@@ -286,19 +324,28 @@ def sample_to_file(
 
     out.header("PRODUCTION SHAPE SAMPLING")
     if privacy == "suppression" and min_cell_count < SAFE_MIN_CELL_COUNT:
-        out.warn(f"--min-cell-count {min_cell_count} is below {SAFE_MIN_CELL_COUNT} (forced): small cells can single out people")
+        out.warn(
+            f"--min-cell-count {min_cell_count} is below {SAFE_MIN_CELL_COUNT} (forced): small cells can single out people"
+        )
     if spend is not None and spend.overridden:
-        out.warn(f"Epsilon budget overridden (--override-budget): {spend.after:g} spent in the last 365 days, "
-                 f"budget {spend.budget:g}; recorded in the audit log")
+        out.warn(
+            f"Epsilon budget overridden (--override-budget): {spend.after:g} spent in the last 365 days, "
+            f"budget {spend.budget:g}; recorded in the audit log"
+        )
     if privacy == "dp" and workload is not None:
-        out.warn("Query plans are not covered by the DP guarantee: they describe single ranked entities "
-                 "(plan shapes and sizes rounded to 2 significant digits)")
+        out.warn(
+            "Query plans are not covered by the DP guarantee: they describe single ranked entities "
+            "(plan shapes and sizes rounded to 2 significant digits)"
+        )
     engine = create_engine(url, application_name=APPLICATION_NAME, must_exist=True, poolclass=sa.pool.NullPool)
     where = redact(engine.url)
     try:
         out.line(f"Connecting to {where}...")
         check_connection(engine)
-        out.ok("Connected (read-only snapshot" + (f", statement_timeout {statement_timeout_ms} ms)" if statement_timeout_ms else ")"))
+        out.ok(
+            "Connected (read-only snapshot"
+            + (f", statement_timeout {statement_timeout_ms} ms)" if statement_timeout_ms else ")")
+        )
         out.line(f"Window: {window_start:%Y-%m-%d %H:%M} to {window_end:%Y-%m-%d %H:%M} UTC ({window_days} days)")
         out.line("Extracting aggregates (counts and lengths only)...")
         window = (window_start, window_end)
@@ -306,17 +353,26 @@ def sample_to_file(
             if privacy == "dp":
                 extraction = _dp_shape(engine, mapping, dp, key, window, extracted_at, statement_timeout_ms)
             else:
-                extraction = _suppressed_shape(engine, mapping, min_cell_count, window, extracted_at, statement_timeout_ms)
+                extraction = _suppressed_shape(
+                    engine, mapping, min_cell_count, window, extracted_at, statement_timeout_ms
+                )
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(f"sampling query failed on {where}: {short_reason(exc)}") from None
         out.ok(f"Extracted in {time.perf_counter() - started:.1f} s")
         _report_totals(out, extraction.shape, privacy)
         if workload is not None:
-            out.line(f"Running workload {workload.name} ({len(workload.pairs())} (query, rank) pairs, "
-                     f"{workload_runs} runs each)...")
+            out.line(
+                f"Running workload {workload.name} ({len(workload.pairs())} (query, rank) pairs, "
+                f"{workload_runs} runs each)..."
+            )
         phase2 = read_phase2(
-            engine, mapping, workload=workload, window_end=window_end,
-            statement_timeout_ms=statement_timeout_ms, runs=workload_runs, where=where,
+            engine,
+            mapping,
+            workload=workload,
+            window_end=window_end,
+            statement_timeout_ms=statement_timeout_ms,
+            runs=workload_runs,
+            where=where,
         )
     finally:
         engine.dispose()
@@ -335,38 +391,49 @@ def sample_to_file(
     write_text_atomic(path, text)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
-        append_audit_entry(log_path, {
-            "time": extracted_at.isoformat(),
-            "window_start": window_start.isoformat(),
-            "window_end": window_end.isoformat(),
-            "window_days": window_days,
-            **_privacy_entry(privacy, report, min_cell_count, spend),
-            "totals": shape.totals.model_dump() if shape.totals else None,
-            "suppressed_cells": report.suppressed_cells,
-            "merged_cells": report.merged_cells,
-            "output": str(path.absolute()),
-            "sha256": digest,
-            "tool_version": __version__,
-            "database": where,
-            "salt_fingerprint": fingerprint,
-            "salt_reused": reused,
-            "workload": workload.name if workload else None,
-            "workload_sha256": workload.fingerprint() if workload else None,
-            "query_plan_pairs": phase2.plan_pairs,
-            "physical_layout_tables": phase2.layout_tables,
-        })
+        append_audit_entry(
+            log_path,
+            {
+                "time": extracted_at.isoformat(),
+                "window_start": window_start.isoformat(),
+                "window_end": window_end.isoformat(),
+                "window_days": window_days,
+                **_privacy_entry(privacy, report, min_cell_count, spend),
+                "totals": shape.totals.model_dump() if shape.totals else None,
+                "suppressed_cells": report.suppressed_cells,
+                "merged_cells": report.merged_cells,
+                "output": str(path.absolute()),
+                "sha256": digest,
+                "tool_version": __version__,
+                "database": where,
+                "salt_fingerprint": fingerprint,
+                "salt_reused": reused,
+                "workload": workload.name if workload else None,
+                "workload_sha256": workload.fingerprint() if workload else None,
+                "query_plan_pairs": phase2.plan_pairs,
+                "physical_layout_tables": phase2.layout_tables,
+            },
+        )
     except OSError as exc:
         path.unlink(missing_ok=True)
-        raise ShapePipelineError(f"{log_path}: cannot append to the audit log ({exc.strerror}); nothing was exported") from None
+        raise ShapePipelineError(
+            f"{log_path}: cannot append to the audit log ({exc.strerror}); nothing was exported"
+        ) from None
     out.ok(f"Written to {path} (sha256 {digest[:12]})", tag="Output")
     spent = f"; epsilon spent in the last 365 days: {spend.after:g} of {spend.budget:g}" if spend else ""
     out.ok(f"Extraction recorded in {log_path}" + (" (salt reused: allowed)" if reused else "") + spent, tag="Audit")
     return SampleResult(
-        path=path, sha256=digest, shape=shape,
-        suppressed_cells=report.suppressed_cells, merged_cells=report.merged_cells,
-        audit_log=log_path, salt_reused=reused, database=where,
+        path=path,
+        sha256=digest,
+        shape=shape,
+        suppressed_cells=report.suppressed_cells,
+        merged_cells=report.merged_cells,
+        audit_log=log_path,
+        salt_reused=reused,
+        database=where,
         seconds=time.perf_counter() - started,
-        plan_pairs=phase2.plan_pairs, layout_tables=phase2.layout_tables,
+        plan_pairs=phase2.plan_pairs,
+        layout_tables=phase2.layout_tables,
     )
 
 

@@ -63,8 +63,21 @@ OTHER_CODE = -1
 
 # Metric ids of the rows the combined statements return: (metric, key1, key2, count).
 (
-    LENGTH, MSG_TYPE, GRID, PER_CONVERSATION, PER_SENDER, GAP, CONV_TYPE, MEMBERS, LEN_CODE, HOUR_INDEX,
-    LIFETIME, TOP_SENDER, SIZE_MEMBERS, PER_USER, DAY,
+    LENGTH,
+    MSG_TYPE,
+    GRID,
+    PER_CONVERSATION,
+    PER_SENDER,
+    GAP,
+    CONV_TYPE,
+    MEMBERS,
+    LEN_CODE,
+    HOUR_INDEX,
+    LIFETIME,
+    TOP_SENDER,
+    SIZE_MEMBERS,
+    PER_USER,
+    DAY,
 ) = range(15)  # LIFETIME rows: (metric, lifetime key, recency code, conversations)
 
 # The statement groups an extraction may run (all by default): the ordered pass (gaps and
@@ -72,6 +85,7 @@ OTHER_CODE = -1
 # (conversation, sender) pairs (top sender), the hour buckets (grid, days).
 ORDERED, CONTENT, PAIRS, HOURS = "ordered", "content", "pairs", "hours"
 ALL_PASSES: frozenset[str] = frozenset({ORDERED, CONTENT, PAIRS, HOURS})
+
 
 @dataclass(frozen=True)
 class _Job:
@@ -337,7 +351,9 @@ def top_sender_permille(top: Any, total: Any) -> Any:
 def _per_conversation(source: sa.FromClause, n: sa.ColumnElement) -> sa.Subquery:
     """One row per active conversation: id, in-window messages, first and last message time."""
     return (
-        sa.select(source.c.conv, n.label("n"), sa.func.min(source.c.t).label("tmin"), sa.func.max(source.c.t).label("tmax"))
+        sa.select(
+            source.c.conv, n.label("n"), sa.func.min(source.c.t).label("tmin"), sa.func.max(source.c.t).label("tmax")
+        )
         .where(source.c.conv.is_not(None))
         .group_by(source.c.conv)
         .subquery("cv")
@@ -355,12 +371,17 @@ def _lifetime_select(cv: sa.Subquery, d: _Dialect, unit: str, start: datetime, e
     """(LIFETIME, lifetime key, recency code, conversations): lifetime = last minus first
     message in whole seconds, rounded like gaps (`gap_key`); recency code = how many of the
     last-30-days / last-7-days bounds the last message reaches (0, 1 or 2)."""
-    recent = [sa.literal(_bound(recent_bound(start, end, days), unit, d.postgres), cv.c.tmax.type) for days in RECENT_DAYS]
+    recent = [
+        sa.literal(_bound(recent_bound(start, end, days), unit, d.postgres), cv.c.tmax.type) for days in RECENT_DAYS
+    ]
     code = sa.case((cv.c.tmax >= recent[0], 2), (cv.c.tmax >= recent[1], 1), else_=0)
     life = sa.select(d.gap_seconds(cv.c.tmax, cv.c.tmin, unit).label("life"), code.label("recent")).subquery("lt")
     key = (searched_gap_key if d.postgres else gap_key)(life.c.life, gap_segments((end - start).total_seconds()))
     return sa.select(
-        sa.literal(LIFETIME).label("metric"), key.label("k1"), sa.cast(life.c.recent, sa.BigInteger).label("k2"), sa.func.count().label("n")
+        sa.literal(LIFETIME).label("metric"),
+        key.label("k1"),
+        sa.cast(life.c.recent, sa.BigInteger).label("k2"),
+        sa.func.count().label("n"),
     ).group_by(key, life.c.recent)
 
 
@@ -387,9 +408,16 @@ def _top_sender_select(pairs: sa.Subquery) -> sa.Select:
         .subquery("ts")
     )
     permille = top_sender_permille(per.c.top, per.c.total)
-    return sa.select(
-        sa.literal(TOP_SENDER).label("metric"), permille.label("k1"), _NO_KEY().label("k2"), sa.func.count().label("n")
-    ).where(per.c.top.is_not(None)).group_by(permille)
+    return (
+        sa.select(
+            sa.literal(TOP_SENDER).label("metric"),
+            permille.label("k1"),
+            _NO_KEY().label("k2"),
+            sa.func.count().label("n"),
+        )
+        .where(per.c.top.is_not(None))
+        .group_by(permille)
+    )
 
 
 def _membership(
@@ -405,11 +433,20 @@ def _membership(
         mem, member_conv == cv.c.conv, isouter=True
     )
     if d.postgres:
-        rows = sa.select(cv.c.conv, code.label("code"), cv.c.n.label("size"), member_user.label("user")).select_from(joined).subquery("mj")
-        g, ids = _grouped(
-            rows, {MEMBERS: ("conv", "code", "size"), PER_USER: ("user",)}, "gm", extra=(sa.func.count(rows.c.user).label("members"),)
+        rows = (
+            sa.select(cv.c.conv, code.label("code"), cv.c.n.label("size"), member_user.label("user"))
+            .select_from(joined)
+            .subquery("mj")
         )
-        per_conv: sa.FromClause = sa.select(g.c.code, g.c.size, g.c.members).where(g.c.gid == ids[MEMBERS]).subquery("pc")
+        g, ids = _grouped(
+            rows,
+            {MEMBERS: ("conv", "code", "size"), PER_USER: ("user",)},
+            "gm",
+            extra=(sa.func.count(rows.c.user).label("members"),),
+        )
+        per_conv: sa.FromClause = (
+            sa.select(g.c.code, g.c.size, g.c.members).where(g.c.gid == ids[MEMBERS]).subquery("pc")
+        )
         per_user = sa.select(g.c.n.label("k")).where(g.c.gid == ids[PER_USER], g.c.user.is_not(None)).subquery("pu")
         return per_conv, per_user
     per_conv = (
@@ -432,7 +469,9 @@ def _counted(metric: int, k1: sa.ColumnElement, k2: sa.ColumnElement | None = No
     """(metric, k1, k2, how many rows) grouped by the keys."""
     second = _NO_KEY() if k2 is None else k2
     keys = (k1,) if k2 is None else (k1, k2)
-    return sa.select(sa.literal(metric).label("metric"), k1.label("k1"), second.label("k2"), sa.func.count().label("n")).group_by(*keys)
+    return sa.select(
+        sa.literal(metric).label("metric"), k1.label("k1"), second.label("k2"), sa.func.count().label("n")
+    ).group_by(*keys)
 
 
 def _conversation_selects(
@@ -530,7 +569,9 @@ def _set_rows(g: sa.CTE, metric: int, gid: int, k1: str, k2: str | None = None) 
 def _set_entities(g: sa.CTE, metric: int, gid: int, key: str) -> sa.Select:
     """(metric, messages, NULL, entities) rows: how many conversations/senders wrote n messages."""
     return (
-        sa.select(sa.literal(metric).label("metric"), g.c.n.label("k1"), _NO_KEY().label("k2"), sa.func.count().label("n"))
+        sa.select(
+            sa.literal(metric).label("metric"), g.c.n.label("k1"), _NO_KEY().label("k2"), sa.func.count().label("n")
+        )
         .where(g.c.gid == gid, g.c[key].is_not(None))
         .group_by(g.c.n)
     )
@@ -576,15 +617,26 @@ def _postgres_selects(
     hours_ride = ORDERED in passes and HOURS in passes
     ordered = _with_gap_keys(
         sa.select(
-            conv.label("conv"), col.label("t"), d.gap_seconds(col, prev, unit).label("gap"), *(hour_keys if hours_ride else ())
-        ).where(where).subquery("w"),
+            conv.label("conv"),
+            col.label("t"),
+            d.gap_seconds(col, prev, unit).label("gap"),
+            *(hour_keys if hours_ride else ()),
+        )
+        .where(where)
+        .subquery("w"),
         start,
         end,
     )
     sets = {PER_CONVERSATION: ("conv",), GAP: ("gap",), **({HOUR_INDEX: hour_names} if hours_ride else {})}
-    g, ids = _grouped(ordered, sets, "g", extra=(
-        sa.func.min(ordered.c.t).label("tmin"), sa.func.max(ordered.c.t).label("tmax"),
-    ))
+    g, ids = _grouped(
+        ordered,
+        sets,
+        "g",
+        extra=(
+            sa.func.min(ordered.c.t).label("tmin"),
+            sa.func.max(ordered.c.t).label("tmax"),
+        ),
+    )
     cv = (
         sa.select(g.c.conv, g.c.n, g.c.tmin, g.c.tmax)
         .where(g.c.gid == ids[PER_CONVERSATION], g.c.conv.is_not(None))
@@ -639,9 +691,7 @@ def _postgres_selects(
 _FOLDABLE: frozenset[str] = frozenset({ORDERED, CONTENT, HOURS})
 
 
-def _postgres_jobs(
-    tables, mapping, d, start, end, passes: frozenset[str], *, views: bool
-) -> list[_Job]:
+def _postgres_jobs(tables, mapping, d, start, end, passes: frozenset[str], *, views: bool) -> list[_Job]:
     """`_postgres_selects`, except that on a view (DP: messages bounded per user, a sort and a
     window over every message) the passes that would each evaluate it again read it once:
     one statement, the view as a materialized CTE that the ORDERED, CONTENT and HOURS
@@ -695,8 +745,15 @@ def _category_counts(codes: np.ndarray, counts: np.ndarray, categories: Sequence
     return out
 
 
-def _messages_per_day(day: np.ndarray, hours: np.ndarray, hour_day: np.ndarray, counts: np.ndarray,
-                      hour_counts: np.ndarray, start: datetime, end: datetime) -> np.ndarray:
+def _messages_per_day(
+    day: np.ndarray,
+    hours: np.ndarray,
+    hour_day: np.ndarray,
+    counts: np.ndarray,
+    hour_counts: np.ndarray,
+    start: datetime,
+    end: datetime,
+) -> np.ndarray:
     """Messages per day of the window from DAY rows (SQLite) or hour buckets (PostgreSQL: the
     day key rides along when the window does not start on a whole hour, else it follows from
     the hour since the epoch)."""
@@ -799,7 +856,10 @@ def _run_job(conn: Connection, job: _Job) -> np.ndarray:
     """One statement, with its own planner settings (transaction-local) for its duration only."""
     if not job.settings:
         return _fetch(conn, job.statement)
-    before = {name: conn.execute(sa.text("SELECT current_setting(:name)"), {"name": name}).scalar_one() for name, _ in job.settings}
+    before = {
+        name: conn.execute(sa.text("SELECT current_setting(:name)"), {"name": name}).scalar_one()
+        for name, _ in job.settings
+    }
     for name, value in job.settings:
         conn.execute(sa.text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
     rows = _fetch(conn, job.statement)
@@ -883,8 +943,14 @@ def extract_frequencies(
     `prepare` runs on every connection first; `connections`: see `extract_many`.
     """
     return extract_many(
-        engine, mapping, [Extraction(views, passes)], window_start=window_start, window_end=window_end,
-        statement_timeout_ms=statement_timeout_ms, prepare=prepare, connections=connections,
+        engine,
+        mapping,
+        [Extraction(views, passes)],
+        window_start=window_start,
+        window_end=window_end,
+        statement_timeout_ms=statement_timeout_ms,
+        prepare=prepare,
+        connections=connections,
     )[0]
 
 
@@ -923,7 +989,9 @@ def extract_many(
             jobs = [
                 (i, job)
                 for i, (x, tables) in enumerate(zip(extractions, views, strict=True))
-                for job in _postgres_jobs(tables, mapping, d, window_start, window_end, x.passes, views=x.views is not None)
+                for job in _postgres_jobs(
+                    tables, mapping, d, window_start, window_end, x.passes, views=x.views is not None
+                )
             ]
             jobs.sort(key=lambda item: _ORDER.index(item[1].group))  # stable: extraction order within a group
             queue, stop = deque(jobs), threading.Event()
@@ -946,7 +1014,9 @@ def extract_many(
                 parts[index].append(rows)
         else:
             for i, (x, tables) in enumerate(zip(extractions, views, strict=True)):
-                parts[i] = [_fetch(conn, st) for st in _sqlite_selects(tables, mapping, d, window_start, window_end, x.passes)]
+                parts[i] = [
+                    _fetch(conn, st) for st in _sqlite_selects(tables, mapping, d, window_start, window_end, x.passes)
+                ]
             user_rows = [tuple(r) for r in conn.execute(_users_select(reflected, mapping, d, window_end))]
     out = []
     for extraction_parts in parts:

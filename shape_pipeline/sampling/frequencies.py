@@ -64,14 +64,20 @@ class FrequencyTables:
     messages_per_sender: Frequency = field(default_factory=Frequency.empty)
     # Skews that decide index behaviour (issue "Hot users, bursts and exact percentiles"):
     conversations_per_user: Frequency = field(default_factory=Frequency.empty)  # per member of an active conversation
-    top_sender_permille: Frequency = field(default_factory=Frequency.empty)  # round(1000 * top sender's share), per conversation
-    lifetime_seconds: Frequency = field(default_factory=Frequency.empty)  # last - first message in window, per conversation
+    top_sender_permille: Frequency = field(
+        default_factory=Frequency.empty
+    )  # round(1000 * top sender's share), per conversation
+    lifetime_seconds: Frequency = field(
+        default_factory=Frequency.empty
+    )  # last - first message in window, per conversation
     active_last_7_days: int = 0  # conversations whose last message in the window is in its last 7 days
     active_last_30_days: int = 0
     size_by_members: np.ndarray = field(
         default_factory=lambda: np.zeros((len(SIZE_EDGES) - 1, len(MEMBER_EDGES) - 1), dtype=np.int64)
     )  # conversations by (messages bucket, members bucket) on the fixed edges below
-    messages_per_day: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # UTC days from window start
+    messages_per_day: np.ndarray = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )  # UTC days from window start
 
 
 # Fixed, data-independent bucket edges of the size x members grid: powers of two.

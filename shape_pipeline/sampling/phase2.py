@@ -70,8 +70,7 @@ def load_export_workload(path: str | Path | None) -> Workload | None:
 def require_postgres_for_workload(url: sa.URL, workload: Workload | None) -> None:
     if workload is not None and not is_postgres(url):
         raise ShapePipelineError(
-            "--workload: query plans need PostgreSQL (EXPLAIN ANALYZE); the database is "
-            f"{url.get_backend_name()}"
+            f"--workload: query plans need PostgreSQL (EXPLAIN ANALYZE); the database is {url.get_backend_name()}"
         )
 
 

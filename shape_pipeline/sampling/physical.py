@@ -53,7 +53,8 @@ def _column_fields(entity_model: type[Any]) -> frozenset[str]:
     """The fields of one entity's mapping that name a single column (str, TimeColumn or
     EnumColumn; settings such as `id_format` are Literals and are left out)."""
     return frozenset(
-        field for field, info in entity_model.model_fields.items()
+        field
+        for field, info in entity_model.model_fields.items()
         if field not in _NOT_COLUMNS
         and any(arg in (str, TimeColumn, EnumColumn) for arg in get_args(info.annotation) or (info.annotation,))
     )
@@ -118,17 +119,19 @@ def _rows_per_page(reltuples: float, relpages: float) -> float | None:
 def _stats_rows(conn: sa.Connection, table: sa.Table, select: str, columns: list[str]) -> list[sa.Row]:
     """`select` (numbers of pg_stats `s`) per column of `columns` that ANALYZE has seen, first
     column attname; `inherited` rows (a partitioned parent) only where no other."""
-    return list(conn.execute(
-        sa.text(
-            f"SELECT s.attname, {select} "
-            "FROM pg_stats s "
-            "JOIN pg_namespace n ON n.nspname = s.schemaname "
-            "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename "
-            "WHERE c.oid = to_regclass(:name) AND s.attname = ANY(:columns) "
-            "ORDER BY s.inherited"
-        ),
-        {"name": _regclass(conn, table), "columns": sorted(set(columns))},
-    ).all())
+    return list(
+        conn.execute(
+            sa.text(
+                f"SELECT s.attname, {select} "
+                "FROM pg_stats s "
+                "JOIN pg_namespace n ON n.nspname = s.schemaname "
+                "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename "
+                "WHERE c.oid = to_regclass(:name) AND s.attname = ANY(:columns) "
+                "ORDER BY s.inherited"
+            ),
+            {"name": _regclass(conn, table), "columns": sorted(set(columns))},
+        ).all()
+    )
 
 
 _NULL_FRAC = "round(s.null_frac::numeric, 2)::float8"
@@ -167,9 +170,7 @@ def _id_statement(table: sa.Table, id_col: sa.Column, time_col: sa.Column, kind:
     """One row of counts and codes over a page sample; see the module docstring."""
     sampled = table.tablesample(sa.func.system(percent), name="id_sample", seed=sa.literal(SAMPLE_SEED))
     sample = (
-        sa.select(sampled.c[id_col.name].label("id"), sampled.c[time_col.name].label("t"))
-        .limit(SAMPLE_ROWS)
-        .cte("s")
+        sa.select(sampled.c[id_col.name].label("id"), sampled.c[time_col.name].label("t")).limit(SAMPLE_ROWS).cte("s")
     )
     as_text = sa.cast(sample.c.id, sa.Text)
     ordered = sa.select(
@@ -177,9 +178,7 @@ def _id_statement(table: sa.Table, id_col: sa.Column, time_col: sa.Column, kind:
     ).subquery("o")
     up = sa.func.count().filter(ordered.c.t > ordered.c.prev)
     differs = sa.func.count().filter(ordered.c.t != ordered.c.prev)
-    time_ordered = sa.select(
-        sa.case((differs == 0, sa.null()), else_=up >= ORDERED_SHARE * differs)
-    ).scalar_subquery()
+    time_ordered = sa.select(sa.case((differs == 0, sa.null()), else_=up >= ORDERED_SHARE * differs)).scalar_subquery()
     columns: list[sa.ColumnElement] = [sa.func.count().label("n"), time_ordered.label("time_ordered")]
     if kind == "text":
         columns.append(sa.func.percentile_disc(0.5).within_group(sa.func.length(as_text)).label("length"))
@@ -199,7 +198,9 @@ def _alphabet(n: int, counts: dict[str, int]) -> IdAlphabet | None:
     return "other"
 
 
-def _id_format(conn: sa.Connection, table: sa.Table, id_col: sa.Column, time_col: sa.Column, reltuples: float) -> IdFormat | None:
+def _id_format(
+    conn: sa.Connection, table: sa.Table, id_col: sa.Column, time_col: sa.Column, reltuples: float
+) -> IdFormat | None:
     kind = id_kind(id_col.type)
     if kind is None:
         return None

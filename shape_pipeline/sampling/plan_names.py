@@ -8,16 +8,52 @@ A fixed list, so an export audit can refuse anything else a plan node might carr
 
 from __future__ import annotations
 
-NODE_TYPES = frozenset({
-    "Result", "ProjectSet", "ModifyTable", "Append", "Merge Append", "Recursive Union",
-    "BitmapAnd", "BitmapOr", "Nested Loop", "Merge Join", "Hash Join",
-    "Seq Scan", "Sample Scan", "Gather", "Gather Merge", "Index Scan", "Index Only Scan",
-    "Bitmap Index Scan", "Bitmap Heap Scan", "Tid Scan", "Tid Range Scan", "Subquery Scan",
-    "Function Scan", "Table Function Scan", "Values Scan", "CTE Scan", "Named Tuplestore Scan",
-    "WorkTable Scan", "Foreign Scan", "Custom Scan", "Materialize", "Memoize", "Sort",
-    "Incremental Sort", "Group", "Aggregate", "WindowAgg", "Unique", "SetOp", "LockRows",
-    "Limit", "Hash",
-})
+NODE_TYPES = frozenset(
+    {
+        "Result",
+        "ProjectSet",
+        "ModifyTable",
+        "Append",
+        "Merge Append",
+        "Recursive Union",
+        "BitmapAnd",
+        "BitmapOr",
+        "Nested Loop",
+        "Merge Join",
+        "Hash Join",
+        "Seq Scan",
+        "Sample Scan",
+        "Gather",
+        "Gather Merge",
+        "Index Scan",
+        "Index Only Scan",
+        "Bitmap Index Scan",
+        "Bitmap Heap Scan",
+        "Tid Scan",
+        "Tid Range Scan",
+        "Subquery Scan",
+        "Function Scan",
+        "Table Function Scan",
+        "Values Scan",
+        "CTE Scan",
+        "Named Tuplestore Scan",
+        "WorkTable Scan",
+        "Foreign Scan",
+        "Custom Scan",
+        "Materialize",
+        "Memoize",
+        "Sort",
+        "Incremental Sort",
+        "Group",
+        "Aggregate",
+        "WindowAgg",
+        "Unique",
+        "SetOp",
+        "LockRows",
+        "Limit",
+        "Hash",
+    }
+)
 JOIN_TYPES = frozenset({"Inner", "Left", "Full", "Right", "Semi", "Anti", "Right Anti"})
 STRATEGIES = frozenset({"Plain", "Sorted", "Hashed", "Mixed"})  # Aggregate; SetOp uses Sorted/Hashed
 PARTIAL_MODES = frozenset({"Simple", "Partial", "Finalize"})

@@ -107,8 +107,7 @@ def require_salt(value: str | None = None) -> str:
         raise PrivacyError(f"{settings.SALT} is only whitespace: {SALT_HINT}")
     if len(salt) < MIN_SALT_LENGTH:
         raise PrivacyError(
-            f"{settings.SALT} is too short: it has {len(salt)} characters, "
-            f"at least {MIN_SALT_LENGTH} are required"
+            f"{settings.SALT} is too short: it has {len(salt)} characters, at least {MIN_SALT_LENGTH} are required"
         )
     distinct, bits = len(set(salt)), salt_bits(salt)
     if distinct < MIN_SALT_DISTINCT or bits < MIN_SALT_BITS:
@@ -214,9 +213,7 @@ class PrivacyTally:
             self.notes.append(text)
 
 
-def merge_small_buckets(
-    edges: np.ndarray, counts: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray, int, int]:
+def merge_small_buckets(edges: np.ndarray, counts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Merge every bucket with 0 < count < k into its right neighbour (the last into its left).
 
     Returns (edges, counts, merged, suppressed). Empty buckets stay (they say "nobody"). When
@@ -253,9 +250,7 @@ def merge_small_buckets(
     return np.asarray(out_edges), np.asarray(out_counts, dtype=np.int64), merged, 0
 
 
-def merge_small_categories(
-    counts: Mapping[str, int], k: int
-) -> tuple[dict[str, int], list[str], int, int]:
+def merge_small_categories(counts: Mapping[str, int], k: int) -> tuple[dict[str, int], list[str], int, int]:
     """Merge categories with 0 < count < k into OTHER; if OTHER itself stays below k, merge
     the next smallest category in as well (else totals minus the rest would reveal it).
 
@@ -297,9 +292,7 @@ def zero_small_cells(values: np.ndarray, k: int) -> tuple[np.ndarray, int]:
     return arr, int(small.sum())
 
 
-def suppress_with_complements(
-    values: np.ndarray, k: int, lines: Sequence[np.ndarray] = ()
-) -> tuple[np.ndarray, int]:
+def suppress_with_complements(values: np.ndarray, k: int, lines: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, int]:
     """Zero the cells below k, then complementary suppression: no line may give a zeroed cell
     back as its total minus its shown cells.
 
@@ -358,9 +351,7 @@ def total_or_below(total: int, k: int | None) -> int | str:
 # ------------------------------------------------------------------------------ moments
 
 
-def _same_histogram(
-    values: np.ndarray, moved: np.ndarray, edges: np.ndarray, counts: np.ndarray, k: int
-) -> np.ndarray:
+def _same_histogram(values: np.ndarray, moved: np.ndarray, edges: np.ndarray, counts: np.ndarray, k: int) -> np.ndarray:
     """Per value: would one entity moved from `values[i]` to `moved[i]` publish the same merged
     histogram? Always within one fixed bucket; across buckets, merged again to see."""
     src = np.searchsorted(edges, values, side="right") - 1
@@ -410,8 +401,7 @@ def private_moments(
     var, values = std * std, freq.values.astype(np.float64)
     rare = values[(freq.counts < k) & ~np.isin(values, list(shown))]
     steps = {
-        step: _same_histogram(rare, rare + step, edges, counts, k) & _same_cap(freq, rare, step)
-        for step in (-1, 1)
+        step: _same_histogram(rare, rare + step, edges, counts, k) & _same_cap(freq, rare, step) for step in (-1, 1)
     }
     for digits in (2, 1):
         target = _round_sig_array([mean, std], digits)

@@ -193,9 +193,7 @@ def _too_small(freq: Frequency, tally: PrivacyTally | None) -> bool:
     return False
 
 
-def distribution_stats(
-    freq: Frequency, tally: PrivacyTally | None, *, grid=log_grid
-) -> DistributionStats | None:
+def distribution_stats(freq: Frequency, tally: PrivacyTally | None, *, grid=log_grid) -> DistributionStats | None:
     """Count, moments, discrete percentiles and a histogram; None for an empty (or, with
     privacy, too small) table."""
     if _too_small(freq, tally):
@@ -203,7 +201,9 @@ def distribution_stats(
     return _exact_stats(freq, grid) if tally is None else _private_stats(freq, tally, grid)
 
 
-def _categories(counts: dict[str, int], known: tuple[str, ...], tally: PrivacyTally | None) -> tuple[dict[str, int], list[str]]:
+def _categories(
+    counts: dict[str, int], known: tuple[str, ...], tally: PrivacyTally | None
+) -> tuple[dict[str, int], list[str]]:
     full = {name: int(counts.get(name, 0)) for name in known}
     if counts.get(OTHER):
         full[OTHER] = int(counts[OTHER])
@@ -224,7 +224,9 @@ def _combine(freqs: list[Frequency]) -> Frequency:
     return Frequency(uniq, np.bincount(inverse, weights=counts).astype(np.int64))
 
 
-def _members(freq: FrequencyTables, types: dict[str, int], merged_names: list[str], tally: PrivacyTally | None) -> dict[str, DistributionStats]:
+def _members(
+    freq: FrequencyTables, types: dict[str, int], merged_names: list[str], tally: PrivacyTally | None
+) -> dict[str, DistributionStats]:
     """Members per conversation, by the exported conversation categories (merged ones in OTHER)."""
     groups: dict[str, list[Frequency]] = {}
     for name, table in freq.members_per_conversation.items():
@@ -437,9 +439,7 @@ def shape_from_frequencies(
     per_conv = distribution_stats(freq.messages_per_conversation, tally)
     hourly, daily, grid = _time_arrays(freq.hour_by_day_of_week, tally)
     conversations = ConversationMetrics(
-        messages_per_conversation_percentiles=(
-            percentiles_of(per_conv)
-        ),
+        messages_per_conversation_percentiles=(percentiles_of(per_conv)),
         messages_per_conversation_histogram=per_conv.histogram if per_conv else None,
         messages_per_conversation_mean=per_conv.mean if per_conv else None,
         type_distribution=conv_types,

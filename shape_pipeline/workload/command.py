@@ -35,7 +35,9 @@ def iso_datetime(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time like 2025-06-01T00:00:00Z, got '{value}'") from None
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time like 2025-06-01T00:00:00Z, got '{value}'"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -55,20 +57,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mapping", help="schema mapping YAML of --database-url (default: canonical schema)")
     parser.add_argument("--compare-mapping", help="schema mapping YAML of --compare-url (default: --mapping)")
     parser.add_argument(
-        "--window-end", type=iso_datetime,
+        "--window-end",
+        type=iso_datetime,
         help="the time 'window_end' parameters take, ISO 8601 (default: each database's latest message)",
     )
     parser.add_argument(
-        "--runs", type=positive_int, default=DEFAULT_RUNS,
+        "--runs",
+        type=positive_int,
+        default=DEFAULT_RUNS,
         help=f"EXPLAIN ANALYZE runs per (query, rank); the median time is shown (default {DEFAULT_RUNS})",
     )
     parser.add_argument(
-        "--max-log2-ratio", type=float, default=None,
+        "--max-log2-ratio",
+        type=float,
+        default=None,
         help="rows and blocks count as close within this |log2 ratio| (default 0.5)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a compared pair is not within")
     parser.add_argument(
-        "--statement-timeout-ms", type=positive_int,
+        "--statement-timeout-ms",
+        type=positive_int,
         default=int(os.environ.get(settings.STATEMENT_TIMEOUT_MS) or DEFAULT_STATEMENT_TIMEOUT_MS),
         help=f"PostgreSQL statement_timeout per query (default {DEFAULT_STATEMENT_TIMEOUT_MS})",
     )
@@ -98,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
     report = Reporter(TAG)
     report.header("WORKLOAD PLANS")
-    report.line(f"workload {workload.name}: {len(workload.queries)} queries, {len(workload.pairs())} (query, rank) pairs, "
-                f"{args.runs} run{'' if args.runs == 1 else 's'} each")
+    report.line(
+        f"workload {workload.name}: {len(workload.queries)} queries, {len(workload.pairs())} (query, rank) pairs, "
+        f"{args.runs} run{'' if args.runs == 1 else 's'} each"
+    )
     plans = _run_on(args.database_url, "--database-url", workload, mapping, args, report)
     document: dict[str, object] = {"plans": plans.model_dump(mode="json")}
     exit_code = 0

@@ -51,7 +51,11 @@ def node_label(node: PlanNode) -> str:
     if node.strategy not in _DEFAULT_QUALIFIERS and (node.node_type, node.strategy) not in _STRATEGY_NAMES:
         name = f"{name} ({node.strategy})"
     if node.join_type not in _DEFAULT_QUALIFIERS:
-        name = name.replace(" Join", f" {node.join_type} Join") if name.endswith("Join") else f"{name} {node.join_type} Join"
+        name = (
+            name.replace(" Join", f" {node.join_type} Join")
+            if name.endswith("Join")
+            else f"{name} {node.join_type} Join"
+        )
     if node.partial_mode not in _DEFAULT_QUALIFIERS:
         name = f"{node.partial_mode} {name}"
     if node.scan_direction == "Backward":
@@ -180,9 +184,7 @@ def _one_side(query: str, rank: str, prod: QueryPlan | None, syn: QueryPlan | No
 def compare_pair(query: str, rank: str, prod: QueryPlan, syn: QueryPlan, max_log2_ratio: float) -> PairComparison:
     """One (query, rank) present on both sides."""
     difference = first_difference(prod.plan, syn.plan)
-    worst_a, worst_b = max(
-        matched_nodes(prod.plan, syn.plan), key=lambda ab: abs(log2_ratio(ab[0].rows, ab[1].rows))
-    )
+    worst_a, worst_b = max(matched_nodes(prod.plan, syn.plan), key=lambda ab: abs(log2_ratio(ab[0].rows, ab[1].rows)))
     rows = abs(log2_ratio(worst_a.rows, worst_b.rows))
     blocks = abs(log2_ratio(prod.shared_blocks, syn.shared_blocks))
     return PairComparison(

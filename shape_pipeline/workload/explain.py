@@ -142,7 +142,9 @@ def typical_plan(found: list[tuple[PlanNode, list[float]]]) -> QueryPlan:
     shape = same[(len(same) - 1) // 2][0]
     times = [t for _, ts in same for t in ts]
     return QueryPlan(
-        plan=shape, shared_blocks=shape.shared_blocks, median_ms=round_2sig(statistics.median(times)),
+        plan=shape,
+        shared_blocks=shape.shared_blocks,
+        median_ms=round_2sig(statistics.median(times)),
         runs=sum(len(ts) for _, ts in found),
     )
 

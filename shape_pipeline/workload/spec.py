@@ -288,6 +288,9 @@ def load_workload(path: str | Path | None) -> Workload:
     """
     file = default_workload_path() if path is None or str(path) in ("", DEFAULT_NAME) else Path(path)
     return load_yaml_model(
-        file, Workload, what="workload", expected="a workload file must be a YAML mapping with name and queries",
+        file,
+        Workload,
+        what="workload",
+        expected="a workload file must be a YAML mapping with name and queries",
         describe=describe_error,
     )

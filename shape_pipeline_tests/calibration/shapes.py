@@ -26,9 +26,7 @@ from shape_pipeline.sampling.frequencies import (
 from shape_pipeline.sampling.privacy import PrivacyTally, zero_small_cells
 from shape_pipeline.sampling.shape import distribution_stats, shape_from_frequencies
 
-SEED_SHAPE = (
-    Path(__file__).resolve().parents[2] / "shape_pipeline" / "examples" / "shape-metrics-seed.json"
-)
+SEED_SHAPE = Path(__file__).resolve().parents[2] / "shape_pipeline" / "examples" / "shape-metrics-seed.json"
 WINDOW_END = datetime(2026, 11, 1, tzinfo=UTC)
 WINDOW_DAYS = 30
 MIN_CELL_COUNT = 10

@@ -37,18 +37,14 @@ def _seed() -> dict:
     return json.loads(SEED_SHAPE.read_text())
 
 
-def _run(
-    tmp_path: Path, shape: Path, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str, Path]:
+def _run(tmp_path: Path, shape: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str, Path]:
     out = tmp_path / "out" / "calibrated-config.json"
     code = cli.main(["calibrate", "--shape", str(shape), "--output", str(out)])
     captured = capsys.readouterr()
     return code, captured.out, captured.err, out
 
 
-def test_seed_shape_calibrates_with_summary(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_seed_shape_calibrates_with_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err, path = _run(tmp_path, SEED_SHAPE, capsys)  # its speed: README's benchmark table
     assert code == 0 and err == ""
     config = load_json_model(path, CalibratedConfig, what="calibrated config")
@@ -87,10 +83,7 @@ BAD_INPUTS = {
     ),
     "malformed_histogram": (
         lambda d: (
-            d["conversations"].update(
-                messages_per_conversation_histogram={"edges": [1, 2], "counts": [3, 4]}
-            )
-            or d
+            d["conversations"].update(messages_per_conversation_histogram={"edges": [1, 2], "counts": [3, 4]}) or d
         ),
         "conversations.messages_per_conversation_histogram",
     ),
@@ -131,9 +124,7 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert not path.exists()
 
 
-def test_failed_run_leaves_an_existing_output_untouched(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_failed_run_leaves_an_existing_output_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _, path = _run(tmp_path, SEED_SHAPE, capsys)
     before = path.read_bytes()
     bad = tmp_path / "bad.json"

@@ -26,9 +26,7 @@ from .shapes import SEED_SHAPE
 
 
 def test_estimate_alpha_formula() -> None:
-    assert estimate_alpha((0.95, 1200), (0.99, 5000)) == pytest.approx(
-        1 + math.log(5) / math.log(5000 / 1200)
-    )
+    assert estimate_alpha((0.95, 1200), (0.99, 5000)) == pytest.approx(1 + math.log(5) / math.log(5000 / 1200))
     with pytest.raises(ValueError):
         estimate_alpha((0.95, 10), (0.99, 10))
 
@@ -98,9 +96,7 @@ def test_missing_max_is_extrapolated_and_rounded() -> None:
 
 
 def test_histogram_points_shape_the_body_without_moving_percentiles() -> None:
-    hist = Histogram(
-        edges=[1, 2, 4, 8, 16, 32, 64, 128, 256], counts=[100, 150, 200, 250, 150, 90, 40, 20]
-    )
+    hist = Histogram(edges=[1, 2, 4, 8, 16, 32, 64, 128, 256], counts=[100, 150, 200, 250, 150, 90, 40, 20])
     points = histogram_knots(hist)
     assert points[0] == (0.1, 1.0) and points[1] == (0.25, 3.0)
     pct = Percentiles(p50=10, p90=40, p99=200, max=255)
@@ -112,7 +108,5 @@ def test_histogram_points_shape_the_body_without_moving_percentiles() -> None:
 
 
 def test_merge_knots_drops_contradicting_histogram_points() -> None:
-    merged = merge_knots(
-        [(0.5, 10.0), (0.9, 50.0)], [(0.3, 12.0), (0.5, 9.0), (0.7, 20.0), (0.95, 40.0)]
-    )
+    merged = merge_knots([(0.5, 10.0), (0.9, 50.0)], [(0.3, 12.0), (0.5, 9.0), (0.7, 20.0), (0.95, 40.0)])
     assert merged == [(0.5, 10.0), (0.7, 20.0), (0.9, 50.0)]

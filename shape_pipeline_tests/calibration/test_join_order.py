@@ -16,10 +16,12 @@ NOW = datetime(2025, 10, 22, tzinfo=UTC)
 
 def layout(correlation: float | None, kind: str = "integer") -> PhysicalLayout:
     ids = IdFormat(kind=kind, length=26 if kind == "text" else None)
-    return PhysicalLayout(tables={
-        "users": TableLayout(ids=ids),
-        "members": TableLayout(columns={"user_id": ColumnLayout(correlation=correlation)}),
-    })
+    return PhysicalLayout(
+        tables={
+            "users": TableLayout(ids=ids),
+            "members": TableLayout(columns={"user_id": ColumnLayout(correlation=correlation)}),
+        }
+    )
 
 
 @pytest.mark.parametrize(

@@ -49,13 +49,8 @@ def test_histogram_corrects_the_content_body() -> None:
     lengths = np.ceil(rng.gamma(1.5, 40, 200_000))  # not log-normal
     edges = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
     counts = np.histogram(lengths, bins=edges)[0].tolist()
-    pcts = {
-        k: discrete_percentile(lengths, p)
-        for k, p in [("p10", 0.1), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]
-    }
-    stats = DistributionStats(
-        mean=float(lengths.mean()), **pcts, histogram=Histogram(edges=edges, counts=counts)
-    )
+    pcts = {k: discrete_percentile(lengths, p) for k, p in [("p10", 0.1), ("p50", 0.5), ("p90", 0.9), ("p99", 0.99)]}
+    stats = DistributionStats(mean=float(lengths.mean()), **pcts, histogram=Histogram(edges=edges, counts=counts))
     model = fit_content_length(stats, fallback_sigma=1.0)
     assert model.knots is not None and len(model.knots) > 4
     draws = sample(model, np.random.default_rng(6), 300_000)
@@ -65,9 +60,7 @@ def test_histogram_corrects_the_content_body() -> None:
 
 
 def test_normalize_keeps_zero_and_merged_categories() -> None:
-    shares = normalize(
-        {"DIRECT_MESSAGE": 700, "OTHER": 300}, ("DIRECT_MESSAGE", "GROUP_CHAT", "CHANNEL")
-    )
+    shares = normalize({"DIRECT_MESSAGE": 700, "OTHER": 300}, ("DIRECT_MESSAGE", "GROUP_CHAT", "CHANNEL"))
     assert shares == {"DIRECT_MESSAGE": 0.7, "GROUP_CHAT": 0.0, "CHANNEL": 0.0, "OTHER": 0.3}
     thirds = normalize({"A": 1, "B": 1, "C": 1})
     assert sum(thirds.values()) == pytest.approx(1.0, abs=1e-12)
@@ -123,10 +116,7 @@ def test_full_shape_has_no_fallback_and_every_percentile_on_goal() -> None:
             if q >= 5:  # small integers: one step is more than 5%
                 assert abs(discrete_percentile(draws, p) - q) / q <= GOAL
     mpc = config.conversation_generation.messages_per_conversation
-    assert (
-        quantile(mpc, np.array([0.5]))[0]
-        == shape.conversations.messages_per_conversation_percentiles.p50
-    )
+    assert quantile(mpc, np.array([0.5]))[0] == shape.conversations.messages_per_conversation_percentiles.p50
 
 
 def test_spline_tail_alpha_is_matched_to_an_exported_mean() -> None:
@@ -154,6 +144,4 @@ def test_all_suppressed_cells_fall_back_with_a_warning() -> None:
     assert config.message_generation.type_distribution["TEXT"] == 0.85
     # the day-of-week counts were exported and are used as they are
     days = np.array(shape.messages.day_of_week_counts, dtype=float)
-    assert config.message_generation.temporal.day_of_week == pytest.approx(
-        (days / days.sum()).tolist(), abs=1e-8
-    )
+    assert config.message_generation.temporal.day_of_week == pytest.approx((days / days.sum()).tolist(), abs=1e-8)

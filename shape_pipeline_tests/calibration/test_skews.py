@@ -276,8 +276,7 @@ def test_recency_without_totals_is_unset_with_a_warning() -> None:
     config = calibrate(shape)
     assert config.conversation_generation.recency is None
     assert any(
-        w.startswith("conversations.recency has no totals.conversations")
-        for w in config.calibration_metadata.warnings
+        w.startswith("conversations.recency has no totals.conversations") for w in config.calibration_metadata.warnings
     )
 
 
@@ -309,9 +308,7 @@ def test_fully_suppressed_blocks_stay_unset_and_negative_counts_are_one_error_li
     shape = full_shape()
     shape.messages.daily_counts = [0] * WINDOW_DAYS
     grid = shape.conversations.size_by_members
-    shape.conversations.size_by_members = grid.model_copy(
-        update={"counts": [[0] * len(row) for row in grid.counts]}
-    )
+    shape.conversations.size_by_members = grid.model_copy(update={"counts": [[0] * len(row) for row in grid.counts]})
     config = calibrate(shape)
     assert config.message_generation.temporal.daily is None
     assert config.conversation_generation.members_by_size is None

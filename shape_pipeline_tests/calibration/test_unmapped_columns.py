@@ -17,11 +17,13 @@ def test_unmapped_column_widths_reach_the_config_per_entity() -> None:
     assert unmapped_columns(shape) == {}  # a shape without a physical layout
     notify = ColumnLayout(avg_width=113, null_frac=0.0)
     props = ColumnLayout(avg_width=40, null_frac=0.62)
-    layout = PhysicalLayout(tables={
-        "members": TableLayout(rows_per_page=37.9, unmapped_columns={"NotifyProps": notify}),
-        "messages": TableLayout(columns={"content": ColumnLayout(avg_width=60)}, unmapped_columns={"Props": props}),
-        "users": TableLayout(),  # nothing unmapped: no entry
-    })
+    layout = PhysicalLayout(
+        tables={
+            "members": TableLayout(rows_per_page=37.9, unmapped_columns={"NotifyProps": notify}),
+            "messages": TableLayout(columns={"content": ColumnLayout(avg_width=60)}, unmapped_columns={"Props": props}),
+            "users": TableLayout(),  # nothing unmapped: no entry
+        }
+    )
     config = calibrate(shape.model_copy(update={"physical_layout": layout}), now=NOW)
     assert config.unmapped_columns == {"members": {"NotifyProps": notify}, "messages": {"Props": props}}
     again = CalibratedConfig.model_validate_json(config.model_dump_json())  # survives the config file

@@ -23,7 +23,12 @@ FILE_LINE = re.compile(r"^\[Demo\]   (?P<label>[^:]+): (?P<path>/.+)$", re.M)
 def run_demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shape_pipeline", "demo", *args],
-        cwd=folder, env=CLEAN_ENV, capture_output=True, text=True, timeout=600, check=False,
+        cwd=folder,
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
@@ -33,7 +38,9 @@ def pii_like_values(url: str) -> set[str]:
     with engine.connect() as conn:
         emails = conn.execute(sa.text("SELECT email FROM users LIMIT 50")).scalars().all()
         names = conn.execute(sa.text("SELECT username FROM users LIMIT 50")).scalars().all()
-        texts = conn.execute(sa.text("SELECT content FROM messages WHERE length(content) > 30 LIMIT 20")).scalars().all()
+        texts = (
+            conn.execute(sa.text("SELECT content FROM messages WHERE length(content) > 30 LIMIT 20")).scalars().all()
+        )
     engine.dispose()
     return {v for v in [*emails, *names, *texts] if v and len(v) >= 6}
 
@@ -60,8 +67,13 @@ def test_demo_on_embedded_sqlite_ends_with_a_verdict_and_every_file(embedded_dem
     done, folder = embedded_demo
     verdict = completed(done)
     out = done.stdout
-    for title in ("PRODUCTION SHAPE SAMPLING", "GENERATOR CALIBRATION", "SYNTHETIC DATA GENERATION",
-                  "FIDELITY VALIDATION", "DEMO SUMMARY"):
+    for title in (
+        "PRODUCTION SHAPE SAMPLING",
+        "GENERATOR CALIBRATION",
+        "SYNTHETIC DATA GENERATION",
+        "FIDELITY VALIDATION",
+        "DEMO SUMMARY",
+    ):
         assert f"=== {title} ===" in out
     files = {m["label"]: Path(m["path"]) for m in FILE_LINE.finditer(out)}
     assert len(files) == 8
@@ -117,18 +129,21 @@ def test_fake_production_is_simulated_without_the_generator(tmp_path: Path) -> N
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(("
         "'shape_pipeline.generation', 'shape_pipeline.calibration', 'shape_pipeline.fidelity')))))"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=CLEAN_ENV,
-                          capture_output=True, text=True, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=CLEAN_ENV, capture_output=True, text=True, check=True, timeout=300
+    )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
     assert [p.name for p in tmp_path.iterdir()] == ["production.db"]  # no partial file left
     engine = create_engine(f"sqlite:///{db_file}")
     with engine.connect() as conn:
         system = conn.execute(sa.text("SELECT count(*) FROM messages WHERE type = 'SYSTEM'")).scalar_one()
-        notes = conn.execute(sa.text(
-            "SELECT count(*) FROM (SELECT conversation_id FROM conversation_members m JOIN conversations c "
-            "ON c.id = m.conversation_id WHERE c.type = 'DIRECT_MESSAGE' GROUP BY conversation_id "
-            "HAVING count(*) = 1)"
-        )).scalar_one()
+        notes = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT conversation_id FROM conversation_members m JOIN conversations c "
+                "ON c.id = m.conversation_id WHERE c.type = 'DIRECT_MESSAGE' GROUP BY conversation_id "
+                "HAVING count(*) = 1)"
+            )
+        ).scalar_one()
         phones = conn.execute(sa.text("SELECT count(*) FROM messages WHERE content LIKE '%555-01%'")).scalar_one()
     engine.dispose()
     assert system > 0 and notes > 0 and phones > 0

@@ -126,21 +126,25 @@ def test_production_extraction_triggers_calibrate_generate_validate(dagster_stac
     finished: list[dict] = []
     while time.monotonic() < deadline and not finished:
         finished = [
-            r for r in runs_selecting(dagster_stack, "fidelity_report")
-            if DagsterRunStatus(r["status"]) in FINISHED
+            r for r in runs_selecting(dagster_stack, "fidelity_report") if DagsterRunStatus(r["status"]) in FINISHED
         ]
         time.sleep(3)
-    assert finished, "no automatic calibrate -> generate -> validate runs:\n" + (
-        dagster_stack.logs / "daemon.log"
-    ).read_text()[-3000:]
+    assert finished, (
+        "no automatic calibrate -> generate -> validate runs:\n"
+        + (dagster_stack.logs / "daemon.log").read_text()[-3000:]
+    )
     runs = {name: runs_selecting(dagster_stack, name) for name in DEV_ASSETS}
     for name in DEV_ASSETS:
         assert runs[name] and all(tags(r).get("dagster/from_automation_condition") == "true" for r in runs[name]), name
     assert [r["status"] for r in runs["calibrated_config"]] == ["SUCCESS"]
     [generation] = runs["synthetic_dataset"]
     assert generation["status"] == "SUCCESS" and "dagster/backfill" in tags(generation)
-    assert (tags(generation)["dagster/asset_partition_range_start"], tags(generation)["dagster/asset_partition_range_end"]) == (
-        PARTITION_KEYS[0], PARTITION_KEYS[-1],
+    assert (
+        tags(generation)["dagster/asset_partition_range_start"],
+        tags(generation)["dagster/asset_partition_range_end"],
+    ) == (
+        PARTITION_KEYS[0],
+        PARTITION_KEYS[-1],
     )
     verdict = assert_run_matches_verdict(dagster_stack, finished[0])
     assert verdict in {"PASS", "WARNING", "FAIL"}
@@ -166,7 +170,8 @@ def assert_run_matches_verdict(stack: DagsterStack, run: dict) -> str:
     executed = [c["executionForLatestMaterialization"] for c in checks if c["executionForLatestMaterialization"]]
     assert len(executed) == len(checks)
     failed_errors = [
-        e for e in executed
+        e
+        for e in executed
         if e["evaluation"] and not e["evaluation"]["success"] and e["evaluation"]["severity"] == "ERROR"
     ]
     if verdict == "FAIL":
@@ -223,9 +228,17 @@ def test_materialize_all_in_a_real_browser(dagster_stack: DagsterStack, tmp_path
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1600,1000", f"--user-data-dir={tmp_path / 'profile'}",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+        f"--user-data-dir={tmp_path / 'profile'}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
@@ -239,9 +252,11 @@ def test_materialize_all_in_a_real_browser(dagster_stack: DagsterStack, tmp_path
         dialog = "//div[contains(@class, 'bp5-dialog')]"
         try:
             wait.until(ec.element_to_be_clickable((By.XPATH, f"{dialog}//button[normalize-space(.)='All']"))).click()
-            launch = wait.until(ec.element_to_be_clickable(
-                (By.XPATH, f"{dialog}//button[normalize-space(.)='Launch backfill' and not(@disabled)]")
-            ))
+            launch = wait.until(
+                ec.element_to_be_clickable(
+                    (By.XPATH, f"{dialog}//button[normalize-space(.)='Launch backfill' and not(@disabled)]")
+                )
+            )
         finally:
             driver.save_screenshot(str(tmp_path / "partitions-dialog.png"))
         launch.click()

@@ -26,7 +26,12 @@ WORLD_MESSAGES = 30_000
 
 
 def load_world(
-    make_pg_database: Callable[[str], str], label: str, seed: str, *, messages: int = WORLD_MESSAGES, after: str | None = None
+    make_pg_database: Callable[[str], str],
+    label: str,
+    seed: str,
+    *,
+    messages: int = WORLD_MESSAGES,
+    after: str | None = None,
 ) -> str:
     """A fresh database holding one canonical world, analyzed; returns its URL."""
     url = make_pg_database(label)

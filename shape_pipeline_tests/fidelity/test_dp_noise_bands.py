@@ -90,8 +90,7 @@ def dp_stats(values: np.ndarray, scale: float, rng: np.random.Generator) -> Dist
 def dp_privacy(scales: dict[str, float]) -> PrivacyReport:
     """A DP privacy block with one family (sensitivity 1) per statistic path."""
     families = {
-        path: DpFamily(epsilon=1.0 / b, sensitivity=1, scale=b, statistics=[path])
-        for path, b in scales.items()
+        path: DpFamily(epsilon=1.0 / b, sensitivity=1, scale=b, statistics=[path]) for path, b in scales.items()
     }
     return PrivacyReport(
         mode="dp",
@@ -130,11 +129,13 @@ def production(seed: int) -> ShapeMetrics:
         hourly_counts=grid.sum(axis=0).tolist(),
         day_of_week_counts=grid.sum(axis=1).tolist(),
     )
-    privacy = dp_privacy({
-        "messages.messages_per_sender": SENDER_SCALE,
-        "messages.type_distribution": TYPE_SCALE,
-        "messages.hour_by_day_of_week": GRID_SCALE,
-    })
+    privacy = dp_privacy(
+        {
+            "messages.messages_per_sender": SENDER_SCALE,
+            "messages.type_distribution": TYPE_SCALE,
+            "messages.hour_by_day_of_week": GRID_SCALE,
+        }
+    )
     return ShapeMetrics(extracted_at=END, sample_window_days=30, messages=messages, privacy=privacy)
 
 
@@ -181,7 +182,9 @@ def test_dp_share_sd_by_hand() -> None:
     assert st.dp_share_sd(0.3, 1_000, 5.0) == pytest.approx(np.sqrt(2) * 5 / 1_000)
     # an hour summing 7 grid cells of 168: sqrt(2 ((1 - s)^2 7 + s^2 161)) b / n
     s = 1 / 24
-    assert st.dp_share_sd(s, 10_000, 5.0, 7, 161) == pytest.approx(np.sqrt(2 * ((1 - s) ** 2 * 7 + s**2 * 161)) * 5 / 10_000)
+    assert st.dp_share_sd(s, 10_000, 5.0, 7, 161) == pytest.approx(
+        np.sqrt(2 * ((1 - s) ** 2 * 7 + s**2 * 161)) * 5 / 10_000
+    )
 
 
 def test_the_histogram_cdf_sd_matches_simulated_noise() -> None:
@@ -265,7 +268,9 @@ def test_the_report_shows_the_band_it_used() -> None:
     sender = results["messages_per_sender"]
     assert set(sender.synthetic["dp_noise"]["statistic_noise_bands"]) == {"ks_statistic"}  # no mean: it does not decide
     assert sender.statistic == "max_percentile_error"
-    worst = max(sender.percentile_errors, key=lambda k: sender.percentile_errors[k] if k in st.DECIDING_PERCENTILES else -1)
+    worst = max(
+        sender.percentile_errors, key=lambda k: sender.percentile_errors[k] if k in st.DECIDING_PERCENTILES else -1
+    )
     assert sender.noise_band == sender.synthetic["noise_bands"][worst]
     hourly = results["hourly_pattern"]
     assert hourly.noise_band == hourly.synthetic["dp_noise"]["statistic_noise_bands"]["total_variation_distance"]

@@ -28,8 +28,13 @@ RANDOM_IDS = IdFormat(kind="text", length=26, alphabet="base32", time_ordered=Fa
 
 
 def layout(
-    *, correlation: float = -0.03, width: int = 27, rows_per_page: float = 40.0, ids: IdFormat | None = RANDOM_IDS,
-    content_correlation: float = 0.0, rows: int = 120_000,
+    *,
+    correlation: float = -0.03,
+    width: int = 27,
+    rows_per_page: float = 40.0,
+    ids: IdFormat | None = RANDOM_IDS,
+    content_correlation: float = 0.0,
+    rows: int = 120_000,
 ) -> PhysicalLayout:
     return PhysicalLayout(
         tables={
@@ -56,7 +61,9 @@ def test_the_same_layout_passes_and_free_text_correlation_is_not_judged() -> Non
     result = judge(layout(content_correlation=0.9))
     assert result.verdict == "PASS", result.reason
     assert {(it["field"], it["measure"]) for it in result.synthetic["items"]} >= {
-        ("conversation_id", "correlation"), ("id", "avg_width"), (None, "rows_per_page"),
+        ("conversation_id", "correlation"),
+        ("id", "avg_width"),
+        (None, "rows_per_page"),
     }
     assert ("content", "correlation") not in {(it["field"], it["measure"]) for it in result.synthetic["items"]}
 
@@ -88,7 +95,10 @@ def test_short_sequential_ids_fail_on_the_id_format() -> None:
     assert "messages: integer, time-ordered vs text, 26 characters, base32, random order" in result.reason
     recs = layout_recommendations(result, None)
     assert recs[0].config_key == "id_formats.messages"
-    assert (recs[0].current_value, recs[0].suggested_value) == ("integer, time-ordered", "text, 26 characters, base32, random order")
+    assert (recs[0].current_value, recs[0].suggested_value) == (
+        "integer, time-ordered",
+        "text, 26 characters, base32, random order",
+    )
     assert "set id_formats.messages in the calibrated config" in recs[0].text
     assert any(r.text.startswith("messages.id avg width is 8 vs 27") and "ids are narrower" in r.text for r in recs)
     assert any(r.text.startswith("messages rows per page is 60 vs 40") and "narrower" in r.text for r in recs)
@@ -105,10 +115,17 @@ def test_an_unanalyzed_database_fails_and_asks_for_analyze() -> None:
     result = judge(bare)
     assert result.verdict == "FAIL" and "never analyzed" in (result.reason or "")
     assert result.synthetic["not_analyzed"] == [
-        "messages rows per page", "messages.id", "messages.conversation_id", "messages.created_at", "messages.content",
+        "messages rows per page",
+        "messages.id",
+        "messages.conversation_id",
+        "messages.created_at",
+        "messages.content",
     ]
     assert "VACUUM ANALYZE" in layout_recommendations(result, None)[0].text
-    assert physical_layout_result(None, DatabaseFindings(layout=bare), tolerance=0.15).reason == "the shape has no physical_layout"
+    assert (
+        physical_layout_result(None, DatabaseFindings(layout=bare), tolerance=0.15).reason
+        == "the shape has no physical_layout"
+    )
 
 
 # ------------------------------------------------------------------------------ plans verdict
@@ -121,7 +138,9 @@ def _plans(kinds: list[str], blocks: int = 100, rows: int = 10) -> WorkloadPlans
         queries={
             f"q{i}": {
                 "p99": QueryPlan(
-                    plan=PlanNode(node_type=k, relation="messages", rows=rows if k == "Seq Scan" else 10, shared_blocks=blocks),
+                    plan=PlanNode(
+                        node_type=k, relation="messages", rows=rows if k == "Seq Scan" else 10, shared_blocks=blocks
+                    ),
                     shared_blocks=blocks,
                     median_ms=1.0,
                     runs=3,
@@ -140,7 +159,9 @@ def test_the_plans_verdict_rule() -> None:
     assert (one.verdict, one.effect_size) == ("WARNING", 0.1)
     assert one.reason.startswith("1 of 10 (query, rank) pairs have another plan shape (q0 p99)")
     # two flips over other row counts: a difference in the data, FAIL
-    two = query_plans_result(_plans(base), DatabaseFindings(plans=_plans(["Seq Scan", "Seq Scan", *base[2:]], rows=200)))
+    two = query_plans_result(
+        _plans(base), DatabaseFindings(plans=_plans(["Seq Scan", "Seq Scan", *base[2:]], rows=200))
+    )
     assert (two.verdict, two.effect_size, two.synthetic["unexplained_share"]) == ("FAIL", 0.2, 0.2)
     rec = plan_recommendations(two)[0].text
     assert rec == (
@@ -166,7 +187,10 @@ def test_the_plans_verdict_rule() -> None:
     assert heavy.verdict == "FAIL" and heavy.reason.startswith("median blocks |log2| 1.51 is above 0.5")
     assert "reads 300 blocks vs 100 (blocks log2 +1.5)" in plan_recommendations(heavy)[0].text
     # a wider factor lets it pass
-    assert query_plans_result(_plans(base), DatabaseFindings(plans=_plans(base, blocks=300)), max_log2_ratio=2.0).verdict == "PASS"
+    assert (
+        query_plans_result(_plans(base), DatabaseFindings(plans=_plans(base, blocks=300)), max_log2_ratio=2.0).verdict
+        == "PASS"
+    )
 
 
 @pytest.fixture

@@ -34,8 +34,13 @@ from shape_pipeline_tests.sampling.test_skew_aggregates import (
 )
 
 SKEW_FIELDS = (
-    "conversations_per_user", "top_sender_permille", "lifetime_seconds", "active_last_7_days",
-    "active_last_30_days", "size_by_members", "messages_per_day",
+    "conversations_per_user",
+    "top_sender_permille",
+    "lifetime_seconds",
+    "active_last_7_days",
+    "active_last_30_days",
+    "size_by_members",
+    "messages_per_day",
 )
 
 
@@ -74,7 +79,10 @@ def generated(make_pg_database, tmp_path_factory) -> tuple[str, str, Path]:
 
 @pytest.mark.parametrize(
     "window",
-    [(WINDOW_START, WINDOW_END), (WINDOW_START + timedelta(days=3, minutes=7, milliseconds=1), WINDOW_END - timedelta(days=2))],
+    [
+        (WINDOW_START, WINDOW_END),
+        (WINDOW_START + timedelta(days=3, minutes=7, milliseconds=1), WINDOW_END - timedelta(days=2)),
+    ],
     ids=["whole-window", "inner-window-off-the-hour"],
 )
 def test_parquet_agrees_with_postgres_and_sqlite_on_every_skew(generated, window) -> None:
@@ -93,14 +101,24 @@ def world_to_parquet(world, folder: Path) -> Path:
     logical = world.logical
     tables = {
         "users": logical.users.select(["id", "username", "created_at"]),
-        "conversations": pa.table({"id": logical.conversations["id"], "type": logical.conversations["kind"],
-                                   "created_at": logical.conversations["created_at"]}),
+        "conversations": pa.table(
+            {
+                "id": logical.conversations["id"],
+                "type": logical.conversations["kind"],
+                "created_at": logical.conversations["created_at"],
+            }
+        ),
         "members": logical.members.select(["conversation_id", "user_id"]),
-        "messages": pa.table({
-            "id": logical.messages["id"], "conversation_id": logical.messages["conversation_id"],
-            "sender_id": logical.messages["sender_id"], "type": logical.messages["kind"],
-            "content": logical.messages["content"], "created_at": logical.messages["created_at"],
-        }),
+        "messages": pa.table(
+            {
+                "id": logical.messages["id"],
+                "conversation_id": logical.messages["conversation_id"],
+                "sender_id": logical.messages["sender_id"],
+                "type": logical.messages["kind"],
+                "content": logical.messages["content"],
+                "created_at": logical.messages["created_at"],
+            }
+        ),
     }
     for name, table in tables.items():
         if "created_at" in table.column_names:

@@ -69,7 +69,11 @@ def percentile_verdicts(entities: int, scale: float) -> Counter[str]:
         production = np.ceil(rng.lognormal(np.log(MEDIAN), SIGMA, entities))
         synthetic = np.ceil(scale * rng.lognormal(np.log(MEDIAN), SIGMA, entities))
         shape = shape_from_frequencies(
-            _tables(production), window_start=END - timedelta(days=30), window_end=END, extracted_at=END, min_cell_count=10
+            _tables(production),
+            window_start=END - timedelta(days=30),
+            window_end=END,
+            extracted_at=END,
+            min_cell_count=10,
         )
         verdicts[check_messages_per_conversation(Inputs(shape, _tables(synthetic), None, TOLERANCE)).verdict] += 1
     return verdicts
@@ -87,7 +91,9 @@ def rare_verdicts(messages: int, audio_factor: float) -> tuple[Counter[str], flo
         rng = np.random.default_rng(seed)
         production = dict(zip(TYPES, rng.multinomial(messages, SHARES).tolist(), strict=True))
         synthetic = dict(zip(TYPES, rng.multinomial(messages, shifted).tolist(), strict=True))
-        shape = ShapeMetrics(extracted_at=END, sample_window_days=30, messages=MessageMetrics(type_distribution=production))
+        shape = ShapeMetrics(
+            extracted_at=END, sample_window_days=30, messages=MessageMetrics(type_distribution=production)
+        )
         result = check_message_types(Inputs(shape, FrequencyTables(message_types=synthetic), None, TOLERANCE))
         verdicts[result.verdict] += 1
         tvd = max(tvd, result.synthetic["total_variation_distance"])

@@ -40,7 +40,9 @@ def worlds(make_pg_database: Callable[[str], str]) -> dict[str, str]:
             make_pg_database, "plans_unindexed", "plans-syn", after="DROP INDEX ix_messages_conversation_created"
         ),
         "grouped": load_world(
-            make_pg_database, "plans_grouped", "plans-syn",
+            make_pg_database,
+            "plans_grouped",
+            "plans-syn",
             after="CLUSTER messages USING ix_messages_conversation_created",
         ),
     }
@@ -83,7 +85,11 @@ def test_a_different_world_fails_with_advice_naming_the_pairs(reports: dict[str,
     pairs = plans.synthetic["pairs"]
     in_order = [f"{p['query']} {p['rank']}" for p in pairs if not p["shape_equal"]]
     differing = set(in_order)
-    assert in_order and f"{len(in_order)} of {len(pairs)} (query, rank) pairs have another plan shape ({in_order[0]}" in plans.reason
+    assert (
+        in_order
+        and f"{len(in_order)} of {len(pairs)} (query, rank) pairs have another plan shape ({in_order[0]}"
+        in plans.reason
+    )
     assert plans.synthetic["unexplained_share"] > 0.10 and plans.synthetic["median_blocks_log2"] > 0.5
     recs = plans.recommendations
     assert recs and len(recs) <= 5
@@ -127,7 +133,7 @@ def test_console_json_and_html_carry_the_plan_table(reports: dict[str, FidelityR
     assert again.tests["query_plans"].synthetic["pairs"] == report.tests["query_plans"].synthetic["pairs"]
     page = render_html(report)
     assert '<table class="plans">' in page and '<div class="node diff"' in page
-    assert page.count("<td class=\"tree\">") == 2 * len(report.tests["query_plans"].synthetic["pairs"])
+    assert page.count('<td class="tree">') == 2 * len(report.tests["query_plans"].synthetic["pairs"])
     assert "production plan</th><th>synthetic plan" in page
 
 
@@ -150,10 +156,20 @@ def test_another_workload_is_refused_naming_the_file(
 ) -> None:
     other = tmp_path / "other.yaml"
     other.write_text(default_workload_path().read_text().replace("LIMIT 50", "LIMIT 40"))
-    with pytest.raises(ShapePipelineError, match=f"--workload {re.escape(str(other))}: .*not the one the shape's plans"):
+    with pytest.raises(
+        ShapePipelineError, match=f"--workload {re.escape(str(other))}: .*not the one the shape's plans"
+    ):
         validate(shape, database_url=worlds["faithful"], workload_path=other)
     shape_path = write_model_atomic(tmp_path / "shape.json", shape)
-    args = ["validate", "--shape", str(shape_path), "--database-url", worlds["faithful"], "--output", str(tmp_path / "r.json")]
+    args = [
+        "validate",
+        "--shape",
+        str(shape_path),
+        "--database-url",
+        worlds["faithful"],
+        "--output",
+        str(tmp_path / "r.json"),
+    ]
     assert main([*args, "--workload", str(other)]) == 2
     err = capsys.readouterr().err
     assert str(other) in err and len(err.strip().splitlines()) == 1
@@ -167,10 +183,21 @@ def test_the_cli_passes_the_workload_and_the_factor(
 ) -> None:
     shape_path = write_model_atomic(tmp_path / "shape.json", shape)
     out = tmp_path / "report.json"
-    code = main([
-        "validate", "--shape", str(shape_path), "--database-url", worlds["faithful"], "--output", str(out),
-        "--workload", str(default_workload_path()), "--plan-log2-ratio", "2",
-    ])
+    code = main(
+        [
+            "validate",
+            "--shape",
+            str(shape_path),
+            "--database-url",
+            worlds["faithful"],
+            "--output",
+            str(out),
+            "--workload",
+            str(default_workload_path()),
+            "--plan-log2-ratio",
+            "2",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code in (0, 1)
     plans = json.loads(out.read_text())["tests"]["query_plans"]

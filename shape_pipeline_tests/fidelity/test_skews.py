@@ -35,7 +35,14 @@ END = datetime(2025, 10, 22, tzinfo=UTC)
 DAYS = 30
 START = END - timedelta(days=DAYS)
 K = 10  # the sampler's default min_cell_count
-SKEW_KEYS = ("conversations_per_user", "top_sender_share", "conversation_lifetime", "recency", "size_by_members", "messages_per_day")
+SKEW_KEYS = (
+    "conversations_per_user",
+    "top_sender_share",
+    "conversation_lifetime",
+    "recency",
+    "size_by_members",
+    "messages_per_day",
+)
 
 
 @dataclass(frozen=True)
@@ -175,14 +182,19 @@ def test_the_grid_is_aligned_by_edges(production: ShapeMetrics) -> None:
 
 
 def test_every_skew_test_is_skipped_with_its_reason_without_its_block() -> None:
-    full = shape_from_frequencies(tables(Skews()), window_start=START, window_end=END, extracted_at=END, min_cell_count=K)
+    full = shape_from_frequencies(
+        tables(Skews()), window_start=START, window_end=END, extracted_at=END, min_cell_count=K
+    )
     conv, msg, users = full.conversations, full.messages, full.users
-    plain = full.model_copy(update={
-        "conversations": conv.model_copy(update=dict.fromkeys(
-            ("top_sender_share", "lifetime_seconds", "recency", "size_by_members"))),
-        "messages": msg.model_copy(update={"daily_counts": None}),
-        "users": users.model_copy(update={"conversations_per_user": None}),
-    })  # a shape from before these blocks existed
+    plain = full.model_copy(
+        update={
+            "conversations": conv.model_copy(
+                update=dict.fromkeys(("top_sender_share", "lifetime_seconds", "recency", "size_by_members"))
+            ),
+            "messages": msg.model_copy(update={"daily_counts": None}),
+            "users": users.model_copy(update={"conversations_per_user": None}),
+        }
+    )  # a shape from before these blocks existed
     report = compare(plain, tables(Skews(seed=1)), None, now=END)
     for key in SKEW_KEYS:
         assert report.tests[key].verdict == "SKIPPED"
@@ -209,7 +221,10 @@ def test_the_skew_tests_show_in_console_json_html_and_dagster(production: ShapeM
     check = check_result("messages_per_day", report.tests["messages_per_day"])
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     rec = report.tests["recency"].recommendations[0]
-    assert rec.config_key == "conversation_generation.recency.active_last_7_days" and rec.suggested_value > rec.current_value
+    assert (
+        rec.config_key == "conversation_generation.recency.active_last_7_days"
+        and rec.suggested_value > rec.current_value
+    )
     trend = report.tests["messages_per_day"].recommendations[0]
     assert trend.config_key == "message_generation.temporal.daily" and "days 24-30" in trend.text
     assert check.metadata["noise_band"].value == pytest.approx(report.tests["messages_per_day"].noise_band)

@@ -26,7 +26,9 @@ def test_tvd_cohens_w_and_chi_square_by_hand() -> None:
 
 
 def test_zero_mass_category_is_named_not_nan() -> None:
-    cmp = st.compare_categories({"DIRECT_MESSAGE": 70, "GROUP_CHAT": 30, "CHANNEL": 0}, {"DIRECT_MESSAGE": 69, "GROUP_CHAT": 30, "CHANNEL": 1})
+    cmp = st.compare_categories(
+        {"DIRECT_MESSAGE": 70, "GROUP_CHAT": 30, "CHANNEL": 0}, {"DIRECT_MESSAGE": 69, "GROUP_CHAT": 30, "CHANNEL": 1}
+    )
     assert cmp.zero_mass == ["CHANNEL"]
     assert cmp.cohens_w is None
     assert cmp.chi_square is not None and math.isfinite(cmp.chi_square)

@@ -33,7 +33,14 @@ from shape_pipeline_tests.fidelity.world import (
 )
 
 # The skew tests of issue 10: SKIPPED while the shape lacks their blocks (test_skews.py feeds them).
-SKEW_KEYS = {"conversations_per_user", "top_sender_share", "conversation_lifetime", "recency", "size_by_members", "messages_per_day"}
+SKEW_KEYS = {
+    "conversations_per_user",
+    "top_sender_share",
+    "conversation_lifetime",
+    "recency",
+    "size_by_members",
+    "messages_per_day",
+}
 # Phase 2 (issue 11): SKIPPED while the shape has no physical layout or query plans (test_plans.py feeds them).
 PHASE_TWO_KEYS = {"physical_layout", "query_plans"}
 
@@ -45,7 +52,10 @@ def _skipped_for_lack(result: Result) -> bool:
 def test_a_faithful_dataset_passes(production_shape: ShapeMetrics, synthetic_dir: Callable[..., Path]) -> None:
     report = validate(production_shape, parquet_dir=synthetic_dir())
     for key, result in report.tests.items():
-        assert result.verdict == "PASS" or (key in SKEW_KEYS | PHASE_TWO_KEYS and _skipped_for_lack(result)), (key, result.reason)
+        assert result.verdict == "PASS" or (key in SKEW_KEYS | PHASE_TWO_KEYS and _skipped_for_lack(result)), (
+            key,
+            result.reason,
+        )
     assert report.overall_verdict == "PASS"
     assert report.summary.recommendations == list(ALL_PASS)
     assert report.summary.passed_tests == len(TEST_KEYS) - report.summary.skipped_tests
@@ -132,7 +142,9 @@ def test_each_shift_fails_its_own_test(
     assert report.summary.recommendations[-1].startswith("Re-validate: shape-pipeline validate")
 
 
-def test_recommendations_use_the_config_values(production_shape: ShapeMetrics, synthetic_dir: Callable[..., Path]) -> None:
+def test_recommendations_use_the_config_values(
+    production_shape: ShapeMetrics, synthetic_dir: Callable[..., Path]
+) -> None:
     from shape_pipeline.calibration.calibrate import calibrate
 
     config = calibrate(production_shape)
@@ -166,7 +178,9 @@ def test_a_tiny_dataset_gets_a_clear_verdict(production_shape: ShapeMetrics, tmp
     report = validate(production_shape, parquet_dir=folder)
     assert report.overall_verdict in ("WARNING", "FAIL")
     for key, result in report.tests.items():
-        assert result.verdict in ("PASS", "WARNING", "FAIL") or (key in SKEW_KEYS | PHASE_TWO_KEYS and _skipped_for_lack(result)), key
+        assert result.verdict in ("PASS", "WARNING", "FAIL") or (
+            key in SKEW_KEYS | PHASE_TWO_KEYS and _skipped_for_lack(result)
+        ), key
         assert result.reason, key
     assert "4 synthetic conversations" in report.tests["messages_per_conversation"].reason
 
@@ -177,7 +191,14 @@ def test_a_seed_form_shape_skips_what_it_lacks(synthetic_dir: Callable[..., Path
         "sample_window_days": 30,
         "privacy_level": "ANONYMIZED_SHAPE_ONLY",
         "conversations": {
-            "messages_per_conversation_percentiles": {"p50": 45, "p75": 120, "p90": 450, "p95": 1200, "p99": 5000, "max": 15000},
+            "messages_per_conversation_percentiles": {
+                "p50": 45,
+                "p75": 120,
+                "p90": 450,
+                "p95": 1200,
+                "p99": 5000,
+                "max": 15000,
+            },
             "type_distribution": {"DIRECT_MESSAGE": 12500, "GROUP_CHAT": 3500},
         },
         "messages": {"content_length_stats": {"mean": 85, "median": 42, "p95": 280}},
@@ -226,9 +247,22 @@ def test_parquet_source_matches_the_sampler_sql(faithful_pg: str, synthetic_dir:
     engine = create_engine(faithful_pg)
     sql = extract_frequencies(engine, CANONICAL_MAPPING, window_start=WINDOW_START, window_end=WINDOW_END)
     arrow = frequencies_from_parquet(synthetic_dir(), window_start=WINDOW_START, window_end=WINDOW_END)
-    for name in ("users_total", "conversations_total", "messages_total", "conversation_types", "message_types", "profile_fields_set"):
+    for name in (
+        "users_total",
+        "conversations_total",
+        "messages_total",
+        "conversation_types",
+        "message_types",
+        "profile_fields_set",
+    ):
         assert getattr(sql, name) == getattr(arrow, name), name
-    for name in ("username_length", "messages_per_conversation", "content_length", "gap_seconds", "messages_per_sender"):
+    for name in (
+        "username_length",
+        "messages_per_conversation",
+        "content_length",
+        "gap_seconds",
+        "messages_per_sender",
+    ):
         a, b = getattr(sql, name), getattr(arrow, name)
         assert a.values.tolist() == b.values.tolist() and a.counts.tolist() == b.counts.tolist(), name
     assert sql.hour_by_day_of_week.tolist() == arrow.hour_by_day_of_week.tolist()
@@ -246,24 +280,33 @@ def _with_odd_direct_messages(world: World) -> World:
     member (a note to self: allowed), and a third member added to the first direct message."""
     n = world.conversations.num_rows
     created = world.conversations["created_at"][0].as_py()
-    conversations = pa.concat_tables([
-        world.conversations,
-        pa.table(
-            {"id": [n + 1, n + 2], "type": ["DIRECT_MESSAGE"] * 2, "name": [None, None], "created_at": [created] * 2},
-            schema=world.conversations.schema,
-        ),
-    ])
+    conversations = pa.concat_tables(
+        [
+            world.conversations,
+            pa.table(
+                {
+                    "id": [n + 1, n + 2],
+                    "type": ["DIRECT_MESSAGE"] * 2,
+                    "name": [None, None],
+                    "created_at": [created] * 2,
+                },
+                schema=world.conversations.schema,
+            ),
+        ]
+    )
     first_dm = world.conversations["id"][world.conversations["type"].to_pylist().index("DIRECT_MESSAGE")].as_py()
     in_first = set(world.members.filter(pc.equal(world.members["conversation_id"], first_dm))["user_id"].to_pylist())
     stranger = min(set(world.users["id"].to_pylist()) - in_first)
     joined = world.members["joined_at"][0].as_py()
-    members = pa.concat_tables([
-        world.members,
-        pa.table(
-            {"conversation_id": [n + 2, first_dm], "user_id": [1, stranger], "joined_at": [joined] * 2},
-            schema=world.members.schema,
-        ),
-    ])
+    members = pa.concat_tables(
+        [
+            world.members,
+            pa.table(
+                {"conversation_id": [n + 2, first_dm], "user_id": [1, stranger], "joined_at": [joined] * 2},
+                schema=world.members.schema,
+            ),
+        ]
+    )
     return World(world.users, conversations, members, world.messages)
 
 
@@ -286,7 +329,19 @@ def test_cli_validates_a_database_and_writes_both_reports(
     faithful_pg: str, shape_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, page = tmp_path / "fidelity-report.json", tmp_path / "fidelity-report.html"
-    code = main(["validate", "--shape", str(shape_file), "--database-url", faithful_pg, "--output", str(out), "--html", str(page)])
+    code = main(
+        [
+            "validate",
+            "--shape",
+            str(shape_file),
+            "--database-url",
+            faithful_pg,
+            "--output",
+            str(out),
+            "--html",
+            str(page),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     assert printed.startswith("=== FIDELITY VALIDATION ===")
@@ -324,7 +379,11 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_bad_inputs_exit_2_with_one_line(
-    shape_file: Path, make_pg_database: Callable[[str], str], synthetic_dir: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    shape_file: Path,
+    make_pg_database: Callable[[str], str],
+    synthetic_dir: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "never.json"
     parquet = ["--parquet-dir", str(synthetic_dir()), "--output", str(out)]
@@ -343,7 +402,10 @@ def test_bad_inputs_exit_2_with_one_line(
     assert main(["validate", "--shape", str(shape_file), "--database-url", empty, "--output", str(out)]) == 2
     assert "no messages" in _one_line_error(capsys)
 
-    assert main(["validate", "--shape", str(shape_file), "--parquet-dir", str(tmp_path / "nope"), "--output", str(out)]) == 2
+    assert (
+        main(["validate", "--shape", str(shape_file), "--parquet-dir", str(tmp_path / "nope"), "--output", str(out)])
+        == 2
+    )
     assert "nope" in _one_line_error(capsys)
 
     assert main(["validate", "--shape", str(shape_file), *parquet, "--tolerance", "1.5"]) == 2
@@ -365,7 +427,9 @@ def test_the_demo_sqlite_path_counts_the_same_breaches(production_shape: ShapeMe
     world = draw(Knobs(seed=6, conversations=200, users=150, strangers=4, outside_window=2))
     url = to_sqlite(world, tmp_path / "development.db")
     report = validate(production_shape, database_url=url)
-    parquet = integrity.check_parquet(to_parquet(world, tmp_path / "pq"), window_start=WINDOW_START, window_end=WINDOW_END)
+    parquet = integrity.check_parquet(
+        to_parquet(world, tmp_path / "pq"), window_start=WINDOW_START, window_end=WINDOW_END
+    )
     counts = report.tests["integrity"].synthetic["counts"]
     assert counts == parquet.counts  # SQLite does not enforce FKs: every rule is counted
     assert counts["senders_not_members"] == 4 and counts["messages_outside_window"] == 2

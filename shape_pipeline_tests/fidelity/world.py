@@ -36,9 +36,7 @@ class Knobs:
     message_types: tuple[float, ...] = (0.85, 0.10, 0.03, 0.01, 0.01)
     tail_factor: float = 1.0  # conversations above the p90 of messages get this many times more
     content_median: float = 42.0
-    hour_weights: tuple[float, ...] = tuple(
-        1.0 + 0.8 * np.sin((h - 8) / 24 * 2 * np.pi) for h in range(24)
-    )
+    hour_weights: tuple[float, ...] = tuple(1.0 + 0.8 * np.sin((h - 8) / 24 * 2 * np.pi) for h in range(24))
     hour_shift: int = 0  # rotate the hourly wave by this many hours
     gap_median_s: float = 40.0
     outside_window: int = 0  # messages moved before the window

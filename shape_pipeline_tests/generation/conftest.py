@@ -61,17 +61,26 @@ def make_config() -> CalibratedConfig:
         ),
         message_generation=MessageGeneration(
             content_length=LogNormalModel(
-                mean=85, median=42, p95=280, mu=3.738, sigma=1.19, min=1, max=4000,
+                mean=85,
+                median=42,
+                p95=280,
+                mu=3.738,
+                sigma=1.19,
+                min=1,
+                max=4000,
                 knots=[(0.5, 42.0), (0.95, 280.0)],
             ),
             type_distribution={"TEXT": 0.85, "IMAGE": 0.1, "FILE": 0.03, "AUDIO": 0.01, "VIDEO": 0.01},
             temporal=TemporalWeights(hourly=hourly, day_of_week=day),
             inter_message_gap_seconds=QuantileSplineModel(
                 knots=[(0.25, 4.0), (0.5, 25.0), (0.75, 120.0), (0.9, 900.0), (0.99, 21_600.0)],
-                min=0, max=30 * 86_400,
+                min=0,
+                max=30 * 86_400,
             ),
             messages_per_sender=QuantileSplineModel(
-                knots=[(0.5, 12.0), (0.9, 150.0), (0.99, 2000.0)], min=1, max=100_000,
+                knots=[(0.5, 12.0), (0.9, 150.0), (0.99, 2000.0)],
+                min=1,
+                max=100_000,
             ),
         ),
     )

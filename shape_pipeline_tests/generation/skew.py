@@ -31,7 +31,9 @@ ONE_MEMBER_DM = 0.44
 # its mass at 1 (45%) holding the one-member direct messages and one-message rooms of this config.
 TOP_SHARE = QuantileSplineModel(
     knots=[(0.01, 0.3), (0.05, 0.5), (0.2, 0.6), (0.4, 0.694), (0.5, 0.8), (0.55, 1.0), (0.99, 1.0)],
-    min=0.001, max=1.0, integer=False,
+    min=0.001,
+    max=1.0,
+    integer=False,
 )
 
 
@@ -50,8 +52,11 @@ def make_skewed_config() -> CalibratedConfig:
         update={
             "type_distribution": {"DIRECT_MESSAGE": 0.62, "GROUP_CHAT": 0.3, "CHANNEL": 0.08},
             "messages_per_conversation": PowerLawTailModel(
-                alpha=2.0, min=1, max=20_000,
-                body_knots=[(0.5, 9.5), (0.75, 40.0), (0.9, 150.0), (0.95, 400.0)], tail_start=(0.99, 2_500.0),
+                alpha=2.0,
+                min=1,
+                max=20_000,
+                body_knots=[(0.5, 9.5), (0.75, 40.0), (0.9, 150.0), (0.95, 400.0)],
+                tail_start=(0.99, 2_500.0),
             ),
             "members_per_conversation": {
                 "DIRECT_MESSAGE": QuantileSplineModel(knots=[(ONE_MEMBER_DM, 1.0), (0.5, 1.5)], min=1, max=2),
@@ -63,8 +68,11 @@ def make_skewed_config() -> CalibratedConfig:
     messages = base.message_generation.model_copy(
         update={
             "messages_per_sender": PowerLawTailModel(
-                alpha=2.0, min=1, max=60_000,
-                body_knots=[(0.5, 16.5), (0.75, 70.0), (0.9, 267.5), (0.95, 800.0)], tail_start=(0.99, 3_683.5),
+                alpha=2.0,
+                min=1,
+                max=60_000,
+                body_knots=[(0.5, 16.5), (0.75, 70.0), (0.9, 267.5), (0.95, 800.0)],
+                tail_start=(0.99, 3_683.5),
             )
         }
     )

@@ -33,8 +33,18 @@ def config_file(config, tmp_path):
 
 def test_generate_parquet_with_target_and_seed(config_file, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv(settings.PROD_DATABASE_URL, raising=False)
-    args = parse(["--config", str(config_file), "--parquet-dir", str(tmp_path / "out"),
-                  "--target-messages", "3000", "--seed", "dev_calibrated_20251022"])
+    args = parse(
+        [
+            "--config",
+            str(config_file),
+            "--parquet-dir",
+            str(tmp_path / "out"),
+            "--target-messages",
+            "3000",
+            "--seed",
+            "dev_calibrated_20251022",
+        ]
+    )
     assert args.handler(args) == 0
     assert ds.dataset(tmp_path / "out" / "messages").count_rows() == 3000
     out = capsys.readouterr().out
@@ -119,8 +129,18 @@ def test_check_plannable_refuses_beyond_this_machine(config):
 
 def test_impossible_size_is_refused_before_anything_is_opened(config_file, tmp_path, make_pg_database):
     url = make_pg_database("capacity")
-    args = parse(["--config", str(config_file), "--database-url", url, "--parquet-dir", str(tmp_path / "p"),
-                  "--target-messages", str(10**13)])
+    args = parse(
+        [
+            "--config",
+            str(config_file),
+            "--database-url",
+            url,
+            "--parquet-dir",
+            str(tmp_path / "p"),
+            "--target-messages",
+            str(10**13),
+        ]
+    )
     with pytest.raises(ShapePipelineError, match=r"^--target-messages: 10,000,000,000,000 messages cannot be planned"):
         args.handler(args)
     assert not (tmp_path / "p").exists()

@@ -53,9 +53,13 @@ def dev_band_database(make_pg_database: Callable[[str], str], seed_config: Calib
     return url
 
 
-def test_messages_per_conversation_in_the_database_at_the_dev_band(dev_band_database: str, seed_shape: ShapeMetrics) -> None:
+def test_messages_per_conversation_in_the_database_at_the_dev_band(
+    dev_band_database: str, seed_shape: ShapeMetrics
+) -> None:
     """p50-p95 within 5% and p99 within 10% of the seed's, counted by SQL (the tail included)."""
-    got = scalars(dev_band_database, percentiles_sql("n", "(SELECT count(*) AS n FROM messages GROUP BY conversation_id) c"))
+    got = scalars(
+        dev_band_database, percentiles_sql("n", "(SELECT count(*) AS n FROM messages GROUP BY conversation_id) c")
+    )
     exported = seed_shape.conversations.messages_per_conversation_percentiles
     assert exported is not None
     targets = [exported.p50, exported.p75, exported.p90, exported.p95, exported.p99]

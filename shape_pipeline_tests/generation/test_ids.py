@@ -57,8 +57,10 @@ def test_uuid4_has_version_and_variant_bits_and_random_looking_digits():
             continue
         counts = np.unique(digits[:, position], return_counts=True)[1]
         assert counts.size == 16 and counts.min() > 0.9 * len(values) / 16, position  # every digit, evenly
-    neighbours = [bin(int(a.replace("-", ""), 16) ^ int(b.replace("-", ""), 16)).count("1")
-                  for a, b in zip(values[:1000], values[1:1001], strict=True)]
+    neighbours = [
+        bin(int(a.replace("-", ""), 16) ^ int(b.replace("-", ""), 16)).count("1")
+        for a, b in zip(values[:1000], values[1:1001], strict=True)
+    ]
     assert 50 < np.mean(neighbours) < 70  # ids 1 and 2 differ in about half their bits
     assert "00000001-0000-4000-8000" not in values[0]
 
@@ -133,9 +135,13 @@ def test_production_format_wins_over_the_column_type_where_it_fits():
     found = IdFormat(kind="text", length=26, alphabet="base32", time_ordered=True)
     chosen, note = id_formats.choose("messages", text26, 1000, mapped=None, production=found)
     assert chosen.time_ordered and chosen.length == 26 and note is None
-    v7, _ = id_formats.choose("users", [column(sa.Uuid())], 1000, mapped=None, production=IdFormat(kind="uuid", uuid_version=7))
+    v7, _ = id_formats.choose(
+        "users", [column(sa.Uuid())], 1000, mapped=None, production=IdFormat(kind="uuid", uuid_version=7)
+    )
     assert v7.kind == "uuid7"
-    fallback, note = id_formats.choose("users", [column(sa.String(26))], 1000, mapped=None, production=IdFormat(kind="uuid", uuid_version=4))
+    fallback, note = id_formats.choose(
+        "users", [column(sa.String(26))], 1000, mapped=None, production=IdFormat(kind="uuid", uuid_version=4)
+    )
     assert fallback.kind == "random" and note is not None and "users ids" in note and "t.id" in note
     mapped, _ = id_formats.choose("users", text26, 1000, mapped=("sequential", None), production=found)
     assert mapped.kind == "sequential"  # the mapping decides first

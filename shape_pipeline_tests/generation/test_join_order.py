@@ -36,8 +36,13 @@ def loads(config, make_pg_database) -> dict[bool, str]:
     out = {}
     for ordered in (False, True):
         url = make_pg_database(f"join_order_{ordered}")
-        generate_dataset(config.model_copy(update={"users_in_join_order": ordered}), target_messages=MESSAGES,
-                         seed="join-order", database_url=url, emit=None)
+        generate_dataset(
+            config.model_copy(update={"users_in_join_order": ordered}),
+            target_messages=MESSAGES,
+            seed="join-order",
+            database_url=url,
+            emit=None,
+        )
         out[ordered] = url
     return out
 
@@ -50,13 +55,23 @@ def test_memberships_carry_rising_user_ids_only_when_asked(loads: dict[bool, str
 
 def test_references_follow_and_ids_still_rise_with_sign_up(loads: dict[bool, str]) -> None:
     url = loads[True]
-    assert query(url, "SELECT count(*) FROM conversation_members m LEFT JOIN users u ON u.id = m.user_id WHERE u.id IS NULL") == [(0,)]
-    assert query(url, """SELECT count(*) FROM messages m LEFT JOIN conversation_members c
-        ON c.conversation_id = m.conversation_id AND c.user_id = m.sender_id WHERE c.user_id IS NULL""") == [(0,)]
-    assert query(url, """SELECT count(*) FROM (SELECT created_at, lag(created_at) OVER (ORDER BY id) prev
-        FROM users) s WHERE created_at < prev""") == [(0,)]
+    assert query(
+        url, "SELECT count(*) FROM conversation_members m LEFT JOIN users u ON u.id = m.user_id WHERE u.id IS NULL"
+    ) == [(0,)]
+    assert query(
+        url,
+        """SELECT count(*) FROM messages m LEFT JOIN conversation_members c
+        ON c.conversation_id = m.conversation_id AND c.user_id = m.sender_id WHERE c.user_id IS NULL""",
+    ) == [(0,)]
+    assert query(
+        url,
+        """SELECT count(*) FROM (SELECT created_at, lag(created_at) OVER (ORDER BY id) prev
+        FROM users) s WHERE created_at < prev""",
+    ) == [(0,)]
     # the same people: memberships per user and messages per sender are the same multisets
-    for sql in ("SELECT count(*) FROM conversation_members GROUP BY user_id",
-                "SELECT count(*) FROM messages GROUP BY sender_id"):
+    for sql in (
+        "SELECT count(*) FROM conversation_members GROUP BY user_id",
+        "SELECT count(*) FROM messages GROUP BY sender_id",
+    ):
         counts = [sorted(np.ravel(query(loads[flag], sql)).tolist()) for flag in (False, True)]
         assert counts[0] == counts[1]

@@ -38,8 +38,15 @@ def canonical(config, make_pg_database, tmp_path_factory):
     url = make_pg_database("layout")
     parquet = tmp_path_factory.mktemp("layout_parquet")
     lines: list[str] = []
-    result = generate_dataset(config, target_messages=MESSAGES, seed="layout", database_url=url,
-                              parquet_dir=parquet, chunk_messages=20_000, emit=lines.append)
+    result = generate_dataset(
+        config,
+        target_messages=MESSAGES,
+        seed="layout",
+        database_url=url,
+        parquet_dir=parquet,
+        chunk_messages=20_000,
+        emit=lines.append,
+    )
     return url, parquet, result, lines
 
 
@@ -53,12 +60,18 @@ def test_rows_lie_in_time_order_interleaved_across_conversations(canonical):
     assert correlation(url, "users", "created_at") > 0.9
     assert correlation(url, "users", "id") > 0.9  # user ids follow sign-up times, as a sequence would
     # message ids are numbered in created_at order, as the app's sequence numbers them
-    assert query(url, """SELECT count(*) FROM (SELECT created_at, lag(created_at) OVER (ORDER BY id) prev
-        FROM messages) s WHERE created_at < prev""") == [(0,)]
+    assert query(
+        url,
+        """SELECT count(*) FROM (SELECT created_at, lag(created_at) OVER (ORDER BY id) prev
+        FROM messages) s WHERE created_at < prev""",
+    ) == [(0,)]
     assert query(url, "SELECT min(id), max(id), count(DISTINCT id) FROM messages") == [(1, MESSAGES, MESSAGES)]
     # on disk in time order (a short row may fill an earlier page's free space, as in production)
-    steps_back = query(url, """SELECT count(*) FROM (SELECT created_at, lag(created_at) OVER (ORDER BY ctid) prev
-        FROM messages) s WHERE created_at < prev""")[0][0]
+    steps_back = query(
+        url,
+        """SELECT count(*) FROM (SELECT created_at, lag(created_at) OVER (ORDER BY ctid) prev
+        FROM messages) s WHERE created_at < prev""",
+    )[0][0]
     assert steps_back < 0.02 * MESSAGES
 
 
@@ -66,8 +79,11 @@ def test_the_load_is_vacuumed_and_has_the_app_indexes(canonical):
     url, _, _, lines = canonical
     indexes = {name for (name,) in query(url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
     assert {"ix_messages_conversation_created", "ix_messages_sender", "ix_conversation_members_user"} <= indexes
-    vacuumed = query(url, """SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL
-        AND last_analyze IS NOT NULL""")
+    vacuumed = query(
+        url,
+        """SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL
+        AND last_analyze IS NOT NULL""",
+    )
     assert {name for (name,) in vacuumed} == {"users", "conversations", "conversation_members", "messages"}
     pages, visible = query(url, "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'messages'")[0]
     assert pages > 0 and visible == pages  # index-only scans need no heap visit, as in production
@@ -100,7 +116,10 @@ def test_same_rows_as_generated_apart_from_order(canonical):
         assert len(loaded) == len(generated) == result.rows[entity]
         assert sorted_digest(loaded) == sorted_digest(generated), entity
     # and not in generation order (conversation by conversation): the first pages hold many conversations
-    first = query(url, "SELECT count(DISTINCT conversation_id) FROM (SELECT conversation_id FROM messages ORDER BY ctid LIMIT 1000) s")
+    first = query(
+        url,
+        "SELECT count(DISTINCT conversation_id) FROM (SELECT conversation_id FROM messages ORDER BY ctid LIMIT 1000) s",
+    )
     assert first[0][0] > 20
 
 
@@ -111,8 +130,11 @@ def test_every_table_lies_exactly_in_time_then_key_order(canonical):
     orders = {
         "users": ("users", ("created_at", "id"), ("id", "username", "created_at")),
         "conversations": ("conversations", ("created_at", "id"), ("id", "type", "created_at")),
-        "members": ("conversation_members", ("joined_at", "conversation_id", "user_id"),
-                    ("conversation_id", "user_id", "joined_at")),
+        "members": (
+            "conversation_members",
+            ("joined_at", "conversation_id", "user_id"),
+            ("conversation_id", "user_id", "joined_at"),
+        ),
         "messages": ("messages", ("created_at", "id"), ("conversation_id", "sender_id", "content", "created_at")),
     }
     for entity, (table, keys, names) in orders.items():
@@ -157,20 +179,33 @@ def empty_world_schema(url: str, name: str, mapping: Path, extra: dict[str, str]
     return mapping
 
 
-def test_mattermost_varchar26_ids_are_random_26_character_ids_consistent_across_tables(config, make_pg_database, tmp_path):
+def test_mattermost_varchar26_ids_are_random_26_character_ids_consistent_across_tables(
+    config, make_pg_database, tmp_path
+):
     url = make_pg_database("layout_mm")
     mapping = empty_world_schema(url, "mattermost", tmp_path / "mapping.yaml")
-    result = generate_dataset(config, target_messages=20_000, seed="mm", database_url=url, mapping_path=mapping, emit=silent)
+    result = generate_dataset(
+        config, target_messages=20_000, seed="mm", database_url=url, mapping_path=mapping, emit=silent
+    )
     for table in ("Users", "Channels", "Posts"):
-        rows, distinct, bad = query(url, f"""SELECT count(*), count(DISTINCT "Id"), count(*) FILTER (WHERE "Id" !~ '{Z_BASE32}')
-            FROM "{table}" """)[0]
+        rows, distinct, bad = query(
+            url,
+            f"""SELECT count(*), count(DISTINCT "Id"), count(*) FILTER (WHERE "Id" !~ '{Z_BASE32}')
+            FROM "{table}" """,
+        )[0]
         assert rows == distinct > 0 and bad == 0, table
     assert query(url, 'SELECT count(*) FROM "Posts"')[0][0] == result.rows["messages"] == 20_000
     # references: the same id for a user (a channel) in every table
-    assert query(url, """SELECT count(*) FROM "Posts" p LEFT JOIN "ChannelMembers" m
-        ON m."ChannelId" = p."ChannelId" AND m."UserId" = p."UserId" WHERE m."UserId" IS NULL""") == [(0,)]
-    assert query(url, """SELECT count(*) FROM "ChannelMembers" m LEFT JOIN "Users" u ON u."Id" = m."UserId"
-        LEFT JOIN "Channels" c ON c."Id" = m."ChannelId" WHERE u."Id" IS NULL OR c."Id" IS NULL""") == [(0,)]
+    assert query(
+        url,
+        """SELECT count(*) FROM "Posts" p LEFT JOIN "ChannelMembers" m
+        ON m."ChannelId" = p."ChannelId" AND m."UserId" = p."UserId" WHERE m."UserId" IS NULL""",
+    ) == [(0,)]
+    assert query(
+        url,
+        """SELECT count(*) FROM "ChannelMembers" m LEFT JOIN "Users" u ON u."Id" = m."UserId"
+        LEFT JOIN "Channels" c ON c."Id" = m."ChannelId" WHERE u."Id" IS NULL OR c."Id" IS NULL""",
+    ) == [(0,)]
     assert query(url, 'SELECT count(DISTINCT "ChannelId") FROM "ChannelMembers"')[0][0] == result.rows["conversations"]
     assert correlation(url, "Posts", "CreateAt") > 0.9
     assert abs(correlation(url, "Posts", "ChannelId")) < 0.3
@@ -180,35 +215,48 @@ def test_mattermost_varchar26_ids_are_random_26_character_ids_consistent_across_
 def test_uuid7_from_the_mapping_follows_creation_time_everywhere(config, make_pg_database, tmp_path):
     url = make_pg_database("layout_uuid7")
     line = "  id_format: uuid7\n"
-    mapping = empty_world_schema(url, "slack", tmp_path / "mapping.yaml",
-                                 {"users": line, "conversations": line, "messages": line})
+    mapping = empty_world_schema(
+        url, "slack", tmp_path / "mapping.yaml", {"users": line, "conversations": line, "messages": line}
+    )
     generate_dataset(config, target_messages=20_000, seed="v7", database_url=url, mapping_path=mapping, emit=silent)
     for table, time in (("accounts", "created"), ("channels", "created"), ("messages", "sent_at")):
-        assert query(url, f"""SELECT count(*) FROM (SELECT {time} t, lag({time}) OVER (ORDER BY id) prev,
+        assert query(
+            url,
+            f"""SELECT count(*) FROM (SELECT {time} t, lag({time}) OVER (ORDER BY id) prev,
             id::text i FROM {table}) s WHERE date_trunc('milliseconds', t) < date_trunc('milliseconds', prev)
-            OR substr(i, 15, 1) <> '7'""") == [(0,)], table
-    assert query(url, """SELECT count(*) FROM messages m LEFT JOIN channel_members c ON c.channel = m.channel
-        AND c.account = m.author LEFT JOIN accounts a ON a.id = m.author WHERE c.account IS NULL OR a.id IS NULL""") == [(0,)]
+            OR substr(i, 15, 1) <> '7'""",
+        ) == [(0,)], table
+    assert query(
+        url,
+        """SELECT count(*) FROM messages m LEFT JOIN channel_members c ON c.channel = m.channel
+        AND c.account = m.author LEFT JOIN accounts a ON a.id = m.author WHERE c.account IS NULL OR a.id IS NULL""",
+    ) == [(0,)]
     assert correlation(url, "messages", "id") > 0.9  # time-ordered ids append to the id index
 
 
 def test_production_id_formats_reach_the_generator_through_calibration(make_pg_database, tmp_path):
     shape = load_json_model(SEED_SHAPE, ShapeMetrics, what="shape metrics")
-    layout = PhysicalLayout(tables={
-        "users": TableLayout(ids=IdFormat(kind="uuid", uuid_version=4, time_ordered=False)),
-        "messages": TableLayout(ids=IdFormat(kind="text", length=26, alphabet="base32", time_ordered=True)),
-        "members": TableLayout(rows_per_page=120.0),
-    })
+    layout = PhysicalLayout(
+        tables={
+            "users": TableLayout(ids=IdFormat(kind="uuid", uuid_version=4, time_ordered=False)),
+            "messages": TableLayout(ids=IdFormat(kind="text", length=26, alphabet="base32", time_ordered=True)),
+            "members": TableLayout(rows_per_page=120.0),
+        }
+    )
     assert id_formats(shape) == {}
     config = calibrate(shape.model_copy(update={"physical_layout": layout}), now=datetime(2025, 10, 22, tzinfo=UTC))
     assert config.id_formats == {"users": layout.tables["users"].ids, "messages": layout.tables["messages"].ids}
     url = make_pg_database("layout_prod_ids")
     mapping = empty_world_schema(url, "mattermost", tmp_path / "mapping.yaml")
-    result = generate_dataset(config, target_messages=10_000, seed="prod-ids", database_url=url,
-                              mapping_path=mapping, emit=silent)
+    result = generate_dataset(
+        config, target_messages=10_000, seed="prod-ids", database_url=url, mapping_path=mapping, emit=silent
+    )
     # messages: production's time-ordered 26-character ids; users: UUIDs do not fit varchar(26)
-    assert query(url, """SELECT count(*) FROM (SELECT "CreateAt" t, lag("CreateAt") OVER (ORDER BY "Id" COLLATE "C") prev
-        FROM "Posts") s WHERE t < prev""") == [(0,)]
+    assert query(
+        url,
+        """SELECT count(*) FROM (SELECT "CreateAt" t, lag("CreateAt") OVER (ORDER BY "Id" COLLATE "C") prev
+        FROM "Posts") s WHERE t < prev""",
+    ) == [(0,)]
     assert query(url, f"""SELECT count(*) FROM "Users" WHERE "Id" !~ '{Z_BASE32}'""") == [(0,)]
     assert any(w.startswith("users ids: production's UUIDv4 ids do not fit") for w in result.warnings)
     assert np.isclose(abs(correlation(url, "Posts", "Id")), 1.0, atol=0.1)

@@ -57,7 +57,11 @@ def staging_tables(url: str) -> list[str]:
         inspector = sa.inspect(conn)
         if conn.dialect.name == "postgresql":
             schemas = inspector.get_schema_names()
-            names = inspector.get_table_names(schema=staged_load.STAGING_SCHEMA) if staged_load.STAGING_SCHEMA in schemas else []
+            names = (
+                inspector.get_table_names(schema=staged_load.STAGING_SCHEMA)
+                if staged_load.STAGING_SCHEMA in schemas
+                else []
+            )
         else:
             names = [n for n in inspector.get_table_names() if n.startswith(staged_load.SQLITE_PREFIX)]
     engine.dispose()
@@ -70,15 +74,24 @@ def parquet_tables(folder: Path) -> dict[str, object]:
 
 def partitioned(config, url: str | None, parquet: Path | None, **options) -> PartitionedGeneration:  # noqa: ANN001
     return PartitionedGeneration(
-        config, target_messages=TARGET, seed=options.pop("seed", SEED), database_url=url, parquet_dir=parquet,
-        emit=silent, **options,
+        config,
+        target_messages=TARGET,
+        seed=options.pop("seed", SEED),
+        database_url=url,
+        parquet_dir=parquet,
+        emit=silent,
+        **options,
     )
 
 
 @pytest.fixture(scope="module")
 def config(config):  # noqa: ANN001 - short conversations: a small dataset spans every partition
     short = PowerLawTailModel(
-        alpha=2.5, min=1, max=60, body_knots=[(0.5, 3.0), (0.75, 5.0), (0.9, 8.0), (0.95, 12.0)], tail_start=(0.95, 12.0)
+        alpha=2.5,
+        min=1,
+        max=60,
+        body_knots=[(0.5, 3.0), (0.75, 5.0), (0.9, 8.0), (0.95, 12.0)],
+        tail_start=(0.95, 12.0),
     )
     generation = config.conversation_generation.model_copy(update={"messages_per_conversation": short})
     return config.model_copy(update={"conversation_generation": generation})
@@ -187,7 +200,11 @@ sys.exit(main())
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shape_pipeline", *args], capture_output=True, text=True, timeout=300, env=env,
+        [sys.executable, "-m", "shape_pipeline", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
         check=False,
     )
 
@@ -202,8 +219,18 @@ def test_killed_partition_process_leaves_the_target_untouched_and_a_rerun_comple
     before = checksums(url)
     path = tmp_path / "calibrated-config.json"
     write_model_atomic(path, config)
-    generate = ["generate", "--config", str(path), "--database-url", url, "--target-messages", str(TARGET),
-                "--seed", SEED, "--replace"]
+    generate = [
+        "generate",
+        "--config",
+        str(path),
+        "--database-url",
+        url,
+        "--target-messages",
+        str(TARGET),
+        "--seed",
+        SEED,
+        "--replace",
+    ]
     broken = "conversations-3"
     others = cli(*generate, *[a for k in PARTITION_KEYS if k != broken for a in ("--partition", k)])
     assert others.returncode == 0, others.stderr
@@ -211,8 +238,10 @@ def test_killed_partition_process_leaves_the_target_untouched_and_a_rerun_comple
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHAPE_PIPELINE_PROD")}
     env["SP_TEST_WROTE"] = str(tmp_path / "wrote")
     hung = subprocess.Popen(
-        [sys.executable, "-c", HANG_AFTER_FIRST_WRITE, *generate, "--partition", broken], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-c", HANG_AFTER_FIRST_WRITE, *generate, "--partition", broken],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while not (tmp_path / "wrote").exists() and hung.poll() is None and time.monotonic() < deadline:

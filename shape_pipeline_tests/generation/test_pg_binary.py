@@ -16,26 +16,39 @@ def test_round_trip_through_copy(make_pg_database):
     engine = create_engine(url)
     md = sa.MetaData()
     table = sa.Table(
-        "t", md,
-        sa.Column("id", sa.BigInteger), sa.Column("flag", sa.Boolean), sa.Column("note", sa.String(20)),
-        sa.Column("at", sa.DateTime(timezone=True)), sa.Column("naive", sa.DateTime()), sa.Column("body", sa.Text),
+        "t",
+        md,
+        sa.Column("id", sa.BigInteger),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("note", sa.String(20)),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("naive", sa.DateTime()),
+        sa.Column("body", sa.Text),
     )
-    moments = [datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), None, datetime(2025, 10, 22, 14, 30, tzinfo=UTC)]
-    rows = pa.table({
-        "id": pa.array([1, None, -(2**62)], pa.int64()),
-        "flag": pa.array([True, False, None]),
-        "note": pa.array(["é ü", "", None]),
-        "at": pa.array(moments, pa.timestamp("us", tz="UTC")),
-        "naive": pa.array(moments, pa.timestamp("us", tz="UTC")),
-        "body": pa.array([None, "x" * 1000, ""]),
-    })
+    moments = [
+        datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        None,
+        datetime(2025, 10, 22, 14, 30, tzinfo=UTC),
+    ]
+    rows = pa.table(
+        {
+            "id": pa.array([1, None, -(2**62)], pa.int64()),
+            "flag": pa.array([True, False, None]),
+            "note": pa.array(["é ü", "", None]),
+            "at": pa.array(moments, pa.timestamp("us", tz="UTC")),
+            "naive": pa.array(moments, pa.timestamp("us", tz="UTC")),
+            "body": pa.array([None, "x" * 1000, ""]),
+        }
+    )
     fmt, columns, data = load_postgres.encode_rows(table, rows)
     assert fmt == "binary" and columns == rows.column_names
     with engine.begin() as conn:
         md.create_all(conn)
         load_postgres.copy_data(conn, table, columns, data, fmt)
     with engine.connect() as conn:
-        got = conn.execute(sa.text("SELECT id, flag, note, at, naive::text, length(body), body IS NULL FROM t ORDER BY 1 NULLS FIRST")).all()
+        got = conn.execute(
+            sa.text("SELECT id, flag, note, at, naive::text, length(body), body IS NULL FROM t ORDER BY 1 NULLS FIRST")
+        ).all()
     engine.dispose()
     assert got == [
         (None, False, "", None, None, 1000, False),

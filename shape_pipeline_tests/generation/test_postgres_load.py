@@ -73,30 +73,69 @@ def test_totals_and_canonical_keys(loaded):
     assert result.rows["messages"] == TARGET
     for table, key in (("users", "users"), ("conversations", "conversations"), ("conversation_members", "members")):
         assert scalar(engine, f"SELECT count(*) FROM {table}") == result.rows[key]
-    keys = scalar(engine, "SELECT count(*) FROM pg_constraint WHERE contype IN ('p', 'f', 'u') AND conrelid::regclass::text IN ('users','conversations','conversation_members','messages')")
+    keys = scalar(
+        engine,
+        "SELECT count(*) FROM pg_constraint WHERE contype IN ('p', 'f', 'u') AND conrelid::regclass::text IN ('users','conversations','conversation_members','messages')",
+    )
     assert keys == 4 + 4 + 2  # primary keys, foreign keys, unique username and e-mail
 
 
 def test_integrity(loaded):
     engine, _, _ = loaded
-    assert scalar(engine, """SELECT count(*) FROM messages m LEFT JOIN conversation_members cm
-        ON cm.conversation_id = m.conversation_id AND cm.user_id = m.sender_id WHERE cm.user_id IS NULL""") == 0
-    assert scalar(engine, "SELECT count(*) FROM messages WHERE created_at < :a OR created_at >= :b",
-                  a=WINDOW_START, b=WINDOW_END) == 0
-    assert scalar(engine, """SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
-        WHERE m.created_at < c.created_at""") == 0
-    assert scalar(engine, """SELECT count(*) FROM (SELECT c.id FROM conversations c JOIN conversation_members m
-        ON m.conversation_id = c.id WHERE c.type = 'DIRECT_MESSAGE' GROUP BY c.id HAVING count(*) <> 2) s""") == 0
+    assert (
+        scalar(
+            engine,
+            """SELECT count(*) FROM messages m LEFT JOIN conversation_members cm
+        ON cm.conversation_id = m.conversation_id AND cm.user_id = m.sender_id WHERE cm.user_id IS NULL""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM messages WHERE created_at < :a OR created_at >= :b",
+            a=WINDOW_START,
+            b=WINDOW_END,
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            engine,
+            """SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+        WHERE m.created_at < c.created_at""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            engine,
+            """SELECT count(*) FROM (SELECT c.id FROM conversations c JOIN conversation_members m
+        ON m.conversation_id = c.id WHERE c.type = 'DIRECT_MESSAGE' GROUP BY c.id HAVING count(*) <> 2) s""",
+        )
+        == 0
+    )
     assert scalar(engine, "SELECT count(*) - count(DISTINCT username) FROM users") == 0
     assert scalar(engine, "SELECT count(*) FROM users WHERE email NOT LIKE '%@example.com'") == 0
-    assert scalar(engine, "SELECT count(*) FROM users u JOIN conversation_members m ON m.user_id = u.id WHERE u.created_at > m.joined_at") == 0
+    assert (
+        scalar(
+            engine,
+            "SELECT count(*) FROM users u JOIN conversation_members m ON m.user_id = u.id WHERE u.created_at > m.joined_at",
+        )
+        == 0
+    )
 
 
 def test_content_is_varied_readable_text_of_exact_length(loaded):
     engine, _, _ = loaded
-    distinct = scalar(engine, "SELECT count(DISTINCT content)::float / count(*) FROM messages WHERE length(content) >= 20")
+    distinct = scalar(
+        engine, "SELECT count(DISTINCT content)::float / count(*) FROM messages WHERE length(content) >= 20"
+    )
     assert distinct > 0.99
-    words = scalar(engine, "SELECT count(DISTINCT w) FROM (SELECT regexp_split_to_table(content, '\\s+') w FROM messages LIMIT 20000) s")
+    words = scalar(
+        engine,
+        "SELECT count(DISTINCT w) FROM (SELECT regexp_split_to_table(content, '\\s+') w FROM messages LIMIT 20000) s",
+    )
     assert words > 1000
     assert scalar(engine, "SELECT count(*) FROM messages WHERE content ~ '[^ -~]'") == 0  # printable ASCII
 
@@ -108,12 +147,20 @@ def test_distributions_match_the_config(loaded, config):
         (conv.messages_per_conversation, "SELECT count(*) v FROM messages GROUP BY conversation_id", 0.05),
         (msg.content_length, "SELECT length(content) v FROM messages", 0.05),
         (users.username_length, "SELECT length(username) v FROM users", 0.05),
-        (conv.members_per_conversation["GROUP_CHAT"], """SELECT count(*) v FROM conversation_members m
-            JOIN conversations c ON c.id = m.conversation_id WHERE c.type = 'GROUP_CHAT' GROUP BY c.id""", 0.05),
+        (
+            conv.members_per_conversation["GROUP_CHAT"],
+            """SELECT count(*) v FROM conversation_members m
+            JOIN conversations c ON c.id = m.conversation_id WHERE c.type = 'GROUP_CHAT' GROUP BY c.id""",
+            0.05,
+        ),
         # gaps come out of the activity clock (daily waves): approximate by design, see README
-        (msg.inter_message_gap_seconds, """SELECT v FROM (SELECT floor(extract(epoch FROM created_at
+        (
+            msg.inter_message_gap_seconds,
+            """SELECT v FROM (SELECT floor(extract(epoch FROM created_at
             - lag(created_at) OVER (PARTITION BY conversation_id ORDER BY created_at, id))) v
-            FROM messages) g WHERE v IS NOT NULL""", 0.12),
+            FROM messages) g WHERE v IS NOT NULL""",
+            0.12,
+        ),
     ]
     for model, sql, tolerance in cases:
         n = scalar(engine, f"SELECT count(*) FROM ({sql}) s")
@@ -128,13 +175,33 @@ def test_distributions_match_the_config(loaded, config):
 def test_shares_match_the_config(loaded, config):
     engine, _, _ = loaded
     with engine.connect() as conn:
-        conv = dict(conn.execute(sa.text("SELECT type, count(*)::float / sum(count(*)) OVER () FROM conversations GROUP BY type")).all())
-        msg = dict(conn.execute(sa.text("SELECT type, count(*)::float / sum(count(*)) OVER () FROM messages GROUP BY type")).all())
-        hours = dict(conn.execute(sa.text("""SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int,
-            count(*)::float / sum(count(*)) OVER () FROM messages GROUP BY 1""")).all())
-        days = dict(conn.execute(sa.text("""SELECT extract(isodow FROM created_at AT TIME ZONE 'UTC')::int - 1,
-            count(*)::float / sum(count(*)) OVER () FROM messages GROUP BY 1""")).all())
-        profile = conn.execute(sa.text("SELECT avg((display_name IS NOT NULL)::int), avg((avatar_url IS NOT NULL)::int), avg((bio IS NOT NULL)::int) FROM users")).one()
+        conv = dict(
+            conn.execute(
+                sa.text("SELECT type, count(*)::float / sum(count(*)) OVER () FROM conversations GROUP BY type")
+            ).all()
+        )
+        msg = dict(
+            conn.execute(
+                sa.text("SELECT type, count(*)::float / sum(count(*)) OVER () FROM messages GROUP BY type")
+            ).all()
+        )
+        hours = dict(
+            conn.execute(
+                sa.text("""SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int,
+            count(*)::float / sum(count(*)) OVER () FROM messages GROUP BY 1""")
+            ).all()
+        )
+        days = dict(
+            conn.execute(
+                sa.text("""SELECT extract(isodow FROM created_at AT TIME ZONE 'UTC')::int - 1,
+            count(*)::float / sum(count(*)) OVER () FROM messages GROUP BY 1""")
+            ).all()
+        )
+        profile = conn.execute(
+            sa.text(
+                "SELECT avg((display_name IS NOT NULL)::int), avg((avatar_url IS NOT NULL)::int), avg((bio IS NOT NULL)::int) FROM users"
+            )
+        ).one()
     n_conv = scalar(engine, "SELECT count(*) FROM conversations")
     for name, share in config.conversation_generation.type_distribution.items():
         assert abs(conv.get(name, 0.0) - share) <= 0.01 + 3 * np.sqrt(share * (1 - share) / n_conv), (name, conv)
@@ -153,9 +220,12 @@ def test_shares_match_the_config(loaded, config):
 
 def test_a_few_users_write_most_messages(loaded, config):
     engine, _, _ = loaded
-    top = scalar(engine, """SELECT sum(n) FILTER (WHERE r <= c / 10)::float / sum(n) FROM (
+    top = scalar(
+        engine,
+        """SELECT sum(n) FILTER (WHERE r <= c / 10)::float / sum(n) FROM (
         SELECT count(*) n, row_number() OVER (ORDER BY count(*) DESC) r, count(*) OVER () c
-        FROM messages GROUP BY sender_id) s""")
+        FROM messages GROUP BY sender_id) s""",
+    )
     assert top > 0.5
     senders = scalar(engine, "SELECT count(DISTINCT sender_id) FROM messages")
     got = percentiles(engine, "SELECT count(*) v FROM messages GROUP BY sender_id", [0.5, 0.9])
@@ -168,7 +238,12 @@ def test_parquet_layout_matches_the_database(loaded):
     engine, parquet, result = loaded
     parquet = Path(parquet)
     md = canonical_metadata()
-    for entity, table in (("users", "users"), ("conversations", "conversations"), ("members", "conversation_members"), ("messages", "messages")):
+    for entity, table in (
+        ("users", "users"),
+        ("conversations", "conversations"),
+        ("members", "conversation_members"),
+        ("messages", "messages"),
+    ):
         files = sorted((parquet / entity).glob("part-*.parquet"))
         assert files and files[0].name == "part-00000.parquet"
         dataset = ds.dataset(parquet / entity, format="parquet")

@@ -64,7 +64,16 @@ def _config_with_other():
     return config.model_copy(
         update={
             "message_generation": msg.model_copy(
-                update={"type_distribution": {"TEXT": 0.8, "IMAGE": 0.1, "FILE": 0.02, "AUDIO": 0.01, "VIDEO": 0.01, "OTHER": 0.06}}
+                update={
+                    "type_distribution": {
+                        "TEXT": 0.8,
+                        "IMAGE": 0.1,
+                        "FILE": 0.02,
+                        "AUDIO": 0.01,
+                        "VIDEO": 0.01,
+                        "OTHER": 0.06,
+                    }
+                }
             ),
             "conversation_generation": conv.model_copy(
                 update={"type_distribution": {"DIRECT_MESSAGE": 0.7, "GROUP_CHAT": 0.2, "CHANNEL": 0.05, "OTHER": 0.05}}
@@ -122,8 +131,12 @@ def test_other_without_a_raw_value_moves_its_share_and_not_null_columns_get_thei
     mapping.write_text(QUIRKY_MAPPING.replace("OTHER_KEY", ""))
     lines: list[str] = []
     result = generate_dataset(
-        _config_with_other(), target_messages=20_000, seed="quirks", database_url=url,
-        mapping_path=mapping, emit=lines.append,
+        _config_with_other(),
+        target_messages=20_000,
+        seed="quirks",
+        database_url=url,
+        mapping_path=mapping,
+        emit=lines.append,
     )
     assert result.rows["messages"] == 20_000
     assert set(result.moved_shares) == {"messages.OTHER", "messages.AUDIO", "messages.VIDEO", "conversations.OTHER"}
@@ -156,8 +169,12 @@ def test_other_with_a_raw_value_in_the_mapping_is_written_as_that_value(quirky):
     url, mapping = quirky
     mapping.write_text(QUIRKY_MAPPING.replace("OTHER_KEY", ", other: system_generic"))
     result = generate_dataset(
-        _config_with_other(), target_messages=20_000, seed="quirks", database_url=url,
-        mapping_path=mapping, emit=None,
+        _config_with_other(),
+        target_messages=20_000,
+        seed="quirks",
+        database_url=url,
+        mapping_path=mapping,
+        emit=None,
     )
     assert "messages.OTHER" not in result.moved_shares
     other = query(url, """SELECT count(*) FROM "Posts" WHERE "Type" = 'system_generic'""")[0][0]

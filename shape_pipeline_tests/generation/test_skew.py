@@ -142,7 +142,10 @@ def test_content_lengths_hit_their_percentiles_in_the_rows():
     config = make_config()
     plan = make_plan(config, target_messages=500_000, seed="lengths")
     lengths = np.concatenate(
-        [pa.compute.utf8_length(c.tables["messages"]["content"]).to_numpy() for c in iter_chunks(plan, 250_000)
-         if "messages" in c.tables]
+        [
+            pa.compute.utf8_length(c.tables["messages"]["content"]).to_numpy()
+            for c in iter_chunks(plan, 250_000)
+            if "messages" in c.tables
+        ]
     )
     assert worst_error(lengths, config.message_generation.content_length, (0.5, 0.95)) <= 0.02

@@ -167,17 +167,36 @@ def test_mapped_schema_with_quoted_names_varchar_and_uuid_ids_and_epoch_ms(confi
     assert set(kinds) <= {"text", "image", "file", "audio", "video"} and kinds["text"] > 15_000
     rooms = dict(query(url, 'SELECT "Kind", count(*) FROM "Room" GROUP BY 1'))
     assert set(rooms) <= {1, 2, 3} and rooms[1] > rooms.get(2, 0)
-    assert query(url, """SELECT count(*) FROM "Message" m LEFT JOIN "RoomMember" r
-        ON r."RoomId" = m."RoomId" AND r."UserId" = m."Author" WHERE r."UserId" IS NULL""")[0][0] == 0
-    assert query(url, 'SELECT count(*) FROM "Message" m JOIN "Room" r USING ("RoomId") WHERE m."SentMs" < r."OpenedMs"')[0][0] == 0
+    assert (
+        query(
+            url,
+            """SELECT count(*) FROM "Message" m LEFT JOIN "RoomMember" r
+        ON r."RoomId" = m."RoomId" AND r."UserId" = m."Author" WHERE r."UserId" IS NULL""",
+        )[0][0]
+        == 0
+    )
+    assert (
+        query(url, 'SELECT count(*) FROM "Message" m JOIN "Room" r USING ("RoomId") WHERE m."SentMs" < r."OpenedMs"')[
+            0
+        ][0]
+        == 0
+    )
     assert query(url, 'SELECT DISTINCT "Tenant", "Locale" FROM "AppUser"') == [(7, "en")]
     assert query(url, 'SELECT DISTINCT "Edited" FROM "Message"') == [(False,)]
     assert query(url, 'SELECT max(length("Title")) <= 20 FROM "Room"')[0] == (True,)
     # ids in the columns' own formats: random 12-character text ids in varchar(12), UUIDv4 in uuid
-    assert query(url, """SELECT count(*) FROM "Room" WHERE "RoomId" !~ '^[ybndrfg8ejkmcpqxot1uwisza345h769]{12}$'""") == [(0,)]
-    assert query(url, """SELECT count(*) FROM "AppUser" WHERE "UserId"::text !~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'""") == [(0,)]
+    assert query(
+        url, """SELECT count(*) FROM "Room" WHERE "RoomId" !~ '^[ybndrfg8ejkmcpqxot1uwisza345h769]{12}$'"""
+    ) == [(0,)]
+    assert query(
+        url,
+        """SELECT count(*) FROM "AppUser" WHERE "UserId"::text !~ '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'""",
+    ) == [(0,)]
     # message ids stay a sequence, numbered in time order
-    assert query(url, 'SELECT count(*) FROM (SELECT "MsgId", row_number() OVER (ORDER BY "SentMs", "MsgId") r FROM "Message") s WHERE "MsgId" <> r') == [(0,)]
+    assert query(
+        url,
+        'SELECT count(*) FROM (SELECT "MsgId", row_number() OVER (ORDER BY "SentMs", "MsgId") r FROM "Message") s WHERE "MsgId" <> r',
+    ) == [(0,)]
 
 
 def test_uncovered_not_null_columns_are_listed_before_anything_is_written(config, mapped):
@@ -213,8 +232,14 @@ def test_sqlite_target_and_parquet_together(config, tmp_path):
     assert counts["messages"] == 8_000 == result.rows["messages"]
     assert counts["conversation_members"] == result.rows["members"]
     assert ds.dataset(tmp_path / "pq" / "users").count_rows() == counts["users"]
-    assert query(url, """SELECT count(*) FROM messages m LEFT JOIN conversation_members c
-        ON c.conversation_id = m.conversation_id AND c.user_id = m.sender_id WHERE c.user_id IS NULL""")[0][0] == 0
+    assert (
+        query(
+            url,
+            """SELECT count(*) FROM messages m LEFT JOIN conversation_members c
+        ON c.conversation_id = m.conversation_id AND c.user_id = m.sender_id WHERE c.user_id IS NULL""",
+        )[0][0]
+        == 0
+    )
     first = query(url, "SELECT min(created_at) FROM messages")[0][0]
     assert datetime.fromisoformat(first) >= WINDOW_START.replace(tzinfo=None)
     with pytest.raises(ShapePipelineError, match="already holds"):

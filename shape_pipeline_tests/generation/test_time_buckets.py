@@ -38,7 +38,7 @@ def test_split_keeps_every_row_in_its_bucket_and_in_order_within_it():
     table = pa.table({"t": times, "n": np.arange(7)})
     parts = time_buckets.split(table, times, edges)
     assert [(b, part["n"].to_pylist()) for b, part in parts] == [(0, [1, 4]), (1, [2, 3, 6]), (2, [0, 5])]
-    (bucket, whole), = time_buckets.split(table.slice(2, 2), times[2:4], edges)  # all in one bucket
+    ((bucket, whole),) = time_buckets.split(table.slice(2, 2), times[2:4], edges)  # all in one bucket
     assert bucket == 1 and whole["n"].to_pylist() == [2, 3]
     assert time_buckets.split(table.slice(0, 0), times[:0], edges) == []
 
@@ -60,8 +60,12 @@ def test_bucket_files_read_back_every_part_and_are_removed(tmp_path, monkeypatch
 
 
 def writer(id_type: sa.types.TypeEngine, unset: dict[str, UnsetRule] | None = None) -> TableWriter:
-    table = sa.Table("m", sa.MetaData(), sa.Column("id", id_type), sa.Column("note", sa.Text), sa.Column("at", sa.BigInteger))
-    return TableWriter("messages", table, [(c, lambda t: t) for c in ("id", "note", "at")], unset or {}, SEQUENTIAL, "id")
+    table = sa.Table(
+        "m", sa.MetaData(), sa.Column("id", id_type), sa.Column("note", sa.Text), sa.Column("at", sa.BigInteger)
+    )
+    return TableWriter(
+        "messages", table, [(c, lambda t: t) for c in ("id", "note", "at")], unset or {}, SEQUENTIAL, "id"
+    )
 
 
 def test_a_bucket_is_sorted_by_time_then_key_and_message_ids_numbered_in_that_order():
@@ -84,7 +88,9 @@ def test_unset_values_are_filled_per_bucket_and_a_wholly_unset_column_is_left_to
     assert out.column_names == ["id", "at"]
 
 
-def test_the_spill_folder_is_removed_after_a_load_and_after_a_failed_one(config, make_pg_database, tmp_path, monkeypatch):
+def test_the_spill_folder_is_removed_after_a_load_and_after_a_failed_one(
+    config, make_pg_database, tmp_path, monkeypatch
+):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     made: list[time_buckets.BucketFiles] = []
     original = time_buckets.BucketFiles.__init__
@@ -94,7 +100,9 @@ def test_the_spill_folder_is_removed_after_a_load_and_after_a_failed_one(config,
         made.append(self)
 
     monkeypatch.setattr(time_buckets.BucketFiles, "__init__", recording)
-    generate_dataset(config, target_messages=5_000, seed="spill", database_url=make_pg_database("spill_ok"), emit=silent)
+    generate_dataset(
+        config, target_messages=5_000, seed="spill", database_url=make_pg_database("spill_ok"), emit=silent
+    )
     assert len(made) == 1 and list(tmp_path.iterdir()) == []
     url = make_pg_database("spill_fail")
     engine = create_engine(url)
@@ -114,10 +122,21 @@ def test_sigterm_while_rows_are_set_aside_removes_them(config, make_pg_database,
     spill = tmp_path / "tmp"
     spill.mkdir()
     url = make_pg_database("spill_sigterm")
-    command = [sys.executable, "-m", "shape_pipeline", "generate", "--config", str(config_path),
-               "--target-messages", "5000000", "--database-url", url]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**ENV, "TMPDIR": str(spill)})
+    command = [
+        sys.executable,
+        "-m",
+        "shape_pipeline",
+        "generate",
+        "--config",
+        str(config_path),
+        "--target-messages",
+        "5000000",
+        "--database-url",
+        url,
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**ENV, "TMPDIR": str(spill)}
+    )
     code, err = terminate_when(process, lambda: any(spill.glob("shape-pipeline-sort-*/messages-*")))
     assert_terminated(code, err)
     assert list(spill.iterdir()) == []

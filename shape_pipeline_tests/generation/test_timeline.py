@@ -40,13 +40,74 @@ DAY_S = 86_400.0
 # A chat_simulator world (300k messages over 42 days, seed "w1"): its messages per day, hour
 # and weekday shares, gaps, lifetimes and recency, as a calibrated config would carry them.
 WORLD_DAILY = [
-    2330, 6078, 6120, 6344, 6409, 6353, 2516, 2382, 6402, 6551, 6701, 7029, 6983, 3191, 2931, 7086, 7691, 7872,
-    7726, 7401, 3524, 3005, 7742, 8621, 8808, 8476, 8677, 3504, 3267, 8784, 9602, 9414, 9758, 19971, 6240, 4456,
-    11100, 11354, 10904, 11495, 10808, 4394,
+    2330,
+    6078,
+    6120,
+    6344,
+    6409,
+    6353,
+    2516,
+    2382,
+    6402,
+    6551,
+    6701,
+    7029,
+    6983,
+    3191,
+    2931,
+    7086,
+    7691,
+    7872,
+    7726,
+    7401,
+    3524,
+    3005,
+    7742,
+    8621,
+    8808,
+    8476,
+    8677,
+    3504,
+    3267,
+    8784,
+    9602,
+    9414,
+    9758,
+    19971,
+    6240,
+    4456,
+    11100,
+    11354,
+    10904,
+    11495,
+    10808,
+    4394,
 ]
 WORLD_HOURLY = [
-    387, 369, 298, 288, 288, 288, 327, 369, 395, 406, 419, 414, 449, 523, 565, 584, 550, 469, 457, 464, 467, 429,
-    410, 386,
+    387,
+    369,
+    298,
+    288,
+    288,
+    288,
+    327,
+    369,
+    395,
+    406,
+    419,
+    414,
+    449,
+    523,
+    565,
+    584,
+    550,
+    469,
+    457,
+    464,
+    467,
+    429,
+    410,
+    386,
 ]
 WORLD_DAY_OF_WEEK = [1573, 1665, 1668, 1696, 2006, 779, 612]
 
@@ -64,20 +125,38 @@ def world_config() -> CalibratedConfig:
     meta.production_sample_window_days = 42
     conversations = config.conversation_generation
     conversations.messages_per_conversation = PowerLawTailModel(
-        alpha=2.26, min=1, max=2000,
-        body_knots=[(0.25, 4.0), (0.5, 13.0), (0.75, 36.0), (0.9, 90.0), (0.95, 169.0)], tail_start=(0.95, 169.0),
+        alpha=2.26,
+        min=1,
+        max=2000,
+        body_knots=[(0.25, 4.0), (0.5, 13.0), (0.75, 36.0), (0.9, 90.0), (0.95, 169.0)],
+        tail_start=(0.95, 169.0),
     )
     conversations.lifetime_seconds = QuantileSplineModel(
-        knots=[(0.25, 475_308.0), (0.5, 2_087_531.0), (0.75, 3_098_899.0), (0.9, 3_377_954.0),
-               (0.95, 3_466_453.0), (0.99, 3_568_001.0)],
-        min=0, max=42 * DAY_S,
+        knots=[
+            (0.25, 475_308.0),
+            (0.5, 2_087_531.0),
+            (0.75, 3_098_899.0),
+            (0.9, 3_377_954.0),
+            (0.95, 3_466_453.0),
+            (0.99, 3_568_001.0),
+        ],
+        min=0,
+        max=42 * DAY_S,
     )
     conversations.recency = RecencyShares(active_last_7_days=0.679, active_last_30_days=0.960)
     messages = config.message_generation
     messages.inter_message_gap_seconds = QuantileSplineModel(
-        knots=[(0.1, 8.0), (0.25, 26.0), (0.5, 131.0), (0.75, 5388.0), (0.9, 81_779.0), (0.95, 226_298.0),
-               (0.99, 789_315.0)],
-        min=0, max=42 * DAY_S,
+        knots=[
+            (0.1, 8.0),
+            (0.25, 26.0),
+            (0.5, 131.0),
+            (0.75, 5388.0),
+            (0.9, 81_779.0),
+            (0.95, 226_298.0),
+            (0.99, 789_315.0),
+        ],
+        min=0,
+        max=42 * DAY_S,
     )
     messages.temporal.hourly = _shares(WORLD_HOURLY)
     messages.temporal.day_of_week = _shares(WORLD_DAY_OF_WEEK)
@@ -112,10 +191,17 @@ def generate(config: CalibratedConfig, messages: int, seed: str) -> dict[str, np
     rel = t - plan.warp.start_us
     hours = t // HOUR_US
     return {
-        "times": t, "rel": rel, "created": np.concatenate(created), "counts": counts,
-        "steps": np.diff(t)[inside], "gaps": np.diff(t)[inside] / US,
-        "first": t[first], "lifetime": (t[last] - t[first]) / US, "end": rel[last],
-        "length": np.array(plan.warp.length_us), "start": np.array(plan.warp.start_us),
+        "times": t,
+        "rel": rel,
+        "created": np.concatenate(created),
+        "counts": counts,
+        "steps": np.diff(t)[inside],
+        "gaps": np.diff(t)[inside] / US,
+        "first": t[first],
+        "lifetime": (t[last] - t[first]) / US,
+        "end": rel[last],
+        "length": np.array(plan.warp.length_us),
+        "start": np.array(plan.warp.start_us),
         "hour": np.bincount(hours % 24, minlength=24) / t.size,
         "weekday": np.bincount((hours // 24 + EPOCH_WEEKDAY) % 7, minlength=7) / t.size,
         "daily": np.bincount(rel // DAY_US) / t.size,
@@ -223,8 +309,10 @@ def test_read_through_the_clock_activity_gaps_have_the_models_quantiles() -> Non
     gap = np.interp(rng.random(start.size), GAP_LEVELS, table) * US
     real = (warp.periodic_real(start + gap) - warp.to_real(start)) / US
     assert relative(real, model, GAP_P).max() < 0.05
-    naive = (warp.periodic_real(start + np.interp(rng.random(start.size), GAP_LEVELS, quantile(model, GAP_LEVELS)) * US)
-             - warp.to_real(start)) / US
+    naive = (
+        warp.periodic_real(start + np.interp(rng.random(start.size), GAP_LEVELS, quantile(model, GAP_LEVELS)) * US)
+        - warp.to_real(start)
+    ) / US
     assert relative(naive, model, GAP_P).max() > 0.10  # what the correction is for
 
 

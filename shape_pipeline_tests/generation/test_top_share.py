@@ -120,8 +120,13 @@ def test_water_fill_adds_up_whatever_the_weights(exponents: list[int], cap: int,
     weight = np.array([10.0**e if e > -330 else 0.0 for e in exponents])
     slots = weight.size
     total = min(total, cap * slots)
-    value = water_fill(np.zeros(slots, dtype=np.int64), weight, np.array([float(total)]), np.full(slots, float(cap)),
-                       np.ones(slots, dtype=bool))
+    value = water_fill(
+        np.zeros(slots, dtype=np.int64),
+        weight,
+        np.array([float(total)]),
+        np.full(slots, float(cap)),
+        np.ones(slots, dtype=bool),
+    )
     assert np.isclose(value.sum(), total) and np.all(value <= cap + 1e-9) and np.all(value >= 0)
 
 

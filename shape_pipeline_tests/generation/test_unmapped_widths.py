@@ -74,11 +74,19 @@ def test_postgres_measures_the_width_production_had(make_pg_database: Callable[[
         engine = create_engine(url)
         try:
             with engine.begin() as conn:
-                conn.exec_driver_sql("DROP TABLE IF EXISTS w; CREATE TABLE w (plain text, settings text, document jsonb)")
-                conn.execute(sa.text("INSERT INTO w SELECT :plain, :settings, CAST(:document AS jsonb) FROM generate_series(1, 50)"),
-                             values)
+                conn.exec_driver_sql(
+                    "DROP TABLE IF EXISTS w; CREATE TABLE w (plain text, settings text, document jsonb)"
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO w SELECT :plain, :settings, CAST(:document AS jsonb) FROM generate_series(1, 50)"
+                    ),
+                    values,
+                )
                 conn.exec_driver_sql("ANALYZE w")
-                measured = dict(conn.execute(sa.text("SELECT attname, avg_width FROM pg_stats WHERE tablename = 'w'")).all())
+                measured = dict(
+                    conn.execute(sa.text("SELECT attname, avg_width FROM pg_stats WHERE tablename = 'w'")).all()
+                )
         finally:
             engine.dispose()
         assert measured == dict.fromkeys(kinds, width), (width, measured)
@@ -117,7 +125,10 @@ def test_today_rule_stays_where_nothing_fits() -> None:
     metadata = sa.MetaData()
     sa.Table("parent", metadata, sa.Column("id", sa.Text, primary_key=True))
     child = sa.Table(
-        "child", metadata, sa.Column("parent_id", sa.Text, sa.ForeignKey("parent.id")), sa.Column("kind", sa.Text),
+        "child",
+        metadata,
+        sa.Column("parent_id", sa.Text, sa.ForeignKey("parent.id")),
+        sa.Column("kind", sa.Text),
         sa.CheckConstraint("kind IN ('a', 'b')"),
     )
     for name in ("parent_id", "kind"):  # a filler would break the key or the check
@@ -125,13 +136,17 @@ def test_today_rule_stays_where_nothing_fits() -> None:
 
 
 def rows_per_page(url: str, table: str) -> float:
-    tuples, pages = query(url, "SELECT reltuples, relpages FROM pg_class WHERE oid = to_regclass(:t)", t=f'"{table}"')[0]
+    tuples, pages = query(url, "SELECT reltuples, relpages FROM pg_class WHERE oid = to_regclass(:t)", t=f'"{table}"')[
+        0
+    ]
     return float(tuples) / float(pages)
 
 
 def test_mattermost_rows_are_as_wide_as_production(
-    make_pg_database: Callable[[str], str], tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    make_pg_database: Callable[[str], str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(settings.SALT, SALT)
     world = build_world("mattermost", 20_000, "unmapped-widths", END)
@@ -140,9 +155,22 @@ def test_mattermost_rows_are_as_wide_as_production(
     mapping = world.write_mapping(tmp_path / "mapping.yaml")
     shape_path, config_path = tmp_path / "shape.json", tmp_path / "config.json"
     code, _, err = run_cli(
-        capsys, "sample", "--privacy", "suppression", "--database-url", production, "--mapping", str(mapping),
-        "--as-of", END.date().isoformat(),
-        "--window-days", "30", "--output", str(shape_path), "--audit-log", str(tmp_path / "audit.jsonl"),
+        capsys,
+        "sample",
+        "--privacy",
+        "suppression",
+        "--database-url",
+        production,
+        "--mapping",
+        str(mapping),
+        "--as-of",
+        END.date().isoformat(),
+        "--window-days",
+        "30",
+        "--output",
+        str(shape_path),
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
     )
     assert (code, err) == (0, ""), err
     shape = json.loads(shape_path.read_text())
@@ -156,16 +184,31 @@ def test_mattermost_rows_are_as_wide_as_production(
     development = make_pg_database("widths_dev")
     empty_schema(development, world)
     code, out, err = run_cli(
-        capsys, "generate", "--config", str(config_path), "--database-url", development, "--mapping", str(mapping),
-        "--target-messages", str(shape["totals"]["messages"]), "--seed", "widths", "--replace",
+        capsys,
+        "generate",
+        "--config",
+        str(config_path),
+        "--database-url",
+        development,
+        "--mapping",
+        str(mapping),
+        "--target-messages",
+        str(shape["totals"]["messages"]),
+        "--seed",
+        "widths",
+        "--replace",
     )
     assert code == 0 and "Traceback" not in err, err
-    note = [line for line in out.splitlines() if "ChannelMembers: not in the mapping, written with production's" in line]
+    note = [
+        line for line in out.splitlines() if "ChannelMembers: not in the mapping, written with production's" in line
+    ]
     assert len(note) == 1 and f"NotifyProps ({members['NotifyProps']['avg_width']} bytes, 0% NULL)" in note[0]
     wanted, got = rows_per_page(production, "ChannelMembers"), rows_per_page(development, "ChannelMembers")
     assert abs(got / wanted - 1) < 0.2, (wanted, got)
     # the app's JSON columns hold JSON (a cast fails on anything else)
-    valid = query(development, """SELECT count(*) FILTER (WHERE "NotifyProps"::jsonb ? 'x'), count(*) FROM "ChannelMembers" """)
+    valid = query(
+        development, """SELECT count(*) FILTER (WHERE "NotifyProps"::jsonb ? 'x'), count(*) FROM "ChannelMembers" """
+    )
     assert valid[0][0] == valid[0][1] > 0
     files = query(development, """SELECT count(*) FROM "Posts" WHERE jsonb_typeof("FileIds"::jsonb) <> 'array'""")
     assert files == [(0,)]

@@ -20,17 +20,13 @@ from shape_pipeline.files import load_json_model, sha256_file
 from shape_pipeline.locations import calibration_assets as ca
 from shape_pipeline.locations.resources import DevelopmentTarget
 
-SEED = (
-    Path(__file__).resolve().parents[2] / "shape_pipeline" / "examples" / "shape-metrics-seed.json"
-)
+SEED = Path(__file__).resolve().parents[2] / "shape_pipeline" / "examples" / "shape-metrics-seed.json"
 CONFIG = dg.AssetKey("calibrated_config")
 
 
 @pytest.fixture
 def development(tmp_path: Path) -> DevelopmentTarget:
-    return DevelopmentTarget(
-        import_dir=str(tmp_path / "import"), config_dir=str(tmp_path / "configs")
-    )
+    return DevelopmentTarget(import_dir=str(tmp_path / "import"), config_dir=str(tmp_path / "configs"))
 
 
 @pytest.fixture
@@ -40,9 +36,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 # stand-ins for the other areas' assets, to see the eager chain planned in one tick
-@dg.asset(
-    deps=[CONFIG], group_name="development", automation_condition=dg.AutomationCondition.eager()
-)
+@dg.asset(deps=[CONFIG], group_name="development", automation_condition=dg.AutomationCondition.eager())
 def synthetic_dataset() -> None: ...
 
 
@@ -82,18 +76,14 @@ def _age(path: Path, seconds: float) -> None:
 def _tick(
     instance: dg.DagsterInstance, development: DevelopmentTarget, cursor: str | None
 ) -> dg.SensorResult | dg.SkipReason:
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"development": development}
-    )
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"development": development})
     result = ca.shape_import_folder_sensor(context)
     for event in getattr(result, "asset_events", None) or []:
         instance.report_runless_asset_event(event)  # what the sensor daemon does with them
     return result
 
 
-def _materialize(
-    instance: dg.DagsterInstance, development: DevelopmentTarget
-) -> dg.ExecuteInJobResult:
+def _materialize(instance: dg.DagsterInstance, development: DevelopmentTarget) -> dg.ExecuteInJobResult:
     return dg.materialize(
         [ca.calibrated_config, ca.shape_metrics_spec],
         selection=[CONFIG],
@@ -111,9 +101,7 @@ def test_definitions_declare_the_boundary_and_run_by_default(
     node = graph.get(CONFIG)
     assert node.parent_keys == {ca.SHAPE_KEY}
     assert node.group_name == "development"
-    assert (
-        node.automation_condition is not None and "eager" in node.automation_condition.get_label()
-    )
+    assert node.automation_condition is not None and "eager" in node.automation_condition.get_label()
     assert not graph.get(ca.SHAPE_KEY).is_materializable
     assert graph.get(ca.SHAPE_KEY).group_name == "production_boundary"
     statuses = {s.name: s.default_status for s in ca.defs.sensors}
@@ -127,9 +115,7 @@ def test_definitions_declare_the_boundary_and_run_by_default(
     assert not (ca.defs.asset_checks or ca.defs.jobs or ca.defs.schedules)
 
 
-def test_asset_calibrates_the_newest_shape(
-    development: DevelopmentTarget, instance: dg.DagsterInstance
-) -> None:
+def test_asset_calibrates_the_newest_shape(development: DevelopmentTarget, instance: dg.DagsterInstance) -> None:
     old = _drop_shape(development, "shape-metrics-prod-20250101.json")
     data = json.loads(old.read_text())
     data["conversations"]["type_distribution"] = {"DIRECT_MESSAGE": 1, "GROUP_CHAT": 1}
@@ -143,9 +129,7 @@ def test_asset_calibrates_the_newest_shape(
     assert path.parent == development.resolved_config_dir()
     assert path.name.startswith("calibrated-config-") and path.name.endswith(".json")
     config = load_json_model(path, CalibratedConfig, what="calibrated config")
-    assert (
-        config.conversation_generation.type_distribution["DIRECT_MESSAGE"] == 0.78125
-    )  # newest file
+    assert config.conversation_generation.type_distribution["DIRECT_MESSAGE"] == 0.78125  # newest file
     assert meta["shape_sha256"].value == sha256_file(newest)
     table = meta["fit_errors"].value
     rows = [r.data for r in table.records]

@@ -22,12 +22,19 @@ EXPECTED = {"multiprocess": "multi_or_in_process_executor", "k8s": "k8s", "celer
 
 
 def validate(tmp_path: Path, executor: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHAPE_PIPELINE_", "ANONYMIZATION_SALT", "DAGSTER_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SHAPE_PIPELINE_", "ANONYMIZATION_SALT", "DAGSTER_"))
+    }
     env.update(DAGSTER_HOME=str(tmp_path), SHAPE_PIPELINE_HOME=str(tmp_path / "home"), **{settings.EXECUTOR: executor})
     (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     return subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -75,7 +82,9 @@ def test_the_deploy_run_config_is_valid_for_its_executor(monkeypatch: pytest.Mon
 def test_a_missing_integration_library_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(settings.EXECUTOR, "k8s")
     monkeypatch.setitem(sys.modules, "dagster_k8s", None)  # as if the extra were not installed
-    with pytest.raises(ShapePipelineError, match=r"dagster_k8s is not installed \(pip install 'shape-pipeline\[k8s\]'\)"):
+    with pytest.raises(
+        ShapePipelineError, match=r"dagster_k8s is not installed \(pip install 'shape-pipeline\[k8s\]'\)"
+    ):
         executor_from_env()
 
 

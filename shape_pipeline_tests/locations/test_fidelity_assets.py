@@ -204,10 +204,15 @@ def test_the_phase_two_checks_and_config_reach_the_validator(
     target = DevelopmentTarget(
         database_url=synthetic, import_dir=str(imports), config_dir=str(tmp_path / "configs"), report_dir=str(reports)
     )
-    config = {"ops": {"fidelity_report": {"config": {"plan_log2_ratio": 3.0, "workload_path": str(default_workload_path())}}}}
+    config = {
+        "ops": {"fidelity_report": {"config": {"plan_log2_ratio": 3.0, "workload_path": str(default_workload_path())}}}
+    }
     res = dg.materialize(
-        [fa.fidelity_report], instance=dg.DagsterInstance.ephemeral(), resources={"development": target},
-        run_config=config, raise_on_error=False,
+        [fa.fidelity_report],
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"development": target},
+        run_config=config,
+        raise_on_error=False,
     )
     evaluations = {e.check_name: e for e in res.get_asset_check_evaluations()}
     assert evaluations["query_plans"].metadata["statistic"].value == "share_of_plans_differing"
@@ -219,8 +224,11 @@ def test_the_phase_two_checks_and_config_reach_the_validator(
     bad.write_text(default_workload_path().read_text().replace("LIMIT 50", "LIMIT 40"))
     config["ops"]["fidelity_report"]["config"]["workload_path"] = str(bad)
     failed = dg.materialize(
-        [fa.fidelity_report], instance=dg.DagsterInstance.ephemeral(), resources={"development": target},
-        run_config=config, raise_on_error=False,
+        [fa.fidelity_report],
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"development": target},
+        run_config=config,
+        raise_on_error=False,
     )
     assert not failed.success
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")

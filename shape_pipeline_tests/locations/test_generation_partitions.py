@@ -38,19 +38,31 @@ def development(tmp_path: Path, make_pg_database) -> DevelopmentTarget:
     then = time.time() - 600
     os.utime(shape, (then, then))
     return DevelopmentTarget(
-        import_dir=str(imports), config_dir=str(tmp_path / "configs"), report_dir=str(tmp_path / "reports"),
-        database_url=make_pg_database("asset_parts"), parquet_dir=str(tmp_path / "parquet"),
+        import_dir=str(imports),
+        config_dir=str(tmp_path / "configs"),
+        report_dir=str(tmp_path / "reports"),
+        database_url=make_pg_database("asset_parts"),
+        parquet_dir=str(tmp_path / "parquet"),
     )
 
 
 def _calibrate(instance: dg.DagsterInstance, development: DevelopmentTarget) -> None:
-    result = dg.materialize([ca.calibrated_config, ca.shape_metrics_spec], selection=[ca.calibrated_config.key],
-                            instance=instance, resources={"development": development})
+    result = dg.materialize(
+        [ca.calibrated_config, ca.shape_metrics_spec],
+        selection=[ca.calibrated_config.key],
+        instance=instance,
+        resources={"development": development},
+    )
     assert result.success
 
 
-def _generate(instance: dg.DagsterInstance, development: DevelopmentTarget, *, partition_key: str | None = None,
-              extra: list | None = None) -> dg.ExecuteInProcessResult:
+def _generate(
+    instance: dg.DagsterInstance,
+    development: DevelopmentTarget,
+    *,
+    partition_key: str | None = None,
+    extra: list | None = None,
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [ga.synthetic_dataset, ca.shape_metrics_spec, *(extra or [])],
         selection=[KEY, *[a.key for a in extra or []]],
@@ -91,9 +103,13 @@ def test_one_run_over_every_partition_publishes_then_fidelity_report(development
         assert metadata["rows_messages"].value == MESSAGES and metadata["seed"].value == "parts"
         assert _messages(development) == MESSAGES
         assert ds.dataset(Path(development.parquet_dir) / "messages").count_rows() == MESSAGES
-        report = dg.materialize([fa.fidelity_report, ca.shape_metrics_spec, ga.synthetic_dataset],
-                                selection=[fa.fidelity_report.key], instance=instance,
-                                resources={"development": development}, raise_on_error=False)
+        report = dg.materialize(
+            [fa.fidelity_report, ca.shape_metrics_spec, ga.synthetic_dataset],
+            selection=[fa.fidelity_report.key],
+            instance=instance,
+            resources={"development": development},
+            raise_on_error=False,
+        )
         (materialized,) = report.asset_materializations_for_node("fidelity_report")
         assert materialized.metadata["overall_verdict"].value in ("PASS", "WARNING", "FAIL")
         assert list(Path(development.report_dir).glob("fidelity-report-*.json"))
@@ -113,8 +129,11 @@ def test_a_run_per_partition_publishes_in_the_last(development):
 
 
 def test_a_failure_is_one_line(development):
-    target = DevelopmentTarget(config_dir=development.config_dir, database_url=development.database_url,
-                               production_database_url=development.database_url)
+    target = DevelopmentTarget(
+        config_dir=development.config_dir,
+        database_url=development.database_url,
+        production_database_url=development.database_url,
+    )
     with dg.instance_for_test() as instance:
         _calibrate(instance, development)
         result = _generate(instance, target)

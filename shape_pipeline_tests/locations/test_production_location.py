@@ -120,7 +120,9 @@ def test_check_fails_when_the_written_file_no_longer_passes_the_audit(prod_url: 
         check_only = dg.materialize(
             [production.shape_metrics, production.export_audit_check],
             selection=dg.AssetSelection.checks(production.export_audit_check),
-            resources={"production": resource}, instance=instance, raise_on_error=False,
+            resources={"production": resource},
+            instance=instance,
+            raise_on_error=False,
         )
         [evaluation] = check_only.get_asset_check_evaluations()
     assert not evaluation.passed
@@ -161,7 +163,9 @@ def test_quarterly_schedule_and_job() -> None:
     assert schedule.cron_schedule == "0 2 1 1,4,7,10 *" and schedule.execution_timezone == "UTC"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 4, 1, 2, tzinfo=UTC))
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 4, 1, 2, tzinfo=UTC)
+        )
         [request] = schedule.evaluate_tick(context).run_requests
     assert schedule.job_name == "extract_production_shape"
     assert request is not None

@@ -59,17 +59,38 @@ def _insert_user(url: str, user_id: int, messages: int, *, hour: int, length: in
     try:
         with engine.begin() as conn:
             first_id = int(conn.execute(sa.select(sa.func.max(t["messages"].c.id))).scalar_one()) + 1
-            conn.execute(t["users"].insert(), [dict(
-                id=user_id, username=f"target{user_id}", email=f"target{user_id}@example.com", created_at=START,
-            )])
-            conn.execute(t["conversations"].insert(), [dict(id=conversation_id, type="DIRECT_MESSAGE", created_at=START)])
-            conn.execute(t["conversation_members"].insert(), [
-                dict(conversation_id=conversation_id, user_id=u, joined_at=START) for u in (1, user_id)
-            ])
-            conn.execute(t["messages"].insert(), [dict(
-                id=first_id + i, conversation_id=conversation_id, sender_id=user_id, type="TEXT",
-                content="x" * length, created_at=day + timedelta(seconds=i),
-            ) for i in range(messages)])
+            conn.execute(
+                t["users"].insert(),
+                [
+                    dict(
+                        id=user_id,
+                        username=f"target{user_id}",
+                        email=f"target{user_id}@example.com",
+                        created_at=START,
+                    )
+                ],
+            )
+            conn.execute(
+                t["conversations"].insert(), [dict(id=conversation_id, type="DIRECT_MESSAGE", created_at=START)]
+            )
+            conn.execute(
+                t["conversation_members"].insert(),
+                [dict(conversation_id=conversation_id, user_id=u, joined_at=START) for u in (1, user_id)],
+            )
+            conn.execute(
+                t["messages"].insert(),
+                [
+                    dict(
+                        id=first_id + i,
+                        conversation_id=conversation_id,
+                        sender_id=user_id,
+                        type="TEXT",
+                        content="x" * length,
+                        created_at=day + timedelta(seconds=i),
+                    )
+                    for i in range(messages)
+                ],
+            )
     finally:
         engine.dispose()
 
@@ -111,13 +132,23 @@ def _shapes(url: str, repetitions: int) -> list[ShapeMetrics]:
             budget = Budget(DEFAULT_EPSILON_PER_EXTRACTION, specs, DEFAULT_MAX_MESSAGES_PER_USER, 64)
             stats, _ = dp_memberships(members, budget)
             conversations = 16  # one fixed C for the extraction below (C read from noise varies per run)
-            budget.rebound(family_specs(DEFAULT_MAX_MESSAGES_PER_USER, conversations, len(mapping.users.profile_fields)), conversations)
+            budget.rebound(
+                family_specs(DEFAULT_MAX_MESSAGES_PER_USER, conversations, len(mapping.users.profile_fields)),
+                conversations,
+            )
             if bounded is None:
                 bounded = _bounded(url, conversations)
-            out.append(dp_shape(
-                bounded, budget, conversations_per_user=stats, profile_fields=mapping.users.profile_fields,
-                window_start=START, window_end=END, extracted_at=END,
-            ))
+            out.append(
+                dp_shape(
+                    bounded,
+                    budget,
+                    conversations_per_user=stats,
+                    profile_fields=mapping.users.profile_fields,
+                    window_start=START,
+                    window_end=END,
+                    extracted_at=END,
+                )
+            )
         return out
     finally:
         engine.dispose()
@@ -175,8 +206,11 @@ def test_two_real_extractions_differ_by_noise_not_by_the_target(worlds: dict[str
     files = []
     for name in ("without", "with"):
         result = sample_to_file(
-            worlds[name], output=tmp_path / f"{name}.json", as_of=END.date().isoformat(),
-            salt=secrets.token_hex(32), audit_log=tmp_path / f"{name}.jsonl",
+            worlds[name],
+            output=tmp_path / f"{name}.json",
+            as_of=END.date().isoformat(),
+            salt=secrets.token_hex(32),
+            audit_log=tmp_path / f"{name}.jsonl",
         )
         files.append(result.shape)
         assert result.shape.privacy is not None and result.shape.privacy.mode == "dp"

@@ -24,7 +24,15 @@ CANARY_NAME = "Alice Canaryperson"
 CANARY_CONTENT = f"email {CANARY_EMAIL} or call {CANARY_PHONE}"
 CANARY_RAW_TYPE = "secret-alice-room"  # a raw conversation type the mapping does not name
 CANARY_RAW_KIND = "weird-raw-kind"  # a raw message type the mapping does not name
-CANARIES = (CANARY_EMAIL, CANARY_PHONE, CANARY_NAME, "Canaryperson", CANARY_RAW_TYPE, CANARY_RAW_KIND, "oscar_the_canary")
+CANARIES = (
+    CANARY_EMAIL,
+    CANARY_PHONE,
+    CANARY_NAME,
+    "Canaryperson",
+    CANARY_RAW_TYPE,
+    CANARY_RAW_KIND,
+    "oscar_the_canary",
+)
 
 
 def _t(*args: int, micro: int = 0) -> datetime:
@@ -90,7 +98,9 @@ def build_canonical(engine: sa.Engine) -> None:
         conn.execute(
             t["users"].insert(),
             [
-                dict(id=i, username=u, email=f"{u}.canary@example.com", display_name=d, avatar_url=a, bio=b, created_at=c)
+                dict(
+                    id=i, username=u, email=f"{u}.canary@example.com", display_name=d, avatar_url=a, bio=b, created_at=c
+                )
                 for i, u, d, a, b, c in USERS
             ],
         )
@@ -104,7 +114,10 @@ def build_canonical(engine: sa.Engine) -> None:
         )
         conn.execute(
             t["messages"].insert(),
-            [dict(id=i, conversation_id=c, sender_id=s, type=ty, content=x, created_at=at) for i, c, s, ty, x, at in MESSAGES],
+            [
+                dict(id=i, conversation_id=c, sender_id=s, type=ty, content=x, created_at=at)
+                for i, c, s, ty, x, at in MESSAGES
+            ],
         )
 
 
@@ -156,7 +169,8 @@ def build_mapped(engine: sa.Engine) -> None:
     first message's kind is NULL (the mapping's default TEXT applies)."""
     md = sa.MetaData()
     user = sa.Table(
-        "User", md,
+        "User",
+        md,
         sa.Column("id", sa.String(20), primary_key=True),
         sa.Column("handle", sa.String(64)),
         sa.Column("email", sa.String(255)),
@@ -166,19 +180,22 @@ def build_mapped(engine: sa.Engine) -> None:
         sa.Column("createdAt", sa.DateTime(timezone=True)),
     )
     conv = sa.Table(
-        "Conversation", md,
+        "Conversation",
+        md,
         sa.Column("id", sa.String(20), primary_key=True),
         sa.Column("kind", sa.String(40)),
         sa.Column("title", sa.Text),
         sa.Column("createdAt", sa.BigInteger),
     )
     part = sa.Table(
-        "ConversationParticipant", md,
+        "ConversationParticipant",
+        md,
         sa.Column("conversationId", sa.String(20)),
         sa.Column("userId", sa.String(20)),
     )
     msg = sa.Table(
-        "Message", md,
+        "Message",
+        md,
         sa.Column("id", sa.String(20), primary_key=True),
         sa.Column("conversationId", sa.String(20)),
         sa.Column("user", sa.String(20)),
@@ -191,13 +208,24 @@ def build_mapped(engine: sa.Engine) -> None:
         conn.execute(
             user.insert(),
             [
-                {"id": f"usr_{u}", "handle": u, "email": f"{u}.canary@example.com", "displayName": d, "avatarUrl": a, "bio": b, "createdAt": c}
+                {
+                    "id": f"usr_{u}",
+                    "handle": u,
+                    "email": f"{u}.canary@example.com",
+                    "displayName": d,
+                    "avatarUrl": a,
+                    "bio": b,
+                    "createdAt": c,
+                }
                 for _, u, d, a, b, c in USERS
             ],
         )
         conn.execute(
             conv.insert(),
-            [{"id": f"cnv_{i}", "kind": _RAW_CONV.get(ty, ty), "title": n, "createdAt": 1_730_419_200} for i, ty, n in CONVERSATIONS],
+            [
+                {"id": f"cnv_{i}", "kind": _RAW_CONV.get(ty, ty), "title": n, "createdAt": 1_730_419_200}
+                for i, ty, n in CONVERSATIONS
+            ],
         )
         names = {i: u for i, u, *_ in USERS}
         conn.execute(

@@ -19,8 +19,11 @@ from shape_pipeline_tests.sampling.test_shape import known_tables
 @pytest.fixture
 def good() -> dict:
     s = shape_from_frequencies(
-        known_tables(), window_start=datetime(2025, 1, 1, tzinfo=UTC), window_end=datetime(2025, 1, 31, tzinfo=UTC),
-        extracted_at=datetime(2025, 1, 31, 2, tzinfo=UTC), min_cell_count=2,
+        known_tables(),
+        window_start=datetime(2025, 1, 1, tzinfo=UTC),
+        window_end=datetime(2025, 1, 31, tzinfo=UTC),
+        extracted_at=datetime(2025, 1, 31, 2, tzinfo=UTC),
+        min_cell_count=2,
     )
     return json.loads(model_json(s))
 

@@ -21,44 +21,88 @@ SHA = "0f" * 32
 
 def plan_block() -> dict[str, Any]:
     inner = {
-        "node_type": "Index Scan", "scan_direction": "Backward", "parent_relationship": "Outer",
-        "relation": "messages", "index": "ix_messages_conversation_created", "rows": 50, "shared_blocks": 12,
+        "node_type": "Index Scan",
+        "scan_direction": "Backward",
+        "parent_relationship": "Outer",
+        "relation": "messages",
+        "index": "ix_messages_conversation_created",
+        "rows": 50,
+        "shared_blocks": 12,
         "children": [],
     }
     join = {
-        "node_type": "Nested Loop", "join_type": "Inner", "parent_relationship": "Outer", "rows": 50,
+        "node_type": "Nested Loop",
+        "join_type": "Inner",
+        "parent_relationship": "Outer",
+        "rows": 50,
         "shared_blocks": 120,
-        "children": [inner, {"node_type": "Index Only Scan", "parent_relationship": "Inner", "relation": "Posts",
-                             "index": "idx_posts$create_at", "rows": 1, "shared_blocks": 3}],
+        "children": [
+            inner,
+            {
+                "node_type": "Index Only Scan",
+                "parent_relationship": "Inner",
+                "relation": "Posts",
+                "index": "idx_posts$create_at",
+                "rows": 1,
+                "shared_blocks": 3,
+            },
+        ],
     }
-    aggregate = {"node_type": "Aggregate", "strategy": "Hashed", "partial_mode": "Simple", "rows": 1,
-                 "shared_blocks": 130, "children": [join]}
+    aggregate = {
+        "node_type": "Aggregate",
+        "strategy": "Hashed",
+        "partial_mode": "Simple",
+        "rows": 1,
+        "shared_blocks": 130,
+        "children": [join],
+    }
     return {
         "workload": "default-chat",
         "workload_sha256": SHA,
         "queries": {
             "latest_messages": {
-                "p99": {"plan": {"node_type": "Limit", "rows": 50, "shared_blocks": 130, "children": [aggregate]},
-                        "shared_blocks": 130, "median_ms": 0.42, "runs": 3},
-                "p0": {"plan": {"node_type": "Seq Scan", "relation": "messages", "rows": 0, "shared_blocks": 1},
-                       "shared_blocks": 1, "median_ms": 0.01, "runs": 3},
+                "p99": {
+                    "plan": {"node_type": "Limit", "rows": 50, "shared_blocks": 130, "children": [aggregate]},
+                    "shared_blocks": 130,
+                    "median_ms": 0.42,
+                    "runs": 3,
+                },
+                "p0": {
+                    "plan": {"node_type": "Seq Scan", "relation": "messages", "rows": 0, "shared_blocks": 1},
+                    "shared_blocks": 1,
+                    "median_ms": 0.01,
+                    "runs": 3,
+                },
             },
-            "busiest.last-week": {"all": {"plan": {"node_type": "Sort", "rows": 10, "shared_blocks": 5},
-                                          "shared_blocks": 5, "median_ms": 1.5, "runs": 1}},
+            "busiest.last-week": {
+                "all": {
+                    "plan": {"node_type": "Sort", "rows": 10, "shared_blocks": 5},
+                    "shared_blocks": 5,
+                    "median_ms": 1.5,
+                    "runs": 1,
+                }
+            },
         },
     }
 
 
 def layout_block() -> dict[str, Any]:
-    return {"tables": {
-        "messages": {"rows_per_page": 59.3, "columns": {
-            "id": {"correlation": 1.0, "avg_width": 8}, "created_at": {"correlation": 0.99, "avg_width": 8},
-            "conversation_id": {"correlation": -0.03, "avg_width": 27}},
-            "ids": {"kind": "text", "length": 26, "alphabet": "base32", "time_ordered": False},
-            "unmapped_columns": {"Props": {"avg_width": 113, "null_frac": 0.0}, "file_ids$2": {"avg_width": 3}}},
-        "users": {"rows_per_page": None, "columns": {}, "ids": {"kind": "uuid", "uuid_version": 4}},
-        "members": {"columns": {"joined_at": {"correlation": None, "avg_width": 8}}},
-    }}
+    return {
+        "tables": {
+            "messages": {
+                "rows_per_page": 59.3,
+                "columns": {
+                    "id": {"correlation": 1.0, "avg_width": 8},
+                    "created_at": {"correlation": 0.99, "avg_width": 8},
+                    "conversation_id": {"correlation": -0.03, "avg_width": 27},
+                },
+                "ids": {"kind": "text", "length": 26, "alphabet": "base32", "time_ordered": False},
+                "unmapped_columns": {"Props": {"avg_width": 113, "null_frac": 0.0}, "file_ids$2": {"avg_width": 3}},
+            },
+            "users": {"rows_per_page": None, "columns": {}, "ids": {"kind": "uuid", "uuid_version": 4}},
+            "members": {"columns": {"joined_at": {"correlation": None, "avg_width": 8}}},
+        }
+    }
 
 
 @pytest.fixture
@@ -150,14 +194,31 @@ def test_a_sha256_is_allowed_only_at_its_own_leaf(phase2: dict) -> None:
         (("query_plans", "queries", "latest_messages"), "p99", "p101", "queries.latest_messages has a key"),
         (("query_plans", "queries", "latest_messages"), "p99", "top_user", "queries.latest_messages has a key"),
         (("physical_layout", "tables"), "users", "secrets", "physical_layout.tables has a key"),
-        (("physical_layout", "tables", "messages", "columns"), "created_at", "password_hash", "messages.columns has a key"),
+        (
+            ("physical_layout", "tables", "messages", "columns"),
+            "created_at",
+            "password_hash",
+            "messages.columns has a key",
+        ),
         (("physical_layout", "tables", "messages", "columns"), "created_at", "CreateAt", "messages.columns has a key"),
-        (("physical_layout", "tables", "messages", "unmapped_columns"), "Props", "alice@example.com",
-         "messages.unmapped_columns has a key"),
-        (("physical_layout", "tables", "messages", "unmapped_columns"), "Props", "x_0123456789abcdef0123",
-         "messages.unmapped_columns has a key"),
-        (("physical_layout", "tables", "messages", "unmapped_columns"), "Props", "call 5551234567",
-         "messages.unmapped_columns has a key"),
+        (
+            ("physical_layout", "tables", "messages", "unmapped_columns"),
+            "Props",
+            "alice@example.com",
+            "messages.unmapped_columns has a key",
+        ),
+        (
+            ("physical_layout", "tables", "messages", "unmapped_columns"),
+            "Props",
+            "x_0123456789abcdef0123",
+            "messages.unmapped_columns has a key",
+        ),
+        (
+            ("physical_layout", "tables", "messages", "unmapped_columns"),
+            "Props",
+            "call 5551234567",
+            "messages.unmapped_columns has a key",
+        ),
     ],
 )
 def test_a_disallowed_name_key_is_refused_by_path(phase2: dict, parent, old: str, new: str, where: str) -> None:

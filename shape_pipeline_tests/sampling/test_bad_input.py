@@ -73,16 +73,38 @@ def test_sample_refuses_a_malformed_port(url: str, tmp_path: Path, sample_env, c
 
 @pytest.mark.parametrize("url", BAD_PORT_URLS)
 def test_generate_refuses_a_malformed_port(url: str, inputs: Path, tmp_path: Path, capsys) -> None:
-    code = cli.main(["generate", "--config", str(inputs / "calibrated-config.json"), "--database-url", url,
-                     "--parquet-dir", str(tmp_path / "parquet"), "--target-messages", "1000"])
+    code = cli.main(
+        [
+            "generate",
+            "--config",
+            str(inputs / "calibrated-config.json"),
+            "--database-url",
+            url,
+            "--parquet-dir",
+            str(tmp_path / "parquet"),
+            "--target-messages",
+            "1000",
+        ]
+    )
     one_error_line(capsys, code, "--database-url", "port")
     assert files_in(tmp_path) == []
 
 
 @pytest.mark.parametrize("url", BAD_PORT_URLS)
 def test_validate_refuses_a_malformed_port(url: str, tmp_path: Path, capsys) -> None:
-    code = cli.main(["validate", "--shape", str(SEED_SHAPE), "--database-url", url,
-                     "--output", str(tmp_path / "report.json"), "--html", str(tmp_path / "report.html")])
+    code = cli.main(
+        [
+            "validate",
+            "--shape",
+            str(SEED_SHAPE),
+            "--database-url",
+            url,
+            "--output",
+            str(tmp_path / "report.json"),
+            "--html",
+            str(tmp_path / "report.html"),
+        ]
+    )
     one_error_line(capsys, code, "--database-url", "port")
     assert files_in(tmp_path) == []
 
@@ -109,8 +131,24 @@ def test_windows_that_cannot_be_computed_are_refused(
 
 def test_the_earliest_window_that_can_be_computed_still_works(canonical_pg: str, tmp_path: Path, sample_env) -> None:
     out = tmp_path / "s.json"
-    assert cli.main(["sample", "--database-url", canonical_pg, "--output", str(out), "--audit-log",
-                     str(tmp_path / "a.jsonl"), "--as-of", "0001-01-05", "--window-days", "4"]) == 0
+    assert (
+        cli.main(
+            [
+                "sample",
+                "--database-url",
+                canonical_pg,
+                "--output",
+                str(out),
+                "--audit-log",
+                str(tmp_path / "a.jsonl"),
+                "--as-of",
+                "0001-01-05",
+                "--window-days",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert out.is_file()
 
 
@@ -126,7 +164,15 @@ def test_as_of_today_and_the_default_still_work(canonical_pg: str, tmp_path: Pat
     today = datetime.now(UTC).date().isoformat()
     for number, extra in enumerate((["--as-of", today], ["--allow-salt-reuse"])):
         out = tmp_path / f"s{number}.json"
-        args = ["sample", "--database-url", canonical_pg, "--output", str(out), "--audit-log", str(tmp_path / "a.jsonl")]
+        args = [
+            "sample",
+            "--database-url",
+            canonical_pg,
+            "--output",
+            str(out),
+            "--audit-log",
+            str(tmp_path / "a.jsonl"),
+        ]
         assert cli.main([*args, *extra]) == 0, capsys.readouterr().err
         assert out.is_file()
 
@@ -145,8 +191,17 @@ def test_sample_refuses_a_missing_sqlite_database(tmp_path: Path, sample_env, ca
 
 def test_validate_refuses_a_missing_sqlite_database(tmp_path: Path, capsys) -> None:
     missing = tmp_path / "missing.db"
-    code = cli.main(["validate", "--shape", str(SEED_SHAPE), "--database-url", f"sqlite:///{missing}",
-                     "--output", str(tmp_path / "report.json")])
+    code = cli.main(
+        [
+            "validate",
+            "--shape",
+            str(SEED_SHAPE),
+            "--database-url",
+            f"sqlite:///{missing}",
+            "--output",
+            str(tmp_path / "report.json"),
+        ]
+    )
     one_error_line(capsys, code, "--database-url", str(missing))
     assert files_in(tmp_path) == []
 

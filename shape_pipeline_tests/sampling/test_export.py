@@ -42,8 +42,14 @@ def test_sample_writes_an_audited_shape_and_logs_nothing_identifying(
     caplog.set_level(logging.DEBUG)
     log = tmp_path / "audit.jsonl"
     result = sample_to_file(
-        canonical_pg, output_dir=tmp_path, as_of="2025-01-31", privacy="suppression", min_cell_count=1,
-        force_min_cell_count=True, audit_log=log, now=NOW,
+        canonical_pg,
+        output_dir=tmp_path,
+        as_of="2025-01-31",
+        privacy="suppression",
+        min_cell_count=1,
+        force_min_cell_count=True,
+        audit_log=log,
+        now=NOW,
     )
     assert result.path == tmp_path / "shape-metrics-prod-20250203.json"
     text = result.path.read_text(encoding="utf-8")
@@ -67,10 +73,26 @@ def test_mapped_schema_through_the_command(
     mapped_pg: str, mapping_file: Path, tmp_path: Path, salt_env: str, run_cli, capsys
 ) -> None:
     out_file = tmp_path / "out.json"
-    code = run_cli([
-        "sample", "--privacy", "suppression", "--database-url", mapped_pg, "--mapping", str(mapping_file),
-        "--as-of", "2025-01-31", "--min-cell-count", "2", "--force-min-cell-count", "--output", str(out_file), "--audit-log", str(tmp_path / "a.jsonl"),
-    ])
+    code = run_cli(
+        [
+            "sample",
+            "--privacy",
+            "suppression",
+            "--database-url",
+            mapped_pg,
+            "--mapping",
+            str(mapping_file),
+            "--as-of",
+            "2025-01-31",
+            "--min-cell-count",
+            "2",
+            "--force-min-cell-count",
+            "--output",
+            str(out_file),
+            "--audit-log",
+            str(tmp_path / "a.jsonl"),
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     shape = ShapeMetrics.model_validate_json(out_file.read_text())
@@ -84,8 +106,21 @@ def test_a_min_cell_count_below_five_needs_force_and_says_so(
     canonical_pg: str, tmp_path: Path, salt_env: str, run_cli, capsys
 ) -> None:
     log = tmp_path / "a.jsonl"
-    args = ["sample", "--privacy", "suppression", "--database-url", canonical_pg, "--as-of", "2025-01-31", "--min-cell-count", "1",
-            "--output", str(tmp_path / "out.json"), "--audit-log", str(log)]
+    args = [
+        "sample",
+        "--privacy",
+        "suppression",
+        "--database-url",
+        canonical_pg,
+        "--as-of",
+        "2025-01-31",
+        "--min-cell-count",
+        "1",
+        "--output",
+        str(tmp_path / "out.json"),
+        "--audit-log",
+        str(log),
+    ]
     assert run_cli(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --min-cell-count: 1 is below 5") and "--force-min-cell-count" in err
@@ -95,8 +130,18 @@ def test_a_min_cell_count_below_five_needs_force_and_says_so(
     assert read_audit_log(log)[-1]["min_cell_count_forced"] is True
 
 
-def test_missing_and_short_salt_stop_before_anything_happens(canonical_pg: str, tmp_path: Path, run_cli, monkeypatch, capsys) -> None:
-    args = ["sample", "--database-url", canonical_pg, "--output", str(tmp_path), "--audit-log", str(tmp_path / "a.jsonl")]
+def test_missing_and_short_salt_stop_before_anything_happens(
+    canonical_pg: str, tmp_path: Path, run_cli, monkeypatch, capsys
+) -> None:
+    args = [
+        "sample",
+        "--database-url",
+        canonical_pg,
+        "--output",
+        str(tmp_path),
+        "--audit-log",
+        str(tmp_path / "a.jsonl"),
+    ]
     monkeypatch.delenv("ANONYMIZATION_SALT", raising=False)
     assert run_cli(args) == 2
     assert capsys.readouterr().err.strip() == "error: ANONYMIZATION_SALT environment variable required"
@@ -107,9 +152,20 @@ def test_missing_and_short_salt_stop_before_anything_happens(canonical_pg: str, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_salt_reuse_is_refused_unless_allowed(canonical_pg: str, tmp_path: Path, salt_env: str, run_cli, capsys) -> None:
-    args = ["sample", "--database-url", canonical_pg, "--as-of", "2025-01-31", "--output", str(tmp_path / "out"),
-            "--audit-log", str(tmp_path / "a.jsonl")]
+def test_salt_reuse_is_refused_unless_allowed(
+    canonical_pg: str, tmp_path: Path, salt_env: str, run_cli, capsys
+) -> None:
+    args = [
+        "sample",
+        "--database-url",
+        canonical_pg,
+        "--as-of",
+        "2025-01-31",
+        "--output",
+        str(tmp_path / "out"),
+        "--audit-log",
+        str(tmp_path / "a.jsonl"),
+    ]
     (tmp_path / "out").mkdir()
     assert run_cli(args) == 0
     assert run_cli(args) == 2
@@ -122,8 +178,17 @@ def test_salt_reuse_is_refused_unless_allowed(canonical_pg: str, tmp_path: Path,
 
 
 def test_unreachable_database_is_one_clear_line(tmp_path: Path, salt_env: str, run_cli, capsys) -> None:
-    code = run_cli(["sample", "--database-url", "postgresql://sampler:s3cret-pw@127.0.0.1:1/prod",
-                    "--output", str(tmp_path), "--audit-log", str(tmp_path / "a.jsonl")])
+    code = run_cli(
+        [
+            "sample",
+            "--database-url",
+            "postgresql://sampler:s3cret-pw@127.0.0.1:1/prod",
+            "--output",
+            str(tmp_path),
+            "--audit-log",
+            str(tmp_path / "a.jsonl"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: cannot connect to postgresql+psycopg://sampler:***@127.0.0.1:1/prod")
@@ -134,7 +199,11 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path, salt_env: str, r
 def test_a_failed_export_audit_writes_nothing(mapped_pg: str, tmp_path: Path, salt_env: str) -> None:
     """A profile column whose name looks like a token is blocked by the allow-list: no file, no log entry."""
     mapping = tmp_path / "m.yaml"
-    mapping.write_text(ds.MAPPING_YAML.replace("profile_fields: [displayName, avatarUrl, bio]", "profile_fields: [bio, deadbeefcafebabe01]"))
+    mapping.write_text(
+        ds.MAPPING_YAML.replace(
+            "profile_fields: [displayName, avatarUrl, bio]", "profile_fields: [bio, deadbeefcafebabe01]"
+        )
+    )
     from shape_pipeline.db import create_engine
 
     engine = create_engine(mapped_pg)
@@ -142,14 +211,26 @@ def test_a_failed_export_audit_writes_nothing(mapped_pg: str, tmp_path: Path, sa
         conn.exec_driver_sql('ALTER TABLE "User" ADD COLUMN IF NOT EXISTS deadbeefcafebabe01 text')
     engine.dispose()
     with pytest.raises(PrivacyError, match="profile_completeness has a key that is not allowed"):
-        sample_to_file(mapped_pg, mapping_path=mapping, output_dir=tmp_path / "out", audit_log=tmp_path / "a.jsonl", as_of="2025-01-31")
+        sample_to_file(
+            mapped_pg,
+            mapping_path=mapping,
+            output_dir=tmp_path / "out",
+            audit_log=tmp_path / "a.jsonl",
+            as_of="2025-01-31",
+        )
     assert not (tmp_path / "out").exists() and not (tmp_path / "a.jsonl").exists()
 
 
-def test_empty_window_exports_a_documented_empty_shape(canonical_pg: str, tmp_path: Path, salt_env: str, capsys) -> None:
+def test_empty_window_exports_a_documented_empty_shape(
+    canonical_pg: str, tmp_path: Path, salt_env: str, capsys
+) -> None:
     # a past window after the data (an --as-of in the future is refused: test_bad_input.py)
     result = sample_to_file(
-        canonical_pg, output=tmp_path / "s.json", as_of="2025-12-01", audit_log=tmp_path / "a.jsonl", privacy="suppression"
+        canonical_pg,
+        output=tmp_path / "s.json",
+        as_of="2025-12-01",
+        audit_log=tmp_path / "a.jsonl",
+        privacy="suppression",
     )
     data = json.loads(result.path.read_text())
     assert data["totals"] == {"users": 13, "conversations": 0, "messages": 0}
@@ -203,7 +284,9 @@ def test_gentle_on_production_application_name_and_snapshot(
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", on_execute)
     try:
-        sample_to_file(canonical_pg, output_dir=tmp_path, as_of="2025-01-31", audit_log=tmp_path / "a.jsonl", privacy=privacy)
+        sample_to_file(
+            canonical_pg, output_dir=tmp_path, as_of="2025-01-31", audit_log=tmp_path / "a.jsonl", privacy=privacy
+        )
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", on_execute)
     assert seen and {name for name, _, _ in seen} == {"shape-pipeline-sampler"}

@@ -34,7 +34,10 @@ def _salt() -> str:
 def world_urls(make_pg_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """One simulated production (not the generator's) in PostgreSQL and in SQLite."""
     world = build_world("canonical", 8_000, "dp-export", END)
-    urls = {"postgresql": make_pg_database("dp_export"), "sqlite": f"sqlite:///{tmp_path_factory.mktemp('dp') / 'p.db'}"}
+    urls = {
+        "postgresql": make_pg_database("dp_export"),
+        "sqlite": f"sqlite:///{tmp_path_factory.mktemp('dp') / 'p.db'}",
+    }
     for url in urls.values():
         world.load(url)
     return urls
@@ -65,9 +68,14 @@ def test_bounds_hold_inside_sql_and_the_kept_rows_follow_the_salt(world_urls: di
     assert not np.array_equal(lengths.counts, other.per_message.content_length.counts)  # another salt, others
 
 
-def test_dp_is_the_default_and_the_file_records_the_guarantee(world_urls: dict[str, str], tmp_path: Path, capsys) -> None:
+def test_dp_is_the_default_and_the_file_records_the_guarantee(
+    world_urls: dict[str, str], tmp_path: Path, capsys
+) -> None:
     result = sample_to_file(
-        world_urls["postgresql"], output=tmp_path / "s.json", as_of=END.date().isoformat(), salt=_salt(),
+        world_urls["postgresql"],
+        output=tmp_path / "s.json",
+        as_of=END.date().isoformat(),
+        salt=_salt(),
         audit_log=tmp_path / "a.jsonl",
     )
     privacy = result.shape.privacy
@@ -88,25 +96,53 @@ def test_dp_is_the_default_and_the_file_records_the_guarantee(world_urls: dict[s
     audit_export((tmp_path / "s.json").read_text())  # and the written file passes the audit again
 
 
-def test_the_yearly_budget_refuses_the_fifth_quarterly_extraction(world_urls: dict[str, str], tmp_path: Path, capsys) -> None:
+def test_the_yearly_budget_refuses_the_fifth_quarterly_extraction(
+    world_urls: dict[str, str], tmp_path: Path, capsys
+) -> None:
     log = tmp_path / "audit.jsonl"
     for quarter in range(4):
         now = END + timedelta(days=91 * quarter)
-        sample_to_file(world_urls["sqlite"], output_dir=tmp_path, as_of=END.date().isoformat(), salt=_salt(), audit_log=log, now=now)
+        sample_to_file(
+            world_urls["sqlite"],
+            output_dir=tmp_path,
+            as_of=END.date().isoformat(),
+            salt=_salt(),
+            audit_log=log,
+            now=now,
+        )
     before = sorted(tmp_path.glob("*.json"))
     with pytest.raises(PrivacyError, match="epsilon budget exceeded") as refused:
-        sample_to_file(world_urls["sqlite"], output_dir=tmp_path, as_of=END.date().isoformat(), salt=_salt(),
-                       audit_log=log, now=END + timedelta(days=364))
+        sample_to_file(
+            world_urls["sqlite"],
+            output_dir=tmp_path,
+            as_of=END.date().isoformat(),
+            salt=_salt(),
+            audit_log=log,
+            now=END + timedelta(days=364),
+        )
     assert str(log) in str(refused.value) and "\n" not in str(refused.value)
     assert sorted(tmp_path.glob("*.json")) == before and len(read_audit_log(log)) == 4  # nothing written
     capsys.readouterr()
-    sample_to_file(world_urls["sqlite"], output_dir=tmp_path, as_of=END.date().isoformat(), salt=_salt(), audit_log=log,
-                   now=END + timedelta(days=364), dp=DpSettings(override_budget=True))
+    sample_to_file(
+        world_urls["sqlite"],
+        output_dir=tmp_path,
+        as_of=END.date().isoformat(),
+        salt=_salt(),
+        audit_log=log,
+        now=END + timedelta(days=364),
+        dp=DpSettings(override_budget=True),
+    )
     assert "Epsilon budget overridden" in capsys.readouterr().out
     assert read_audit_log(log)[-1]["budget_override"] is True
     # a year after the first extraction it has left the window: the next one fits again
-    sample_to_file(world_urls["sqlite"], output_dir=tmp_path, as_of=END.date().isoformat(), salt=_salt(),
-                   audit_log=tmp_path / "fresh.jsonl", now=END + timedelta(days=400))
+    sample_to_file(
+        world_urls["sqlite"],
+        output_dir=tmp_path,
+        as_of=END.date().isoformat(),
+        salt=_salt(),
+        audit_log=tmp_path / "fresh.jsonl",
+        now=END + timedelta(days=400),
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,9 +153,13 @@ def test_the_yearly_budget_refuses_the_fifth_quarterly_extraction(world_urls: di
         (DpSettings(max_messages_per_user=0), "--max-messages-per-user"),
     ],
 )
-def test_impossible_dp_settings_are_one_line_naming_the_option(tmp_path: Path, settings: DpSettings, option: str) -> None:
+def test_impossible_dp_settings_are_one_line_naming_the_option(
+    tmp_path: Path, settings: DpSettings, option: str
+) -> None:
     with pytest.raises(ShapePipelineError, match=option):
-        sample_to_file("sqlite:///nowhere.db", output_dir=tmp_path, salt=_salt(), audit_log=tmp_path / "a.jsonl", dp=settings)
+        sample_to_file(
+            "sqlite:///nowhere.db", output_dir=tmp_path, salt=_salt(), audit_log=tmp_path / "a.jsonl", dp=settings
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -129,8 +169,13 @@ def test_unknown_privacy_mode_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_audit_refuses_an_unknown_family_or_statistic(world_urls: dict[str, str], tmp_path: Path) -> None:
-    result = sample_to_file(world_urls["sqlite"], output=tmp_path / "s.json", as_of=END.date().isoformat(), salt=_salt(),
-                            audit_log=tmp_path / "a.jsonl")
+    result = sample_to_file(
+        world_urls["sqlite"],
+        output=tmp_path / "s.json",
+        as_of=END.date().isoformat(),
+        salt=_salt(),
+        audit_log=tmp_path / "a.jsonl",
+    )
     data = json.loads(result.path.read_text())
     families = data["privacy"]["dp"]["families"]
     renamed = json.loads(json.dumps(data))

@@ -28,8 +28,15 @@ queries:
 
 def sample(url: str, tmp_path: Path, **kwargs) -> ShapeMetrics:
     result = sample_to_file(
-        url, output=tmp_path / "shape.json", as_of="2025-01-31", min_cell_count=1, force_min_cell_count=True, salt=SALT,
-        audit_log=tmp_path / "audit.jsonl", now=NOW, **kwargs,
+        url,
+        output=tmp_path / "shape.json",
+        as_of="2025-01-31",
+        min_cell_count=1,
+        force_min_cell_count=True,
+        salt=SALT,
+        audit_log=tmp_path / "audit.jsonl",
+        now=NOW,
+        **kwargs,
     )
     return result.shape
 
@@ -102,8 +109,13 @@ def test_the_workload_sees_the_servers_planner_defaults(canonical_pg: str) -> No
     sa.event.listen(engine, "after_cursor_execute", record)
     try:
         phase2 = read_phase2(
-            engine, CANONICAL_MAPPING, workload=load_workload(None), window_end=NOW,
-            statement_timeout_ms=60_000, runs=1, where="test",
+            engine,
+            CANONICAL_MAPPING,
+            workload=load_workload(None),
+            window_end=NOW,
+            statement_timeout_ms=60_000,
+            runs=1,
+            where="test",
         )
     finally:
         engine.dispose()

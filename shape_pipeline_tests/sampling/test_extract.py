@@ -78,7 +78,10 @@ def assert_known_answers(f: FrequencyTables, fields: tuple[str, str, str]) -> No
     assert f.message_types == {"TEXT": 5, "IMAGE": 1, "FILE": 1, "AUDIO": 1, "VIDEO": 1, "OTHER": 1}
     assert f.conversation_types == {"DIRECT_MESSAGE": 1, "GROUP_CHAT": 1, "CHANNEL": 1, "OTHER": 1}
     assert {k: pairs(v) for k, v in f.members_per_conversation.items()} == {
-        "DIRECT_MESSAGE": {2: 1}, "GROUP_CHAT": {4: 1}, "CHANNEL": {10: 1}, "OTHER": {3: 1},
+        "DIRECT_MESSAGE": {2: 1},
+        "GROUP_CHAT": {4: 1},
+        "CHANNEL": {10: 1},
+        "OTHER": {3: 1},
     }
     grid = np.zeros((7, 24), dtype=int)
     for dow, hour, n in [(2, 0, 3), (0, 10, 2), (0, 12, 1), (6, 23, 1), (3, 23, 1), (2, 8, 2)]:
@@ -98,7 +101,9 @@ def test_postgres_mapped_schema_quoted_names_varchar_ids_epoch_ms(mapped_pg: str
     assert_known_answers(extract(mapped_pg, load_mapping(mapping_file)), MAPPED_FIELDS)
 
 
-def test_sqlite_runs_the_same_queries_with_the_same_answers(canonical_sqlite: str, mapped_sqlite: str, mapping_file) -> None:
+def test_sqlite_runs_the_same_queries_with_the_same_answers(
+    canonical_sqlite: str, mapped_sqlite: str, mapping_file
+) -> None:
     assert_known_answers(extract(canonical_sqlite), CANONICAL_FIELDS)
     assert_known_answers(extract(mapped_sqlite, load_mapping(mapping_file)), MAPPED_FIELDS)
 
@@ -137,7 +142,9 @@ def test_empty_tables_give_an_empty_frequency_set(make_pg_database: Callable[[st
 def test_a_bad_mapping_is_refused_before_any_aggregate_runs(mapped_pg: str, tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        ds.MAPPING_YAML.replace("content: body", "content: text").replace("table: ConversationParticipant", "table: Members"),
+        ds.MAPPING_YAML.replace("content: body", "content: text").replace(
+            "table: ConversationParticipant", "table: Members"
+        ),
         encoding="utf-8",
     )
     statements: list[str] = []
@@ -154,7 +161,9 @@ def test_a_bad_mapping_is_refused_before_any_aggregate_runs(mapped_pg: str, tmp_
 # -------------------------------------------------------------------------- privacy of results
 
 NUMERIC_OIDS = {16, 20, 21, 23, 700, 701, 1700}  # bool, int8, int2, int4, float4, float8, numeric
-_DATA_TABLE = re.compile(r'\b(FROM|JOIN)\s+"?(users|conversations|conversation_members|messages|User|Conversation|ConversationParticipant|Message)"?\b')
+_DATA_TABLE = re.compile(
+    r'\b(FROM|JOIN)\s+"?(users|conversations|conversation_members|messages|User|Conversation|ConversationParticipant|Message)"?\b'
+)
 
 
 def table_text_values(url: str) -> set[str]:
@@ -174,7 +183,9 @@ def table_text_values(url: str) -> set[str]:
 def test_no_result_of_any_sampler_statement_carries_a_text_value(
     which: str, canonical_pg: str, mapped_pg: str, mapping_file
 ) -> None:
-    url, mapping = (canonical_pg, CANONICAL_MAPPING) if which == "canonical" else (mapped_pg, load_mapping(mapping_file))
+    url, mapping = (
+        (canonical_pg, CANONICAL_MAPPING) if which == "canonical" else (mapped_pg, load_mapping(mapping_file))
+    )
     forbidden = table_text_values(url)
     assert ds.CANARY_EMAIL in " ".join(forbidden)  # the fixture really holds the canaries
     recorded: list[Recorded] = []
@@ -231,7 +242,9 @@ def test_gap_keys_exact_below_an_hour_then_within_their_histogram_bucket(canonic
 
 
 @pytest.mark.parametrize("connections", [1, 2, 3])
-def test_the_message_passes_run_on_guarded_connections_sharing_one_snapshot(canonical_pg: str, connections: int) -> None:
+def test_the_message_passes_run_on_guarded_connections_sharing_one_snapshot(
+    canonical_pg: str, connections: int
+) -> None:
     """The three message statements (ordered pass with the hours, content pass, top sender's
     pairs) are spread over `connections` connections: the first exports its snapshot, every other one
     imports it before any query; all are read-only and bounded by the statement timeout."""
@@ -239,12 +252,18 @@ def test_the_message_passes_run_on_guarded_connections_sharing_one_snapshot(cano
 
     def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
         raw = conn.connection.dbapi_connection
-        seen.append((raw.info.backend_pid, statement % (parameters or {}) if isinstance(parameters, dict) else statement))
+        seen.append(
+            (raw.info.backend_pid, statement % (parameters or {}) if isinstance(parameters, dict) else statement)
+        )
 
     with engine_for(canonical_pg) as engine:
         sa.event.listen(engine, "before_cursor_execute", on_execute)
         extract_frequencies(
-            engine, CANONICAL_MAPPING, window_start=ds.WINDOW_START, window_end=ds.WINDOW_END, statement_timeout_ms=4321,
+            engine,
+            CANONICAL_MAPPING,
+            window_start=ds.WINDOW_START,
+            window_end=ds.WINDOW_END,
+            statement_timeout_ms=4321,
             connections=connections,
         )
     passes = {pid for pid, st in seen if re.search(r'FROM "?messages"?\b', st)}
@@ -325,7 +344,14 @@ def build_with_other(url: str) -> None:
         conn.execute(
             t["messages"].insert(),
             [
-                dict(id=i, conversation_id=i % 4 + 1, sender_id=1, type=ty, content="c", created_at=at + timedelta(minutes=i))
+                dict(
+                    id=i,
+                    conversation_id=i % 4 + 1,
+                    sender_id=1,
+                    type=ty,
+                    content="c",
+                    created_at=at + timedelta(minutes=i),
+                )
                 for i, ty in enumerate(OTHER_RAW_TYPES)
             ],
         )

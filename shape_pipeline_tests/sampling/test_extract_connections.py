@@ -96,14 +96,23 @@ def world_sqlite(world_pg: str, tmp_path_factory: pytest.TempPathFactory) -> str
         source.reflect(pg)
         target = sa.MetaData()
         for table in source.sorted_tables:
-            columns = [sa.Column(c.name, sa.DateTime if isinstance(c.type, sa.DateTime) else c.type.as_generic(),
-                                 primary_key=c.primary_key) for c in table.c]
+            columns = [
+                sa.Column(
+                    c.name,
+                    sa.DateTime if isinstance(c.type, sa.DateTime) else c.type.as_generic(),
+                    primary_key=c.primary_key,
+                )
+                for c in table.c
+            ]
             sa.Table(table.name, target, *columns)
         target.create_all(lite)
         with pg.connect() as read, lite.begin() as write:
             for table in source.sorted_tables:
                 rows = [
-                    {k: (v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) else v) for k, v in r._mapping.items()}
+                    {
+                        k: (v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) else v)
+                        for k, v in r._mapping.items()
+                    }
                     for r in read.execute(sa.select(table))
                 ]
                 write.execute(target.tables[table.name].insert(), rows)
@@ -112,6 +121,7 @@ def world_sqlite(world_pg: str, tmp_path_factory: pytest.TempPathFactory) -> str
 
 def as_plain(freq: FrequencyTables) -> dict:
     """Every table as plain Python values (arrays as lists), for exact comparison."""
+
     def plain(value):  # noqa: ANN001, ANN202
         if isinstance(value, np.ndarray):
             return value.tolist()
@@ -120,6 +130,7 @@ def as_plain(freq: FrequencyTables) -> dict:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in sorted(value.items())}
         return value
+
     return plain(freq)
 
 
@@ -137,7 +148,9 @@ def test_the_world_exercises_every_metric(world_pg: str) -> None:
 def test_any_number_of_connections_gives_the_same_tables(world_pg: str, connections: int) -> None:
     with engine_for(world_pg) as engine:
         one = extract_frequencies(engine, CANONICAL_MAPPING, window_start=START, window_end=END, connections=1)
-        many = extract_frequencies(engine, CANONICAL_MAPPING, window_start=START, window_end=END, connections=connections)
+        many = extract_frequencies(
+            engine, CANONICAL_MAPPING, window_start=START, window_end=END, connections=connections
+        )
     assert as_plain(many) == as_plain(one)
 
 
@@ -160,8 +173,16 @@ def test_bounded_extraction_in_one_snapshot_equals_pass_by_pass(url: str, reques
 
     def alone(views, passes: set[str]) -> dict:  # noqa: ANN001
         tables = [
-            extract_frequencies(engine, CANONICAL_MAPPING, window_start=START, window_end=END, views=views,
-                                prepare=bound.register, passes=frozenset({p}), connections=1)
+            extract_frequencies(
+                engine,
+                CANONICAL_MAPPING,
+                window_start=START,
+                window_end=END,
+                views=views,
+                prepare=bound.register,
+                passes=frozenset({p}),
+                connections=1,
+            )
             for p in passes
         ]
         plains = [as_plain(t) for t in tables]

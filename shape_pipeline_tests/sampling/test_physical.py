@@ -27,8 +27,6 @@ END = datetime(2025, 6, 2, tzinfo=UTC)
 ENTITIES = ["users", "conversations", "members", "messages"]
 
 
-
-
 def analyze(url: str) -> None:
     with engine_for(url) as engine, engine.connect() as conn:
         conn.execute(sa.text("ANALYZE"))
@@ -47,7 +45,9 @@ def layout_of(url: str, mapping: SchemaMapping, recorded: list[Recorded] | None 
 
 
 @pytest.fixture(scope="module")
-def worlds(make_pg_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, SchemaMapping]]:
+def worlds(
+    make_pg_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[str, SchemaMapping]]:
     """Each simulated schema loaded (load order: by time) and analyzed, with its mapping."""
     out = {}
     folder = tmp_path_factory.mktemp("layout-mappings")
@@ -159,8 +159,14 @@ def test_only_correlation_width_and_nulls_are_read_and_no_value_reaches_python(c
     layout = layout_of(crafted, CANONICAL_MAPPING, recorded)
     assert layout is not None
     statements = " ".join(s for s, _, _ in recorded)
-    for forbidden in ("most_common_vals", "most_common_elems", "most_common_freqs", "histogram_bounds",
-                      "elem_count_histogram", "pg_statistic "):
+    for forbidden in (
+        "most_common_vals",
+        "most_common_elems",
+        "most_common_freqs",
+        "histogram_bounds",
+        "elem_count_histogram",
+        "pg_statistic ",
+    ):
         assert forbidden not in statements
     stats = [s for s, _, _ in recorded if "pg_stats" in s]
     assert len(stats) == 5  # each table's mapped columns, and the one table with an unmapped column
@@ -168,10 +174,20 @@ def test_only_correlation_width_and_nulls_are_read_and_no_value_reaches_python(c
     unmapped = "SELECT s.attname, s.avg_width, round(s.null_frac::numeric, 2)::float8 FROM"
     assert sum(s.startswith(mapped) for s in stats) == 4 and sum(s.startswith(unmapped) for s in stats) == 1
     with engine_for(crafted) as engine, engine.connect() as conn:
-        values = {str(v) for table, column in [
-            ("users", "id"), ("users", "username"), ("users", "email"), ("conversations", "id"),
-            ("messages", "id"), ("messages", "content"), ("messages", "created_at"), ("messages", "props"),
-        ] for (v,) in conn.execute(sa.text(f"SELECT {column}::text FROM {table}"))}
+        values = {
+            str(v)
+            for table, column in [
+                ("users", "id"),
+                ("users", "username"),
+                ("users", "email"),
+                ("conversations", "id"),
+                ("messages", "id"),
+                ("messages", "content"),
+                ("messages", "created_at"),
+                ("messages", "props"),
+            ]
+            for (v,) in conn.execute(sa.text(f"SELECT {column}::text FROM {table}"))
+        }
     cells = {cell for _, _, rows in recorded for row in rows for cell in row if cell is not None}
     assert cells and not cells & values
     assert all(len(cell) < 20 for cell in cells)  # counts, codes, rounded numbers and column names
@@ -203,5 +219,17 @@ def test_only_fields_that_name_a_column_are_layout_columns() -> None:
         columns = logical_columns(spec)
         assert set(columns.values()) <= set(metadata.tables[spec.table].c.keys()), entity
         assert "created_at" in columns or "joined_at" in columns
-    assert {"id", "username", "email", "display_name", "created_at", "type", "name",
-                             "conversation_id", "user_id", "joined_at", "sender_id", "content"} == LAYOUT_FIELDS
+    assert {
+        "id",
+        "username",
+        "email",
+        "display_name",
+        "created_at",
+        "type",
+        "name",
+        "conversation_id",
+        "user_id",
+        "joined_at",
+        "sender_id",
+        "content",
+    } == LAYOUT_FIELDS

@@ -63,9 +63,13 @@ def _with_canaries(world: World) -> World:
     senders = _busiest(t["messages"]["sender_id"], PLANTED)
     users = t["users"]
     ids = users["id"].to_pylist()
-    names = [f"{CANARY_USER}{i}" if i in senders else v for i, v in zip(ids, users["username"].to_pylist(), strict=True)]
-    mails = [f"u{n}{CANARY_EMAIL_DOMAIN}" if i in senders else v
-             for n, (i, v) in enumerate(zip(ids, users["email"].to_pylist(), strict=True))]
+    names = [
+        f"{CANARY_USER}{i}" if i in senders else v for i, v in zip(ids, users["username"].to_pylist(), strict=True)
+    ]
+    mails = [
+        f"u{n}{CANARY_EMAIL_DOMAIN}" if i in senders else v
+        for n, (i, v) in enumerate(zip(ids, users["email"].to_pylist(), strict=True))
+    ]
     users = users.set_column(users.column_names.index("username"), "username", pa.array(names, pa.string()))
     t["users"] = users.set_column(users.column_names.index("email"), "email", pa.array(mails, pa.string()))
     rooms = pa.array(sorted(_busiest(t["messages"]["conversation_id"], PLANTED)), pa.int64())
@@ -86,7 +90,9 @@ def canary_world(make_pg_database: Callable[[str], str]) -> tuple[str, set[str]]
         with engine.connect() as conn:
             conn.execute(sa.text("ANALYZE"))
             conn.commit()
-            assert conn.execute(sa.text("SELECT count(*) FROM users WHERE username LIKE 'zqx%'")).scalar_one() == PLANTED
+            assert (
+                conn.execute(sa.text("SELECT count(*) FROM users WHERE username LIKE 'zqx%'")).scalar_one() == PLANTED
+            )
     finally:
         engine.dispose()
     ids = {str(v) for name in ("users", "conversations", "messages") for v in world.tables[name]["id"].to_pylist()}
@@ -121,10 +127,23 @@ def test_sample_with_the_default_workload_through_the_cli(
     monkeypatch.setenv("ANONYMIZATION_SALT", SALT)
     monkeypatch.delenv("SHAPE_PIPELINE_EXPORT_DIR", raising=False)
     out, log = tmp_path / "shape.json", tmp_path / "audit.jsonl"
-    code = cli.main([
-        "sample", "--database-url", url, "--as-of", END.date().isoformat(), "--output", str(out),
-        "--audit-log", str(log), "--workload", "default", "--workload-runs", "2",
-    ])
+    code = cli.main(
+        [
+            "sample",
+            "--database-url",
+            url,
+            "--as-of",
+            END.date().isoformat(),
+            "--output",
+            str(out),
+            "--audit-log",
+            str(log),
+            "--workload",
+            "default",
+            "--workload-runs",
+            "2",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "Query plans: 16 (query, rank) pairs of workload default-chat, 2 runs each" in printed.out
@@ -150,8 +169,13 @@ def test_the_production_asset_with_the_default_workload(canary_world, tmp_path: 
         result = dg.materialize(
             [production.shape_metrics, production.export_audit_check],
             resources={"production": resource},
-            run_config=dg.RunConfig({"shape_metrics": production.ShapeMetricsConfig(
-                as_of=END.date().isoformat(), workload_path="default", workload_runs=1)}),
+            run_config=dg.RunConfig(
+                {
+                    "shape_metrics": production.ShapeMetricsConfig(
+                        as_of=END.date().isoformat(), workload_path="default", workload_runs=1
+                    )
+                }
+            ),
             instance=instance,
         )
         assert result.success

@@ -81,8 +81,19 @@ def test_salt_fingerprint_is_stable_keyed_and_reveals_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("value", "rounded"),
-    [(14_213, 15_000), (15_000, 15_000), (123, 130), (7, 7), (99, 99), (101, 110), (561_599, 570_000), (0, 0),
-     (370_000_000_001, 380_000_000_000), (1.05, 1.1), (0.123, 0.13)],
+    [
+        (14_213, 15_000),
+        (15_000, 15_000),
+        (123, 130),
+        (7, 7),
+        (99, 99),
+        (101, 110),
+        (561_599, 570_000),
+        (0, 0),
+        (370_000_000_001, 380_000_000_000),
+        (1.05, 1.1),
+        (0.123, 0.13),
+    ],
 )
 def test_round_up_to_two_significant_digits(value: float, rounded: float) -> None:
     assert round_up_2sig(value) == rounded
@@ -101,7 +112,9 @@ def test_a_histogram_smaller_than_the_threshold_is_suppressed() -> None:
 
 
 def test_small_categories_go_to_other_until_other_is_not_small() -> None:
-    out, names, merged, suppressed = merge_small_categories({"TEXT": 100, "IMAGE": 5, "FILE": 0, "AUDIO": 12, "OTHER": 1}, 10)
+    out, names, merged, suppressed = merge_small_categories(
+        {"TEXT": 100, "IMAGE": 5, "FILE": 0, "AUDIO": 12, "OTHER": 1}, 10
+    )
     # IMAGE (5) + OTHER (1) = 6 < 10, so the next smallest (AUDIO 12) joins too: 18
     assert out == {"TEXT": 100, "FILE": 0, "OTHER": 18}
     assert names == ["IMAGE", "AUDIO"] and (merged, suppressed) == (2, 0)

@@ -116,7 +116,11 @@ def test_round_up_monotone_keeps_order_and_never_rounds_down(values: list[float]
     out = round_up_monotone(values, flags)
     assert all(b >= a for a, b in zip(out, out[1:], strict=False))
     assert all(o >= v for o, v in zip(out, values, strict=True))
-    assert all(o == round_up_2sig(v) or o == out[i - 1] for i, (o, v, f) in enumerate(zip(out, values, flags, strict=True)) if f)
+    assert all(
+        o == round_up_2sig(v) or o == out[i - 1]
+        for i, (o, v, f) in enumerate(zip(out, values, flags, strict=True))
+        if f
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -68,13 +68,17 @@ def known_tables() -> FrequencyTables:
     for dow, hour, n in [(2, 0, 3), (0, 10, 2), (0, 12, 1), (6, 23, 1), (3, 23, 1), (2, 8, 2)]:
         grid[dow, hour] = n
     return FrequencyTables(
-        users_total=12, conversations_total=4, messages_total=10,
+        users_total=12,
+        conversations_total=4,
+        messages_total=10,
         username_length=Frequency.from_pairs([(3, 2), (4, 3), (5, 5), (7, 1), (16, 1)]),
         profile_fields_set={"display_name": 10, "avatar_url": 3, "bio": 6},
         conversation_types={"DIRECT_MESSAGE": 1, "GROUP_CHAT": 1, "CHANNEL": 1, "OTHER": 1},
         messages_per_conversation=Frequency.from_pairs([(1, 1), (2, 1), (3, 1), (4, 1)]),
-        members_per_conversation={n: Frequency.from_pairs([(m, 1)]) for n, m in
-                                  [("DIRECT_MESSAGE", 2), ("GROUP_CHAT", 4), ("CHANNEL", 10), ("OTHER", 3)]},
+        members_per_conversation={
+            n: Frequency.from_pairs([(m, 1)])
+            for n, m in [("DIRECT_MESSAGE", 2), ("GROUP_CHAT", 4), ("CHANNEL", 10), ("OTHER", 3)]
+        },
         content_length=Frequency.from_values(np.array([2, 47, 0, 11, 6, 100, 2, 3, 7, 2])),
         message_types={"TEXT": 5, "IMAGE": 1, "FILE": 1, "AUDIO": 1, "VIDEO": 1, "OTHER": 1},
         hour_by_day_of_week=grid,
@@ -143,7 +147,9 @@ def test_empty_window_is_a_well_defined_empty_shape() -> None:
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_histograms_keep_every_entity_after_merging(k: int) -> None:
     rng = np.random.default_rng(k)
-    tables = FrequencyTables(messages_total=5000, content_length=Frequency.from_values(rng.lognormal(3.5, 1.2, 5000).astype(int)))
+    tables = FrequencyTables(
+        messages_total=5000, content_length=Frequency.from_values(rng.lognormal(3.5, 1.2, 5000).astype(int))
+    )
     stats = shape(tables, k).messages.content_length_stats
     assert stats.histogram.total == 5000
     assert all(c == 0 or c >= k for c in stats.histogram.counts)

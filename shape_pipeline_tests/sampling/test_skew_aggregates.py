@@ -94,7 +94,9 @@ def assert_skews(f: FrequencyTables) -> None:
 
 
 @pytest.mark.parametrize("which", ["canonical_pg", "mapped_pg", "canonical_sqlite", "mapped_sqlite"])
-def test_hand_computed_skews_on_both_schemas_and_engines(which: str, request: pytest.FixtureRequest, mapping_file) -> None:
+def test_hand_computed_skews_on_both_schemas_and_engines(
+    which: str, request: pytest.FixtureRequest, mapping_file
+) -> None:
     url = request.getfixturevalue(which)
     mapping = load_mapping(mapping_file) if which.startswith("mapped") else CANONICAL_MAPPING
     assert_skews(extract(url, mapping))
@@ -175,7 +177,9 @@ def truth(world, start: datetime, end: datetime) -> dict[str, object]:
         if start <= t < end:
             per_conv.setdefault(c, []).append((t, s))
     members: dict[int, set[int]] = {}
-    for c, u in zip(world.logical.members["conversation_id"].to_pylist(), world.logical.members["user_id"].to_pylist(), strict=True):
+    for c, u in zip(
+        world.logical.members["conversation_id"].to_pylist(), world.logical.members["user_id"].to_pylist(), strict=True
+    ):
         members.setdefault(c, set()).add(u)
     segments = gap_segments((end - start).total_seconds())
     top, life, grid, days, per_user = Counter(), Counter(), Counter(), Counter(), Counter()
@@ -190,14 +194,20 @@ def truth(world, start: datetime, end: datetime) -> dict[str, object]:
         last_7 += times[-1] >= end - timedelta(days=7)
         last_30 += times[-1] >= end - timedelta(days=30)
         width = len(members.get(c, ()))
-        grid[(min(n.bit_length() - 1, len(SIZE_EDGES) - 2), min(max(width, 1).bit_length() - 1, len(MEMBER_EDGES) - 2))] += 1
+        grid[
+            (min(n.bit_length() - 1, len(SIZE_EDGES) - 2), min(max(width, 1).bit_length() - 1, len(MEMBER_EDGES) - 2))
+        ] += 1
         for u in members.get(c, ()):
             per_user[u] += 1
         for t in times:
             days[(t - start) // timedelta(days=1)] += 1
     return {
-        "top": dict(top), "life": dict(life), "recent": (last_7, last_30), "grid": dict(grid),
-        "per_user": dict(Counter(per_user.values())), "days": day_list(dict(days), 30),
+        "top": dict(top),
+        "life": dict(life),
+        "recent": (last_7, last_30),
+        "grid": dict(grid),
+        "per_user": dict(Counter(per_user.values())),
+        "days": day_list(dict(days), 30),
     }
 
 
@@ -269,8 +279,11 @@ def skew_tables(**changes: object) -> FrequencyTables:
 
 def shape_of(freq: FrequencyTables, k: int | None):
     return shape_from_frequencies(
-        freq, window_start=ds.WINDOW_START, window_end=ds.WINDOW_START + timedelta(days=5),
-        extracted_at=ds.WINDOW_END, min_cell_count=k,
+        freq,
+        window_start=ds.WINDOW_START,
+        window_end=ds.WINDOW_START + timedelta(days=5),
+        extracted_at=ds.WINDOW_END,
+        min_cell_count=k,
     )
 
 

@@ -51,18 +51,25 @@ def build(url: str, users: int, messages: list[tuple[int, datetime]], conversati
     members = range(1, (conversation_size or users) + 1)
     try:
         with engine.begin() as conn:
-            conn.execute(t["users"].insert(), [
-                dict(id=u, username=f"user{u}", email=f"user{u}@example.org", created_at=CREATED)
-                for u in range(1, users + 1)
-            ])
+            conn.execute(
+                t["users"].insert(),
+                [
+                    dict(id=u, username=f"user{u}", email=f"user{u}@example.org", created_at=CREATED)
+                    for u in range(1, users + 1)
+                ],
+            )
             conn.execute(t["conversations"].insert(), [dict(id=1, type="CHANNEL", name="all", created_at=CREATED)])
-            conn.execute(t["conversation_members"].insert(), [
-                dict(conversation_id=1, user_id=u, joined_at=CREATED) for u in members
-            ])
-            conn.execute(t["messages"].insert(), [
-                dict(id=i, conversation_id=1, sender_id=s, type="TEXT", content="x", created_at=at)
-                for i, (s, at) in enumerate(messages, start=1)
-            ])
+            conn.execute(
+                t["conversation_members"].insert(),
+                [dict(conversation_id=1, user_id=u, joined_at=CREATED) for u in members],
+            )
+            conn.execute(
+                t["messages"].insert(),
+                [
+                    dict(id=i, conversation_id=1, sender_id=s, type="TEXT", content="x", created_at=at)
+                    for i, (s, at) in enumerate(messages, start=1)
+                ],
+            )
     finally:
         engine.dispose()
     return url
@@ -197,7 +204,10 @@ def test_every_total_and_its_published_parts_leave_no_small_remainder() -> None:
     published[: grid.shape[0], : grid.shape[1]] = grid
     assert published[0, 1] == 0 and small_cells_pinned(size_grid, published.ravel(), grid_lines(*size_grid.shape)) == []
     # One day per weekday and no hour grid here: totals.messages is the line the attacker knows.
-    assert s.messages.daily_counts[1] == 0 and small_cells_pinned(tables.messages_per_day, s.messages.daily_counts, []) == []
+    assert (
+        s.messages.daily_counts[1] == 0
+        and small_cells_pinned(tables.messages_per_day, s.messages.daily_counts, []) == []
+    )
 
 
 # ------------------------------------------------------------------------------ 2. the max bypass
@@ -286,7 +296,11 @@ def test_the_audit_allows_below_k_only_as_a_total() -> None:
     data = json.loads(shape(FrequencyTables(users_total=3, conversations_total=2, messages_total=40)).model_dump_json())
     assert data["totals"] == {"users": "< 10", "conversations": "< 10", "messages": 40}
     audit_export(data)
-    for where, value in ((("totals", "users"), "< 10 users"), (("totals", "users"), "<10"), (("totals", "messages"), "12")):
+    for where, value in (
+        (("totals", "users"), "< 10 users"),
+        (("totals", "users"), "<10"),
+        (("totals", "messages"), "12"),
+    ):
         bad = json.loads(json.dumps(data))
         bad[where[0]][where[1]] = value
         with pytest.raises(PrivacyError, match="export audit failed"):

@@ -29,14 +29,27 @@ def test_one_database_prints_plans_and_writes_them(mattermost_world: LoadedWorld
     workload = tmp_path / "workload.yaml"
     workload.write_text(
         "name: canary\nqueries:\n  latest:\n    sql: |\n"
-        f"      SELECT count(*) FROM \"Posts\" WHERE \"Message\" <> '{CANARY}' AND \"ChannelId\" = :channel\n"
+        f'      SELECT count(*) FROM "Posts" WHERE "Message" <> \'{CANARY}\' AND "ChannelId" = :channel\n'
         "    params:\n      channel: {entity: conversation, by: messages, at: [p99, p10]}\n",
         encoding="utf-8",
     )
     output = tmp_path / "out" / "plans.json"
     url = mattermost_world.url.replace("postgres@", "postgres:hunter22@")  # trust auth ignores it
-    code = main(["workload", "--database-url", url, "--mapping", str(mattermost_world.mapping_path),
-                 "--workload", str(workload), "--runs", "1", "--output", str(output)])
+    code = main(
+        [
+            "workload",
+            "--database-url",
+            url,
+            "--mapping",
+            str(mattermost_world.mapping_path),
+            "--workload",
+            str(workload),
+            "--runs",
+            "1",
+            "--output",
+            str(output),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert "=== WORKLOAD PLANS ===" in out and "[Workload] latest (p99):" in out and "[Workload] latest (p10):" in out
@@ -49,15 +62,28 @@ def test_one_database_prints_plans_and_writes_them(mattermost_world: LoadedWorld
     assert not any(i in shown for i in ids_of(mattermost_world))
 
 
-def test_two_databases_are_compared(canonical_world: LoadedWorld, slack_world: LoadedWorld, tmp_path: Path, capsys) -> None:
+def test_two_databases_are_compared(
+    canonical_world: LoadedWorld, slack_world: LoadedWorld, tmp_path: Path, capsys
+) -> None:
     same = ["workload", "--database-url", canonical_world.url, "--compare-url", canonical_world.url, "--runs", "1"]
     assert main([*same, "--strict"]) == 0  # a database against itself: every plan the same
     out = capsys.readouterr().out
     assert "=== PLAN COMPARISON ===" in out and "Same shape: 16/16 pairs" in out
 
     output = tmp_path / "comparison.json"
-    other = ["workload", "--database-url", canonical_world.url, "--compare-url", slack_world.url,
-             "--compare-mapping", str(slack_world.mapping_path), "--runs", "1", "--output", str(output)]
+    other = [
+        "workload",
+        "--database-url",
+        canonical_world.url,
+        "--compare-url",
+        slack_world.url,
+        "--compare-mapping",
+        str(slack_world.mapping_path),
+        "--runs",
+        "1",
+        "--output",
+        str(output),
+    ]
     assert main(other) == 0  # informational by default
     out = capsys.readouterr().out
     assert "DIFFERS" in out and "messages_author_idx" in out  # slack's own index names
@@ -77,13 +103,29 @@ def test_command_errors_are_one_line(canonical_world: LoadedWorld, tmp_path: Pat
     assert "--strict: needs --compare-url" in capsys.readouterr().err
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\nqueries:\n  cast:\n    sql: SELECT ('x' || :c)::integer\n"
-                   "    params:\n      c: {entity: user, by: messages_sent, at: [p99]}\n", encoding="utf-8")
-    assert main(["workload", "--database-url", canonical_world.url, "--compare-url", canonical_world.url,
-                 "--workload", str(bad)]) == 2
+    bad.write_text(
+        "name: bad\nqueries:\n  cast:\n    sql: SELECT ('x' || :c)::integer\n"
+        "    params:\n      c: {entity: user, by: messages_sent, at: [p99]}\n",
+        encoding="utf-8",
+    )
+    assert (
+        main(
+            [
+                "workload",
+                "--database-url",
+                canonical_world.url,
+                "--compare-url",
+                canonical_world.url,
+                "--workload",
+                str(bad),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert err == ("error: --database-url: workload query 'cast' (p99) failed: "
-                   "InvalidTextRepresentation (SQLSTATE 22P02)\n")
+    assert err == (
+        "error: --database-url: workload query 'cast' (p99) failed: InvalidTextRepresentation (SQLSTATE 22P02)\n"
+    )
 
     missing = ["workload", "--database-url", canonical_world.url, "--mapping", str(tmp_path / "nope.yaml")]
     assert main(missing) == 2 and "No such file or directory" in capsys.readouterr().err

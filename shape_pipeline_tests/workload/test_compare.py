@@ -71,12 +71,18 @@ def plans(queries: dict[str, dict[str, PlanNode]], *, blocks: int | None = None,
 
 def test_labels_use_postgresql_words() -> None:
     assert node_label(index_scan()) == "Index Scan Backward using ix_messages_conversation_created on messages"
-    assert node_label(PlanNode(node_type="Aggregate", strategy="Hashed", partial_mode="Partial", rows=1, shared_blocks=0)) == (
-        "Partial HashAggregate"
+    assert node_label(
+        PlanNode(node_type="Aggregate", strategy="Hashed", partial_mode="Partial", rows=1, shared_blocks=0)
+    ) == ("Partial HashAggregate")
+    assert (
+        node_label(PlanNode(node_type="Aggregate", strategy="Plain", partial_mode="Simple", rows=1, shared_blocks=0))
+        == "Aggregate"
     )
-    assert node_label(PlanNode(node_type="Aggregate", strategy="Plain", partial_mode="Simple", rows=1, shared_blocks=0)) == "Aggregate"
     assert node_label(PlanNode(node_type="Hash Join", join_type="Left", rows=1, shared_blocks=0)) == "Hash Left Join"
-    assert node_label(PlanNode(node_type="Nested Loop", join_type="Anti", rows=1, shared_blocks=0)) == "Nested Loop Anti Join"
+    assert (
+        node_label(PlanNode(node_type="Nested Loop", join_type="Anti", rows=1, shared_blocks=0))
+        == "Nested Loop Anti Join"
+    )
     assert node_label(PlanNode(node_type="Hash Join", join_type="Inner", rows=1, shared_blocks=0)) == "Hash Join"
 
 
@@ -126,7 +132,9 @@ def test_blocks_decide_with_the_given_limit() -> None:
 
 
 def test_a_different_shape_is_never_within_and_keeps_the_scan_rows() -> None:
-    c = compare_plans(plans({"range": {"p99": latest(50, 900, child=bitmap(4000, 900))}}), plans({"range": {"p99": latest(50, 900)}}))
+    c = compare_plans(
+        plans({"range": {"p99": latest(50, 900, child=bitmap(4000, 900))}}), plans({"range": {"p99": latest(50, 900)}})
+    )
     pair = c.pairs[0]
     assert not pair.shape_equal and not pair.within and pair.present_in_both
     assert pair.difference is not None and pair.difference.startswith("Bitmap Heap Scan on messages vs Index Scan")
@@ -143,7 +151,11 @@ def test_pairs_on_one_side_only_are_reported() -> None:
     assert [(p.query, p.rank) for p in c.pairs] == [("a", "p99"), ("a", "p50"), ("b", "all")]
     only_prod, only_syn = c.pairs[1], c.pairs[2]
     assert (only_prod.present_in_both, only_prod.within, only_prod.difference) == (False, False, "only in production")
-    assert (only_syn.present_in_both, only_syn.difference, only_syn.production_ms) == (False, "only in the synthetic run", None)
+    assert (only_syn.present_in_both, only_syn.difference, only_syn.production_ms) == (
+        False,
+        "only in the synthetic run",
+        None,
+    )
     assert c.within_share == pytest.approx(1 / 3)
 
 

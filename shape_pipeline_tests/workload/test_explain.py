@@ -56,7 +56,10 @@ def test_default_workload_runs_on_every_simulated_schema(request, engine_for, wo
         # the caller's transaction is usable and as it was: settings back, nothing prepared, no value kept
         assert conn.execute(sa.text("SHOW plan_cache_mode")).scalar_one() == "auto"
         assert conn.execute(sa.text("SELECT count(*) FROM pg_prepared_statements")).scalar_one() == 0
-        assert conn.execute(sa.text("SELECT current_setting('shape_pipeline.window_end', true)")).scalar_one() in (None, "")
+        assert conn.execute(sa.text("SELECT current_setting('shape_pipeline.window_end', true)")).scalar_one() in (
+            None,
+            "",
+        )
     assert plans.workload == "default-chat" and plans.workload_sha256 == workload.fingerprint()
     assert [(q, r) for q, ranks in plans.queries.items() for r in ranks] == workload.pairs()
     # two runs per entity: the entity at the rank and its neighbours for ranked queries, one entity otherwise
@@ -85,9 +88,15 @@ def test_ranks_are_positions_in_the_count_order(canonical_world: LoadedWorld, en
     tables = canonical_world.world.tables
     workload = load_workload(None)
     expected = {
-        ("conversation", "messages"): expected_rank_ids(tables["conversations"].select(["id"]), tables["messages"]["conversation_id"], [99, 50, 10]),
-        ("user", "messages_sent"): expected_rank_ids(tables["users"].select(["id"]), tables["messages"]["sender_id"], [99, 50, 10]),
-        ("user", "conversations"): expected_rank_ids(tables["users"].select(["id"]), tables["conversation_members"]["user_id"], [99, 50, 10]),
+        ("conversation", "messages"): expected_rank_ids(
+            tables["conversations"].select(["id"]), tables["messages"]["conversation_id"], [99, 50, 10]
+        ),
+        ("user", "messages_sent"): expected_rank_ids(
+            tables["users"].select(["id"]), tables["messages"]["sender_id"], [99, 50, 10]
+        ),
+        ("user", "conversations"): expected_rank_ids(
+            tables["users"].select(["id"]), tables["conversation_members"]["user_id"], [99, 50, 10]
+        ),
     }
     with read_only_snapshot(engine_for(canonical_world.url)) as conn:
         chosen = choose_parameters(conn, workload, CANONICAL_MAPPING, None)
@@ -97,16 +106,24 @@ def test_ranks_are_positions_in_the_count_order(canonical_world: LoadedWorld, en
                 assert setting in chosen.available
                 value = conn.execute(sa.text("SELECT current_setting(:s)"), {"s": setting}).scalar_one()
                 assert int(value) == expected_id, (entity, by, rank)
-        pair = [conn.execute(sa.text("SELECT current_setting(:s)"), {"s": rank_setting("member", "messages", "p99", part)}).scalar_one()
-                for part in ("conversation", "user")]
-        latest = conn.execute(sa.text("SELECT to_timestamp(current_setting('shape_pipeline.window_end')::numeric)")).scalar_one()
+        pair = [
+            conn.execute(
+                sa.text("SELECT current_setting(:s)"), {"s": rank_setting("member", "messages", "p99", part)}
+            ).scalar_one()
+            for part in ("conversation", "user")
+        ]
+        latest = conn.execute(
+            sa.text("SELECT to_timestamp(current_setting('shape_pipeline.window_end')::numeric)")
+        ).scalar_one()
         assert latest == conn.execute(sa.text("SELECT max(created_at) FROM messages")).scalar_one()
     members = tables["conversation_members"]
     messages = tables["messages"]
     sent: dict[tuple[int, int], int] = {}
     for key in zip(messages["conversation_id"].to_pylist(), messages["sender_id"].to_pylist(), strict=True):
         sent[key] = sent.get(key, 0) + 1
-    keys = [k for k in zip(members["conversation_id"].to_pylist(), members["user_id"].to_pylist(), strict=True) if k in sent]
+    keys = [
+        k for k in zip(members["conversation_id"].to_pylist(), members["user_id"].to_pylist(), strict=True) if k in sent
+    ]
     ordered = sorted(keys, key=lambda k: (sent[k], k))
     assert (int(pair[0]), int(pair[1])) == ordered[(99 * (len(ordered) - 1)) // 100]
 
@@ -157,17 +174,20 @@ def test_python_never_receives_a_parameter_value(mattermost_world: LoadedWorld) 
 
 
 def test_reduced_plans_hold_no_expression_or_constant(canonical_world: LoadedWorld, engine_for) -> None:
-    workload = workload_of({
-        "canary": {
-            "sql": f"SELECT count(*) FROM messages m JOIN users u ON u.id = m.sender_id "
-                   f"WHERE m.content <> '{CANARY}' AND m.conversation_id = :conversation AND u.username <> 'CANARY-USER'",
-            "params": {"conversation": {"entity": "conversation", "by": "messages", "at": ["p99"]}},
-        },
-    })
+    workload = workload_of(
+        {
+            "canary": {
+                "sql": f"SELECT count(*) FROM messages m JOIN users u ON u.id = m.sender_id "
+                f"WHERE m.content <> '{CANARY}' AND m.conversation_id = :conversation AND u.username <> 'CANARY-USER'",
+                "params": {"conversation": {"entity": "conversation", "by": "messages", "at": ["p99"]}},
+            },
+        }
+    )
     with read_only_snapshot(engine_for(canonical_world.url)) as conn:
         plans = run_workload(conn, workload, CANONICAL_MAPPING, runs=1)
-        raw = conn.execute(sa.text(
-            f"EXPLAIN (FORMAT JSON) SELECT count(*) FROM messages m WHERE m.content <> '{CANARY}'")).scalar_one()
+        raw = conn.execute(
+            sa.text(f"EXPLAIN (FORMAT JSON) SELECT count(*) FROM messages m WHERE m.content <> '{CANARY}'")
+        ).scalar_one()
     assert CANARY in json.dumps(raw)  # PostgreSQL does show it...
     dumped = plans.model_dump_json()
     assert CANARY not in dumped and "CANARY-USER" not in dumped  # ...the shape never does
@@ -177,14 +197,34 @@ def test_reduced_plans_hold_no_expression_or_constant(canonical_world: LoadedWor
 
 def test_reduce_plan_builds_nodes_from_the_allow_list_only() -> None:
     plan = {
-        "Node Type": "Hash Join", "Join Type": "Inner", "Parent Relationship": "Outer", "Alias": "secret_alias",
-        "Hash Cond": "(m.sender_id = 4242)", "Actual Rows": 7, "Actual Loops": 3, "Output": ["'4242'"],
-        "Shared Hit Blocks": 1400, "Shared Read Blocks": 13, "Subplan Name": "SubPlan 4242", "CTE Name": "cte_4242",
-        "Plans": [{
-            "Node Type": "Index Scan", "Scan Direction": "Backward", "Relation Name": "messages", "Alias": "m",
-            "Index Name": "ix_messages_sender", "Index Cond": "(sender_id = 4242)", "Filter": "(content <> 'x4242')",
-            "Sort Key": ["4242"], "Group Key": ["4242"], "Recheck Cond": "4242", "Actual Rows": 0.5, "Actual Loops": 0,
-        }],
+        "Node Type": "Hash Join",
+        "Join Type": "Inner",
+        "Parent Relationship": "Outer",
+        "Alias": "secret_alias",
+        "Hash Cond": "(m.sender_id = 4242)",
+        "Actual Rows": 7,
+        "Actual Loops": 3,
+        "Output": ["'4242'"],
+        "Shared Hit Blocks": 1400,
+        "Shared Read Blocks": 13,
+        "Subplan Name": "SubPlan 4242",
+        "CTE Name": "cte_4242",
+        "Plans": [
+            {
+                "Node Type": "Index Scan",
+                "Scan Direction": "Backward",
+                "Relation Name": "messages",
+                "Alias": "m",
+                "Index Name": "ix_messages_sender",
+                "Index Cond": "(sender_id = 4242)",
+                "Filter": "(content <> 'x4242')",
+                "Sort Key": ["4242"],
+                "Group Key": ["4242"],
+                "Recheck Cond": "4242",
+                "Actual Rows": 0.5,
+                "Actual Loops": 0,
+            }
+        ],
     }
     node = reduce_plan(plan)
     assert "4242" not in node.model_dump_json() and "secret" not in node.model_dump_json()
@@ -192,19 +232,26 @@ def test_reduce_plan_builds_nodes_from_the_allow_list_only() -> None:
     assert node.rows == 21 and node.shared_blocks == 1500  # 7 x 3 loops; 1413 rounded up
     [child] = node.children
     assert (child.relation, child.index, child.scan_direction, child.rows, child.shared_blocks) == (
-        "messages", "ix_messages_sender", "Backward", 0, 0)
+        "messages",
+        "ix_messages_sender",
+        "Backward",
+        0,
+        0,
+    )
     assert [round_up_2sig(x) for x in (0, 7, 123, 14_213, 99.5)] == [0, 7, 130, 15_000, 100]
 
 
 def test_a_failing_query_is_named_without_the_database_message(mattermost_world: LoadedWorld, engine_for) -> None:
     # PostgreSQL's message would quote the value: invalid input syntax for type integer: "x<id>"
-    workload = workload_of({
-        "fine": {"sql": 'SELECT count(*) FROM "Posts"'},
-        "cast": {
-            "sql": "SELECT ('x' || :conversation)::integer",
-            "params": {"conversation": {"entity": "conversation", "by": "messages", "at": ["p50"]}},
-        },
-    })
+    workload = workload_of(
+        {
+            "fine": {"sql": 'SELECT count(*) FROM "Posts"'},
+            "cast": {
+                "sql": "SELECT ('x' || :conversation)::integer",
+                "params": {"conversation": {"entity": "conversation", "by": "messages", "at": ["p50"]}},
+            },
+        }
+    )
     with read_only_snapshot(engine_for(mattermost_world.url)) as conn:
         with pytest.raises(ShapePipelineError) as caught:
             run_workload(conn, workload, mattermost_world.mapping, runs=1)
@@ -215,7 +262,9 @@ def test_a_failing_query_is_named_without_the_database_message(mattermost_world:
     assert message == "workload query 'cast' (p50) failed: InvalidTextRepresentation (SQLSTATE 22P02)"
     assert not any(i in message for i in ids)
     with read_only_snapshot(engine_for(mattermost_world.url)) as conn:
-        with pytest.raises(ShapePipelineError, match=r"^workload query 'typo' failed while preparing: SyntaxError \(SQLSTATE 42601\)$"):
+        with pytest.raises(
+            ShapePipelineError, match=r"^workload query 'typo' failed while preparing: SyntaxError \(SQLSTATE 42601\)$"
+        ):
             run_workload(conn, workload_of({"typo": {"sql": 'SELEC 1 FROM "Posts"'}}), mattermost_world.mapping)
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
 
@@ -227,7 +276,9 @@ def test_window_end_moves_the_time_parameters(canonical_world: LoadedWorld, engi
         naive = run_workload(conn, workload, CANONICAL_MAPPING, window_end=END.replace(tzinfo=None), runs=1)
     assert root_rows(later, "busiest_conversations", "all") == 0  # nothing in the week before
     assert root_rows(naive, "busiest_conversations", "all") == 20
-    assert root_rows(later, "unread_count", "p99") == 1 and later.queries["unread_count"]["p99"].plan.children[0].rows == 0
+    assert (
+        root_rows(later, "unread_count", "p99") == 1 and later.queries["unread_count"]["p99"].plan.children[0].rows == 0
+    )
 
 
 def test_empty_tables_leave_pairs_out(make_pg_database, engine_for) -> None:

@@ -29,8 +29,12 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_default_workload_has_the_six_app_queries_and_sixteen_pairs() -> None:
     workload = load_workload(None)
     assert list(workload.queries) == [
-        "latest_messages", "user_conversations", "unread_count",
-        "sender_messages", "busiest_conversations", "member_messages",
+        "latest_messages",
+        "user_conversations",
+        "unread_count",
+        "sender_messages",
+        "busiest_conversations",
+        "member_messages",
     ]
     pairs = workload.pairs()
     assert len(pairs) == 16 and ("busiest_conversations", ALL) in pairs
@@ -89,7 +93,9 @@ queries:
         (("name: mine", "name: ''"), "name: String should have at least 1 character"),
     ],
 )
-def test_bad_workloads_are_one_line_errors_naming_the_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+def test_bad_workloads_are_one_line_errors_naming_the_field(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
     path = write(tmp_path, LATEST.replace(*change))
     with pytest.raises(ShapePipelineError) as caught:
         load_workload(path)

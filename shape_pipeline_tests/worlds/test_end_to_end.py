@@ -69,9 +69,21 @@ def test_sample_calibrate_generate_validate_on_a_simulated_world(
 
     shape_path, config_path = tmp_path / "shape.json", tmp_path / "config.json"
     code, out, err = run_cli(
-        capsys, "sample", "--privacy", "suppression", "--database-url", production, *mapping,
-        "--as-of", END.date().isoformat(),
-        "--window-days", "30", "--output", str(shape_path), "--audit-log", str(tmp_path / "audit.jsonl"),
+        capsys,
+        "sample",
+        "--privacy",
+        "suppression",
+        "--database-url",
+        production,
+        *mapping,
+        "--as-of",
+        END.date().isoformat(),
+        "--window-days",
+        "30",
+        "--output",
+        str(shape_path),
+        "--audit-log",
+        str(tmp_path / "audit.jsonl"),
     )
     assert (code, err) == (0, ""), err
     shape = json.loads(shape_path.read_text())
@@ -89,27 +101,53 @@ def test_sample_calibrate_generate_validate_on_a_simulated_world(
     for factor in (1, 5):
         target = shape["totals"]["messages"] * factor
         code, out, err = run_cli(
-            capsys, "generate", "--config", str(config_path), "--database-url", development, *mapping,
-            "--target-messages", str(target), "--replace", "--seed", f"e2e-{factor}",
+            capsys,
+            "generate",
+            "--config",
+            str(config_path),
+            "--database-url",
+            development,
+            *mapping,
+            "--target-messages",
+            str(target),
+            "--replace",
+            "--seed",
+            f"e2e-{factor}",
         )
         assert code == 0 and "error:" not in err and "Traceback" not in err, err  # stderr: progress bar
         assert count(development, posts) == target
         report_path = tmp_path / f"report-{factor}.json"
         code, out, err = run_cli(
-            capsys, "validate", "--shape", str(shape_path), "--database-url", development, *mapping,
-            "--config", str(config_path), "--output", str(report_path), "--html", str(tmp_path / f"r{factor}.html"),
+            capsys,
+            "validate",
+            "--shape",
+            str(shape_path),
+            "--database-url",
+            development,
+            *mapping,
+            "--config",
+            str(config_path),
+            "--output",
+            str(report_path),
+            "--html",
+            str(tmp_path / f"r{factor}.html"),
         )
         assert code in (0, 1) and err == "", err  # a verdict, never a refusal
         report = json.loads(report_path.read_text())
         integrity = report["tests"]["integrity"]
         assert integrity["verdict"] == "PASS", integrity
         phase_two = {"query_plans", "physical_layout"}  # judged in test_plans.py, with a workload
-        not_passed = {k: t["reason"] for k, t in report["tests"].items() if t["verdict"] != "PASS" and k not in phase_two}
+        not_passed = {
+            k: t["reason"] for k, t in report["tests"].items() if t["verdict"] != "PASS" and k not in phase_two
+        }
         assert not not_passed, (factor, not_passed)  # every marginal and skew test, none skipped
         assert report["tests"]["query_plans"]["verdict"] == "SKIPPED"  # sampled without --workload
         layout = report["tests"]["physical_layout"]
-        failing = [(i["entity"], i["field"]) for i in layout["synthetic"]["items"]
-                   if i["error"] > i["limit"] and i["measure"] != "rows"]  # 30 of 42 days, at 1x and 5x: sizes differ by design
+        failing = [
+            (i["entity"], i["field"])
+            for i in layout["synthetic"]["items"]
+            if i["error"] > i["limit"] and i["measure"] != "rows"
+        ]  # 30 of 42 days, at 1x and 5x: sizes differ by design
         # messages lie like production's; the correlation of sequential conversation and user ids
         # with members' insert order is a known gap (see test_plans.py)
         assert not [f for f in failing if f[0] not in ("members", "conversations")], failing

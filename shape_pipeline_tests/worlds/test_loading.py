@@ -45,43 +45,79 @@ def test_canonical_world_in_postgresql(make_pg_database, worlds) -> None:
     assert scalar(url, "SELECT count(*) FROM users WHERE bio = ''") > 0
     assert scalar(url, "SELECT count(*) FROM users WHERE bio IS NULL") > 0
     assert scalar(url, "SELECT count(*) FROM pg_indexes WHERE tablename = 'messages'") >= 3
-    assert scalar(url, "SELECT count(*) FROM information_schema.table_constraints "
-                       "WHERE constraint_type = 'FOREIGN KEY'") == 4
+    assert (
+        scalar(url, "SELECT count(*) FROM information_schema.table_constraints WHERE constraint_type = 'FOREIGN KEY'")
+        == 4
+    )
 
 
 def test_mattermost_world_in_postgresql(make_pg_database, worlds) -> None:
     url = loaded(make_pg_database, worlds["mattermost"])
     assert scalar(url, """SELECT count(*) FROM "Posts" WHERE length("Id") <> 26 OR "Id" !~ '^[a-z0-9]+$'""") == 0
-    assert scalar(url, """SELECT character_maximum_length FROM information_schema.columns
-                          WHERE table_name = 'Users' AND column_name = 'Id'""") == 26
+    assert (
+        scalar(
+            url,
+            """SELECT character_maximum_length FROM information_schema.columns
+                          WHERE table_name = 'Users' AND column_name = 'Id'""",
+        )
+        == 26
+    )
     assert scalar(url, f'SELECT count(*) FROM "Posts" WHERE "CreateAt" < {START_MS} OR "CreateAt" >= {END_MS}') == 0
     assert scalar(url, 'SELECT count(*) FROM "Users" WHERE "Nickname" IS NULL') == 0
     assert scalar(url, """SELECT count(*) FROM "Users" WHERE "Nickname" = ''""") > 0
-    assert scalar(url, """SELECT is_nullable || column_default FROM information_schema.columns
-                          WHERE table_name = 'Users' AND column_name = 'FirstName'""") == "NO''::character varying"
+    assert (
+        scalar(
+            url,
+            """SELECT is_nullable || column_default FROM information_schema.columns
+                          WHERE table_name = 'Users' AND column_name = 'FirstName'""",
+        )
+        == "NO''::character varying"
+    )
     assert scalar(url, 'SELECT count(*) FROM "Posts" WHERE "DeleteAt" > 0') > 0
     assert scalar(url, 'SELECT count(*) FROM "Posts" WHERE "EditAt" > "CreateAt"') > 0
     assert scalar(url, 'SELECT count(*) FROM "Users" WHERE "DeleteAt" > 0') > 0
     assert scalar(url, """SELECT count(*) FROM "Posts" WHERE "Type" LIKE 'system_%'""") > 0
     assert scalar(url, """SELECT count(*) FROM "Posts" WHERE "FileIds" <> '[]'""") > 0
     # notes to self: a direct channel with one member, named after that member twice
-    assert scalar(url, """SELECT count(*) FROM "Channels" c WHERE "Type" = 'D' AND "Name" = (
+    assert (
+        scalar(
+            url,
+            """SELECT count(*) FROM "Channels" c WHERE "Type" = 'D' AND "Name" = (
                             SELECT m."UserId" || '__' || m."UserId" FROM "ChannelMembers" m
-                            WHERE m."ChannelId" = c."Id" LIMIT 1)""") > 0
+                            WHERE m."ChannelId" = c."Id" LIMIT 1)""",
+        )
+        > 0
+    )
 
 
 def test_slack_world_in_postgresql(make_pg_database, worlds) -> None:
     url = loaded(make_pg_database, worlds["slack"])
-    assert scalar(url, "SELECT data_type FROM information_schema.columns "
-                       "WHERE table_name = 'messages' AND column_name = 'id'") == "uuid"
-    assert scalar(url, "SELECT data_type FROM information_schema.columns "
-                       "WHERE table_name = 'messages' AND column_name = 'sent_at'") == "timestamp with time zone"
+    assert (
+        scalar(
+            url, "SELECT data_type FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'id'"
+        )
+        == "uuid"
+    )
+    assert (
+        scalar(
+            url,
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'messages' AND column_name = 'sent_at'",
+        )
+        == "timestamp with time zone"
+    )
     assert scalar(url, "SELECT count(*) FROM messages WHERE subtype IS NULL") > 0
     assert scalar(url, "SELECT count(*) FROM messages WHERE subtype = 'channel_join'") > 0
     assert scalar(url, "SELECT count(*) FROM messages WHERE jsonb_typeof(attachments) = 'array'") > 0
     assert scalar(url, "SELECT count(DISTINCT kind) FROM channels") == 4
-    assert scalar(url, "SELECT column_default FROM information_schema.columns "
-                       "WHERE table_name = 'accounts' AND column_name = 'tz'") == "'UTC'::text"
+    assert (
+        scalar(
+            url,
+            "SELECT column_default FROM information_schema.columns "
+            "WHERE table_name = 'accounts' AND column_name = 'tz'",
+        )
+        == "'UTC'::text"
+    )
     assert scalar(url, "SELECT count(*) FROM accounts WHERE real_name = ''") > 0
     assert scalar(url, "SELECT count(*) FROM accounts WHERE real_name IS NULL") > 0
 
@@ -104,8 +140,17 @@ def rows(url: str, sql: str) -> list[tuple]:
         table = sa.Table(sql, md, autoload_with=conn)
         found = conn.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
     engine.dispose()
-    return [tuple(v.astimezone(UTC) if isinstance(v, datetime) and v.tzinfo else
-                  v.replace(tzinfo=UTC) if isinstance(v, datetime) else v for v in row) for row in found]
+    return [
+        tuple(
+            v.astimezone(UTC)
+            if isinstance(v, datetime) and v.tzinfo
+            else v.replace(tzinfo=UTC)
+            if isinstance(v, datetime)
+            else v
+            for v in row
+        )
+        for row in found
+    ]
 
 
 def test_canonical_world_in_sqlite_is_the_same_as_in_postgresql(make_pg_database, tmp_path: Path) -> None:
@@ -136,8 +181,14 @@ def test_a_world_loads_in_the_apps_insert_order_and_is_analyzed(make_pg_database
     assert correlation(url, "ChannelMembers", "LastUpdateAt") > 0.95  # joined time
     assert correlation(url, "Posts", "CreateAt") > 0.95
     assert abs(correlation(url, "Posts", "ChannelId")) < 0.3
-    assert scalar(url, """SELECT count(*) FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL
-                          AND last_analyze IS NOT NULL""") == 4
+    assert (
+        scalar(
+            url,
+            """SELECT count(*) FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL
+                          AND last_analyze IS NOT NULL""",
+        )
+        == 4
+    )
     members = world.logical.members
     keys = list(zip(members["conversation_id"].to_pylist(), members["user_id"].to_pylist(), strict=True))
     assert keys == sorted(keys)  # the ground truth is still sorted by (conversation, user)

@@ -40,8 +40,12 @@ def uniform_senders(config: dict) -> dict:
     activity = config["message_generation"]["messages_per_sender"]
     mean = float(activity.get("mean") or 10.0)
     config["message_generation"]["messages_per_sender"] = {
-        "distribution": "quantile_spline", "knots": [[0.01, mean], [0.99, mean + 1]],
-        "min": mean, "max": mean + 1, "integer": True, "source": "test: hot-user skew removed",
+        "distribution": "quantile_spline",
+        "knots": [[0.01, mean], [0.99, mean + 1]],
+        "min": mean,
+        "max": mean + 1,
+        "integer": True,
+        "source": "test: hot-user skew removed",
     }
     config["conversation_generation"]["top_sender_share"] = None
     return config
@@ -77,10 +81,23 @@ def sample_and_calibrate(phase_two: dict, capsys: pytest.CaptureFixture[str]) ->
     shape_path, config_path = folder / "shape.json", folder / "config.json"
     if not shape_path.exists():
         code, _, err = run_cli(
-            capsys, "sample", "--privacy", "suppression", "--database-url", str(phase_two["production"]),
-            *phase_two["mapping"], "--workload", "default",
-            "--as-of", END.date().isoformat(), "--window-days", str(HISTORY_DAYS),
-            "--output", str(shape_path), "--audit-log", str(folder / "audit.jsonl"),
+            capsys,
+            "sample",
+            "--privacy",
+            "suppression",
+            "--database-url",
+            str(phase_two["production"]),
+            *phase_two["mapping"],
+            "--workload",
+            "default",
+            "--as-of",
+            END.date().isoformat(),
+            "--window-days",
+            str(HISTORY_DAYS),
+            "--output",
+            str(shape_path),
+            "--audit-log",
+            str(folder / "audit.jsonl"),
         )
         assert (code, err) == (0, ""), err
         code, _, err = run_cli(capsys, "calibrate", "--shape", str(shape_path), "--output", str(config_path))
@@ -93,20 +110,44 @@ def generate_and_validate(
 ) -> dict:
     target = json.loads(shape.read_text())["totals"]["messages"]
     code, _, err = run_cli(
-        capsys, "generate", "--config", str(config), "--database-url", url, *mapping,
-        "--target-messages", str(target), "--seed", "phase-two",
+        capsys,
+        "generate",
+        "--config",
+        str(config),
+        "--database-url",
+        url,
+        *mapping,
+        "--target-messages",
+        str(target),
+        "--seed",
+        "phase-two",
     )
     assert code == 0 and "error:" not in err, err
     code, _, err = run_cli(
-        capsys, "validate", "--shape", str(shape), "--database-url", url, *mapping, "--workload", "default",
-        "--config", str(config), "--output", str(report), "--html", str(report.with_suffix(".html")),
+        capsys,
+        "validate",
+        "--shape",
+        str(shape),
+        "--database-url",
+        url,
+        *mapping,
+        "--workload",
+        "default",
+        "--config",
+        str(config),
+        "--output",
+        str(report),
+        "--html",
+        str(report.with_suffix(".html")),
     )
     assert code in (0, 1) and err == "", err
     return json.loads(report.read_text())
 
 
 def test_the_faithful_dataset_gets_production_plans(
-    phase_two: dict, make_pg_database: Callable[[str], str], capsys: pytest.CaptureFixture[str],
+    phase_two: dict,
+    make_pg_database: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(settings.SALT, SALT)
@@ -114,7 +155,11 @@ def test_the_faithful_dataset_gets_production_plans(
     assert len([1 for ranks in json.loads(shape.read_text())["query_plans"]["queries"].values() for _ in ranks]) == 16
     folder = Path(phase_two["folder"])
     report = generate_and_validate(
-        capsys, config, shape, development(phase_two, make_pg_database, "plans_faithful"), folder / "faithful.json",
+        capsys,
+        config,
+        shape,
+        development(phase_two, make_pg_database, "plans_faithful"),
+        folder / "faithful.json",
         phase_two["mapping"],
     )
     plans, layout = report["tests"]["query_plans"], report["tests"]["physical_layout"]
@@ -142,7 +187,9 @@ def test_the_faithful_dataset_gets_production_plans(
 
 
 def test_removing_the_hot_users_changes_the_plans_but_not_the_marginals(
-    phase_two: dict, make_pg_database: Callable[[str], str], capsys: pytest.CaptureFixture[str],
+    phase_two: dict,
+    make_pg_database: Callable[[str], str],
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(settings.SALT, SALT)
@@ -151,7 +198,11 @@ def test_removing_the_hot_users_changes_the_plans_but_not_the_marginals(
     flat = folder / "uniform-config.json"
     flat.write_text(json.dumps(uniform_senders(json.loads(config.read_text()))))
     report = generate_and_validate(
-        capsys, flat, shape, development(phase_two, make_pg_database, "plans_uniform"), folder / "uniform.json",
+        capsys,
+        flat,
+        shape,
+        development(phase_two, make_pg_database, "plans_uniform"),
+        folder / "uniform.json",
         phase_two["mapping"],
     )
     marginal = {key: report["tests"][key]["verdict"] for key in MARGINAL_TESTS}
