@@ -3,7 +3,6 @@ configuration only: `SHAPE_PIPELINE_EXECUTOR` picks the executor, `deploy/*.yaml
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,26 +15,14 @@ from shape_pipeline import settings
 from shape_pipeline.errors import ShapePipelineError
 from shape_pipeline.locations import development
 from shape_pipeline.locations.executors import EXECUTORS, executor_from_env
+from shape_pipeline_tests.locations.test_workspace import validate_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTED = {"multiprocess": "multi_or_in_process_executor", "k8s": "k8s", "celery": "celery"}
 
 
 def validate(tmp_path: Path, executor: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SHAPE_PIPELINE_", "ANONYMIZATION_SALT", "DAGSTER_"))
-    }
-    env.update(DAGSTER_HOME=str(tmp_path), SHAPE_PIPELINE_HOME=str(tmp_path / "home"), **{settings.EXECUTOR: executor})
-    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return validate_workspace(tmp_path, SHAPE_PIPELINE_HOME=str(tmp_path / "home"), **{settings.EXECUTOR: executor})
 
 
 @pytest.mark.parametrize("executor", ["k8s", "celery"])

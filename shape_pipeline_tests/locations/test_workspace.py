@@ -13,13 +13,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_dagster_definitions_validate_on_the_workspace_without_variables(tmp_path: Path) -> None:
+def validate_workspace(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """`dagster definitions validate -w workspace.yaml` in a clean environment (no SHAPE_PIPELINE_,
+    salt or DAGSTER_ variables but `variables`) with a temporary DAGSTER_HOME."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SHAPE_PIPELINE_", "ANONYMIZATION_SALT", "DAGSTER_"))
     }
-    env["DAGSTER_HOME"] = str(tmp_path)
+    env.update(DAGSTER_HOME=str(tmp_path), **variables)
     (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    done = subprocess.run(
+    return subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=REPO,
         env=env,
@@ -28,6 +30,10 @@ def test_dagster_definitions_validate_on_the_workspace_without_variables(tmp_pat
         timeout=300,
         check=False,
     )
+
+
+def test_dagster_definitions_validate_on_the_workspace_without_variables(tmp_path: Path) -> None:
+    done = validate_workspace(tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert "Validation successful for code location production_boundary" in output
