@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
+import common  # noqa: E402 - puts the repository on the import path
 
 from chat_simulator import build_world  # noqa: E402
 from shape_pipeline.calibration.calibrate import calibrate_file  # noqa: E402
@@ -33,8 +33,6 @@ from shape_pipeline.contracts import FidelityReport  # noqa: E402
 from shape_pipeline.fidelity.validate import validate_to_files  # noqa: E402
 from shape_pipeline.generation.generate import generate_dataset  # noqa: E402
 from shape_pipeline.sampling.export import DpSettings, sample_to_file  # noqa: E402
-from shape_pipeline.scratch_database import ScratchServer  # noqa: E402
-from shape_pipeline.settings import scratch_server_url  # noqa: E402
 
 END = datetime(2025, 6, 2, tzinfo=UTC)
 VERDICTS = ("PASS", "WARNING", "FAIL", "SKIPPED")
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilon", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0, 16.0])
     parser.add_argument("--tolerance", type=float, default=0.15)
     args = parser.parse_args(argv)
-    server = ScratchServer(scratch_server_url())
+    server = common.scratch_server()
     print(f"| messages | privacy | overall | {' / '.join(VERDICTS)} | worst percentile error | failing tests |")
     print("|---|---|---|---|---|---|")
     try:

@@ -35,7 +35,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+
+import common  # noqa: E402 - puts the repository on the import path
 
 from shape_pipeline.calibration.calibrate import calibrate  # noqa: E402
 from shape_pipeline.console import silent  # noqa: E402
@@ -48,8 +49,7 @@ from shape_pipeline.generation.load_database import add_keys, bare_copy  # noqa:
 from shape_pipeline.generation.load_postgres import encode_csv, encode_rows  # noqa: E402
 from shape_pipeline.generation.plan import make_plan  # noqa: E402
 from shape_pipeline.mapping import CANONICAL_MAPPING, canonical_metadata  # noqa: E402
-from shape_pipeline.scratch_database import ScratchServer, unique_name  # noqa: E402
-from shape_pipeline.settings import scratch_server_url  # noqa: E402
+from shape_pipeline.scratch_database import unique_name  # noqa: E402
 
 SEED = "bench_generate"
 SHAPE = HERE.parent / "shape_pipeline" / "examples" / "shape-metrics-seed.json"
@@ -60,7 +60,7 @@ def bench_config() -> CalibratedConfig:
     return calibrate(load_json_model(SHAPE, ShapeMetrics, what="shape metrics"))
 
 
-SERVER = ScratchServer(scratch_server_url())
+SERVER = common.scratch_server()
 
 
 def new_database(label: str) -> str:

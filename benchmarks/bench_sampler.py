@@ -18,7 +18,6 @@ postgresql://postgres@127.0.0.1:5432/postgres), as in the test suite.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,16 +26,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import common  # noqa: E402 - puts the repository on the import path
 import sqlalchemy as sa
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shape_pipeline.console import silent  # noqa: E402
 from shape_pipeline.db import create_engine  # noqa: E402
 from shape_pipeline.sampling.export import DpSettings, sample_to_file  # noqa: E402
 from shape_pipeline.sampling.privacy import random_salt  # noqa: E402
-from shape_pipeline.scratch_database import NAME, ScratchServer, unique_name  # noqa: E402
-from shape_pipeline.settings import scratch_server_url  # noqa: E402
+from shape_pipeline.scratch_database import NAME, unique_name  # noqa: E402
 
 AS_OF = "2025-02-01"  # the window is January 2025: every generated message is inside it
 
@@ -97,11 +94,6 @@ def _index(conn: sa.Connection, with_index: bool) -> None:
         conn.exec_driver_sql("CREATE INDEX ON messages (conversation_id, created_at)")
 
 
-def load_average() -> str:
-    """Other work on the machine skews both timings: printed with every result."""
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def _bare_scan(engine: sa.Engine) -> float:
     started = time.perf_counter()
     with engine.connect() as conn:
@@ -134,7 +126,7 @@ def benchmark_database(
 ) -> Iterator[tuple[str, sa.Engine]]:
     """A database holding `messages` generated messages (URL, engine): thrown away on exit, or,
     with `reuse`, kept under that name (built when it does not exist yet, else used as it is)."""
-    server = ScratchServer(scratch_server_url())
+    server = common.scratch_server()
     name = reuse or unique_name(f"sp_bench_{label}")
     if reuse is not None and not NAME.fullmatch(reuse):
         raise SystemExit(f"--reuse {reuse!r}: lower-case letters, digits and _ only")
@@ -178,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-dp", action="store_true", help="time the suppression mode only")
     args = parser.parse_args(argv)
 
-    print(f"load average (1, 5, 15 min) at the start: {load_average()}")
+    print(f"load average (1, 5, 15 min) at the start: {common.load_average()}")
     with (
         benchmark_database("sampler", args.messages, with_index=not args.no_index, reuse=args.reuse) as (url, engine),
         tempfile.TemporaryDirectory() as tmp,
@@ -191,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sampler, suppression (all metrics):      {sampler:.2f} s, ratio {sampler / bare:.2f}x (goal: at most 3x)")
     if dp is not None:
         print(f"sampler, DP (three bounded passes):      {dp:.2f} s, ratio {dp / bare:.2f}x")
-    print(f"load average (1, 5, 15 min) at the end: {load_average()}")
+    print(f"load average (1, 5, 15 min) at the end: {common.load_average()}")
     return 0
 
 

@@ -24,10 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import bench_sampler  # noqa: E402 - the shared data builder (benchmarks/bench_sampler.py)
+import common  # noqa: E402 - puts the repository on the import path
 
 from shape_pipeline.fidelity import integrity  # noqa: E402
 from shape_pipeline.fidelity.validate import validate  # noqa: E402
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", metavar="NAME", help="keep the database NAME between runs (build it if missing)")
     args = parser.parse_args(argv)
 
-    print(f"load average (1, 5, 15 min) at the start: {bench_sampler.load_average()}")
+    print(f"load average (1, 5, 15 min) at the start: {common.load_average()}")
     with bench_sampler.benchmark_database("validate", args.messages, reuse=args.reuse) as (url, engine):
         freq = extract_frequencies(engine, CANONICAL_MAPPING, window_start=WINDOW_START, window_end=WINDOW_END)
         shape = shape_from_frequencies(
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  of which sampler aggregates:           {extract:.2f} s")
     print(f"  of which integrity checks:             {checks:.2f} s")
     print(f"ratio: {total / bare:.2f}x (goal: at most 3x)")
-    print(f"load average (1, 5, 15 min) at the end: {bench_sampler.load_average()}")
+    print(f"load average (1, 5, 15 min) at the end: {common.load_average()}")
     return 0
 
 
