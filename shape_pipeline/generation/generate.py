@@ -495,38 +495,45 @@ class PartitionedGeneration(Generation):
             f"({fmt_int(self.plan.target_messages)} messages) into {', '.join(self.destinations)}"
         )
         rows: dict[str, dict[str, int]] = {}
+        for key, counts in self._staged(keys, workers):
+            rows[key] = counts
+            self.report.detail(f"{key}: {fmt_int(sum(counts.values()))} rows staged")
+        return StageResult(rows, time.perf_counter() - started)
+
+    def _staged(self, keys: list[str], workers: int) -> Iterator[tuple[str, dict[str, int]]]:
+        """(key, row counts) of each partition as it is staged: here, or in `workers` processes."""
         if workers <= 1 or len(keys) <= 1:
             pool = text_pool(self.plan)
             for key in keys:
-                rows[key] = _stage_partition(
-                    self.plan,
-                    pool,
+                yield (
                     key,
-                    self.fingerprint,
-                    self.layout,
-                    self.database,
-                    self.parquet_dir,
-                    self.chunk_messages,
+                    _stage_partition(
+                        self.plan,
+                        pool,
+                        key,
+                        self.fingerprint,
+                        self.layout,
+                        self.database,
+                        self.parquet_dir,
+                        self.chunk_messages,
+                    ),
                 )
-                self.report.detail(f"{key}: {fmt_int(sum(rows[key].values()))} rows staged")
-        else:
-            settings = {
-                "url": self.database.url if self.database is not None else None,
-                "mapping_path": self.database.mapping_path if self.database is not None else None,
-                "fingerprint": self.fingerprint,
-                "layout": self.layout,
-                "parquet_dir": self.parquet_dir,
-                "chunk_messages": self.chunk_messages,
-            }
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                min(workers, len(keys)), mp_context=context, initializer=_start_worker, initargs=(self.plan, settings)
-            ) as executor:
-                futures = {key: executor.submit(_worker_stage, key) for key in keys}
-                for key, future in futures.items():
-                    rows[key] = future.result()
-                    self.report.detail(f"{key}: {fmt_int(sum(rows[key].values()))} rows staged")
-        return StageResult(rows, time.perf_counter() - started)
+            return
+        settings = {
+            "url": self.database.url if self.database is not None else None,
+            "mapping_path": self.database.mapping_path if self.database is not None else None,
+            "fingerprint": self.fingerprint,
+            "layout": self.layout,
+            "parquet_dir": self.parquet_dir,
+            "chunk_messages": self.chunk_messages,
+        }
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            min(workers, len(keys)), mp_context=context, initializer=_start_worker, initargs=(self.plan, settings)
+        ) as executor:
+            futures = {key: executor.submit(_worker_stage, key) for key in keys}
+            for key, future in futures.items():
+                yield key, future.result()
 
     def missing(self) -> list[str]:
         """Partitions not staged (for this fingerprint) in some destination, in key order."""

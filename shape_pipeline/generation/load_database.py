@@ -39,6 +39,11 @@ from shape_pipeline.mapping import (
 )
 
 
+def target_mapping(mapping_path: str | Path | None) -> tuple[SchemaMapping, bool]:
+    """A load target's mapping, and whether it is the canonical schema (no mapping file)."""
+    return load_mapping(mapping_path), mapping_path is None or str(mapping_path) == ""
+
+
 def refuse_production(database_url: str, production_url: str | None) -> None:
     """A target that is the configured production database is never written."""
     if production_url and db.same_database(database_url, production_url):
@@ -79,8 +84,7 @@ class DatabaseSink:
 
     def __init__(self, database_url: str, *, mapping_path: str | Path | None, replace: bool) -> None:
         self.url = database_url
-        self.mapping: SchemaMapping = load_mapping(mapping_path)
-        self.canonical = mapping_path is None or str(mapping_path) == ""
+        self.mapping, self.canonical = target_mapping(mapping_path)
         self.replace = replace
         self.engine = db.create_engine(database_url, poolclass=sa.pool.NullPool)
         self.conn: sa.Connection | None = None

@@ -54,14 +54,30 @@ def write_parts(folder: Path, index: int, chunk: Chunk) -> None:
             raise ShapePipelineError(f"--parquet-dir: cannot write {folder}: {exc}") from None
 
 
+def _refuse_unwritable(directory: Path) -> None:
+    problem = folder_problem(directory)
+    if problem:
+        raise ShapePipelineError(f"--parquet-dir: cannot write {directory}: {problem}")
+
+
+def _table_folders(folder: Path) -> None:
+    """`folder/<table>/` for every table (OSError when the disk refuses)."""
+    for name in ENTITIES:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+
+
+def _cannot_write(directory: Path, exc: OSError) -> ShapePipelineError:
+    return ShapePipelineError(f"--parquet-dir: cannot write {directory}: {exc.strerror or exc}")
+
+
 class ParquetSink:
-    """Writes chunks as Parquet parts; `commit` swaps the staged datasets in."""
+    """A dataset staged in a hidden folder (the generators write their parts there); `commit`
+    swaps it in."""
 
     def __init__(self, directory: str | Path, *, replace: bool) -> None:
         self.directory = Path(directory)
         self.replace = replace
         self.staging = self.directory / f".staging-{uuid.uuid4().hex[:8]}"
-        self.parts: dict[str, int] = dict.fromkeys(ENTITIES, 0)
         self.created: list[Path] = []  # folders made by `open` (removed again if nothing is committed)
 
     def __enter__(self) -> ParquetSink:
@@ -72,9 +88,7 @@ class ParquetSink:
 
     def open(self) -> None:
         """Refuse a file in the way and non-empty datasets unless `replace`; create the staging folder."""
-        problem = folder_problem(self.directory)
-        if problem:
-            raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {problem}")
+        _refuse_unwritable(self.directory)
         busy = [n for n in ENTITIES if (self.directory / n).is_dir() and any((self.directory / n).iterdir())]
         if busy and not self.replace:
             raise ShapePipelineError(
@@ -82,18 +96,10 @@ class ParquetSink:
             )
         try:
             self.created = make_folders(self.directory)
-            for name in ENTITIES:
-                (self.staging / name).mkdir(parents=True, exist_ok=True)
+            _table_folders(self.staging)
         except OSError as exc:
             self.close()
-            raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {exc.strerror or exc}") from None
-
-    def write(self, chunk: Chunk) -> None:
-        """Write `chunk` as the next part of each of its tables."""
-        for name in ENTITIES:
-            if name in chunk.tables:
-                write_parts(self.staging, self.parts[name], Chunk({name: chunk.tables[name]}))
-                self.parts[name] += 1
+            raise _cannot_write(self.directory, exc) from None
 
     def adopt(self, folder: Path) -> None:
         """Move the parts under `folder/<table>/` into the staged datasets (names kept)."""
@@ -143,14 +149,11 @@ class ParquetPartition:
         self.folder = self.root / f".{key}.tmp-{uuid.uuid4().hex[:8]}"
 
     def open(self) -> None:
-        problem = folder_problem(self.directory)
-        if problem:
-            raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {problem}")
+        _refuse_unwritable(self.directory)
         try:
-            for name in ENTITIES:
-                (self.folder / name).mkdir(parents=True, exist_ok=True)
+            _table_folders(self.folder)
         except OSError as exc:
-            raise ShapePipelineError(f"--parquet-dir: cannot write {self.directory}: {exc.strerror or exc}") from None
+            raise _cannot_write(self.directory, exc) from None
 
     def commit(self, rows: dict[str, int]) -> None:
         """Record the partition's row counts and put it in place (replacing an earlier one)."""

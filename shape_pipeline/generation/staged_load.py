@@ -37,7 +37,7 @@ from shape_pipeline.errors import DatabaseError, ShapePipelineError
 from shape_pipeline.generation import load_postgres, load_sqlalchemy, staging
 from shape_pipeline.generation.columns import ENTITIES, Chunk, int64s
 from shape_pipeline.generation.join_order import JoinOrder
-from shape_pipeline.generation.load_database import DatabaseSink, add_keys, create_indexes
+from shape_pipeline.generation.load_database import DatabaseSink, add_keys, create_indexes, target_mapping
 from shape_pipeline.generation.partitions import PARTITION_KEYS, partition_kind
 from shape_pipeline.generation.plan import Plan
 from shape_pipeline.generation.schema_writer import TableWriter, build_writers
@@ -101,10 +101,7 @@ class StagedDatabase:
         self.url = database_url
         self.mapping_path = mapping_path
         self.replace = replace
-        probe = DatabaseSink(database_url, mapping_path=mapping_path, replace=replace)
-        self.mapping = probe.mapping
-        self.canonical = probe.canonical
-        probe.engine.dispose()
+        self.mapping, self.canonical = target_mapping(mapping_path)
         self.engine = db.create_engine(database_url, poolclass=sa.pool.NullPool)
         self.postgres = db.is_postgres(self.engine)
         self.notes: list[str] = []

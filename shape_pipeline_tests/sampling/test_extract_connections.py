@@ -11,15 +11,13 @@ answer too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from shape_pipeline.db import create_engine
 from shape_pipeline.mapping import CANONICAL_MAPPING
 from shape_pipeline.sampling.bounded import (
     ContributionBound,
@@ -29,6 +27,7 @@ from shape_pipeline.sampling.bounded import (
 )
 from shape_pipeline.sampling.extract import CONTENT, HOURS, ORDERED, PAIRS, extract_frequencies
 from shape_pipeline.sampling.frequencies import FrequencyTables
+from shape_pipeline_tests.sampling.test_extract import engine_for
 
 START = datetime(2025, 1, 1, 7, 30, tzinfo=UTC)  # not on a whole hour: hours carry their day
 END = START + timedelta(days=20)
@@ -63,15 +62,6 @@ SELECT g, c, CASE WHEN random() < 0.03 THEN NULL WHEN random() < 0.8 THEN 1 + mo
          + (CASE WHEN random() < 0.3 THEN mod(g, 7) ELSE 0 END) * interval '1 second'  -- is exact to the millisecond only
 FROM (SELECT g, 1 + floor(120 * power(random(), 2))::bigint AS c FROM generate_series(1, 6000) g) s;
 """
-
-
-@contextmanager
-def engine_for(url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
